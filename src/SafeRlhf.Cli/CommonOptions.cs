@@ -19,6 +19,23 @@ public static class CommonOptions
         AllowMultipleArgumentsPerToken = false,
     };
 
+    public static Option<string?> Resume() => new("--resume")
+    {
+        Description = "Continue the run in this folder from its latest checkpoint (its config.json unless --config is given)",
+    };
+
+    /// <summary>With --resume DIR: the run folder is DIR and the config defaults to DIR/config.json; a different --out is
+    /// refused. Without it the config file is required. Returns the run folder (null = a new default one) and config file.</summary>
+    public static (string? OutPath, string ConfigFile) ResolveResume(string? resume, string? outPath, string? configFile, string required)
+    {
+        if (resume is null)
+            return (outPath, configFile ?? throw new CliException($"--config: required (a JSON file with at least {required})"));
+        if (!Directory.Exists(resume)) throw new CliException($"--resume: run folder not found: {resume}");
+        if (outPath is not null && Path.GetFullPath(outPath) != Path.GetFullPath(resume))
+            throw new CliException("--resume continues in its own run folder: leave out --out");
+        return (resume, configFile ?? Path.Combine(resume, "config.json"));
+    }
+
     public static Option<bool> Quiet() => new("--quiet") { Description = "No progress display; print only the result path" };
 
     public static Option<bool> Verbose() => new("--verbose") { Description = "Show stack traces on errors", Recursive = true };

@@ -238,14 +238,62 @@ public sealed class RlCommandTests : IDisposable
     }
 
     [Fact]
-    public void HelpSaysRlStagesCannotResume()
+    public void PpoLagResumedAfterAStopGivesBitIdenticalStepsAndWeights()
+    {
+        string data = PkuData(6);
+        string rewardRun = ScoreRun("reward", data);
+        string costRun = ScoreRun("cost", data);
+        string config = Json("ppo-lag.json", RlConfig(Model, rewardRun, costRun, data, steps: 4));
+        string whole = Path.Combine(_dir, "whole"), split = Path.Combine(_dir, "split");
+
+        Ok(Cli("ppo-lag", "--config", config, "--out", whole, "--device", "cpu", "--quiet"));
+        Ok(Cli("ppo-lag", "--config", config, "--set", "stop_after_steps=2", "--out", split, "--device", "cpu", "--quiet"));
+        Assert.Equal("checkpoint-2", File.ReadAllText(Path.Combine(split, "latest")).Trim());
+        Assert.False(File.Exists(Path.Combine(split, "result.json")));
+        var state = ReadJson(Path.Combine(split, "checkpoint-2", "trainer_state.json"));
+        Assert.Equal(2, state.GetProperty("step").GetInt32());
+        Assert.Equal(["actor", "cost_critic", "reward_critic"],
+            state.GetProperty("optimizer_steps").EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(4, state.GetProperty("lagrange").GetProperty("window").GetArrayLength()); // 2 steps × 2 episode costs
+        Assert.True(File.Exists(Path.Combine(split, "checkpoint-2", "cost_critic.safetensors")));
+
+        Ok(Cli("ppo-lag", "--resume", split, "--set", "stop_after_steps=0", "--device", "cpu", "--quiet"));
+
+        // Every metric of every step (losses, λ, rewards, costs, KL) is bit-identical: the JSON lines are equal.
+        var expected = File.ReadAllLines(Path.Combine(whole, "metrics.jsonl"));
+        Assert.Equal(4, expected.Length);
+        Assert.Equal(expected, File.ReadAllLines(Path.Combine(split, "metrics.jsonl")));
+        Assert.True(Lines(Path.Combine(whole, "metrics.jsonl")).Select(m => m.GetProperty("lambda").GetDouble()).Distinct().Count() > 1,
+            "λ should move from step to step");
+        foreach (var file in new[] { "actor.safetensors", "checkpoint-4/reward_critic.safetensors", "checkpoint-4/cost_critic.safetensors" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(whole, file)), File.ReadAllBytes(Path.Combine(split, file)));
+        Assert.Equal(ReadJson(Path.Combine(whole, "result.json")).GetProperty("lambda_trace").GetRawText(),
+            ReadJson(Path.Combine(split, "result.json")).GetProperty("lambda_trace").GetRawText());
+    }
+
+    [Fact]
+    public void ResumingAPpoCheckpointAsPpoLagIsRefused()
+    {
+        string data = PkuData(6);
+        string rewardRun = ScoreRun("reward", data);
+        string costRun = ScoreRun("cost", data);
+        string run = Path.Combine(_dir, "ppo");
+        Ok(Cli("ppo", "--config", Json("ppo.json", RlConfig(Model, rewardRun, costRun, data, steps: 2)), "--set", "stop_after_steps=1",
+            "--out", run, "--device", "cpu", "--quiet"));
+        AssertCleanFailure(Cli("ppo-lag", "--resume", run, "--device", "cpu"), "'ppo' checkpoint, not 'ppo-lag'");
+        File.Delete(Path.Combine(run, "checkpoint-1", "reward_critic.safetensors"));
+        AssertCleanFailure(Cli("ppo", "--resume", run, "--device", "cpu"), "corrupt checkpoint", "reward_critic.safetensors");
+    }
+
+    [Fact]
+    public void HelpOfRlStagesOffersResume()
     {
         foreach (var command in new[] { "ppo", "ppo-lag", "reward-shaping" })
         {
             var r = Cli(command, "--help");
             Assert.Equal(0, r.Code);
-            Assert.Contains("no --resume for rl stages yet", r.Out.ToLowerInvariant());
-            Assert.DoesNotContain("--resume <", r.Out);
+            Assert.Contains("--resume", r.Out);
+            Assert.Contains("stop_after_steps", r.Out);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using SafeRlhf.Cli.Stages;
 using SafeRlhf.Llama;
@@ -17,17 +18,21 @@ namespace SafeRlhf.Cli.Commands;
 /// step), result.json and the final actor (actor.safetensors, loadable by `saferlhf generate`).</summary>
 public static class RlCommands
 {
-    private const string NoResume = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
-        "tokenizer, score_base, max_prompt_length, seed, rl.*. No --resume for RL stages yet: an interrupted run saves nothing.";
+    private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
+        "tokenizer, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*. Checkpoints hold the actor, the critics, " +
+        "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run, and Ctrl-C saves one.";
+
+    private const string RewardCriticFile = "reward_critic.safetensors";
+    private const string CostCriticFile = "cost_critic.safetensors";
 
     public static Command Ppo() => CreateRl("ppo", RlMode.Ppo,
-        $"PPO of a policy against a reward model (one critic; the cost model is only reported). {NoResume}");
+        $"PPO of a policy against a reward model (one critic; the cost model is only reported). {RlConfigKeys}");
 
     public static Command PpoLag() => CreateRl("ppo-lag", RlMode.PpoLagrangian,
-        $"Safe RLHF: PPO-Lagrangian with reward and cost critics and a learned multiplier λ. {NoResume}");
+        $"Safe RLHF: PPO-Lagrangian with reward and cost critics and a learned multiplier λ. {RlConfigKeys}");
 
     public static Command RewardShaping() => CreateRl("reward-shaping", RlMode.RewardShaping,
-        $"PPO on the shaped reward R − ν·C with a fixed ν (rl.nu). {NoResume}");
+        $"PPO on the shaped reward R − ν·C with a fixed ν (rl.nu). {RlConfigKeys}");
 
     public static Command Eval()
     {
@@ -81,17 +86,23 @@ public static class RlCommands
     private static Command CreateRl(string name, RlMode mode, string description)
     {
         var (command, config, set, @out, device, quiet) = Skeleton(name, description);
+        var resumeOption = CommonOptions.Resume();
+        command.Options.Add(resumeOption);
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
-            var c = Load(parse, config, set, new RlConfig(), "'actor', 'reward_model', 'cost_model' and 'data'");
-            return RunRl(name, mode, c, DeviceFactory.Create(parse.GetValue(device)!), parse.GetValue(@out), parse.GetValue(quiet));
+            string? resume = parse.GetValue(resumeOption);
+            var (outPath, configFile) = CommonOptions.ResolveResume(resume, parse.GetValue(@out), parse.GetValue(config),
+                "'actor', 'reward_model', 'cost_model' and 'data'");
+            var c = ConfigLoader.Load(new RlConfig(), configFile, parse.GetValue(set) ?? []);
+            c.Validate();
+            return RunRl(name, mode, c, DeviceFactory.Create(parse.GetValue(device)!), outPath, resume is not null, parse.GetValue(quiet));
         }));
         return command;
     }
 
     // ---------------- ppo / ppo-lag / reward-shaping ----------------
 
-    private static int RunRl(string name, RlMode mode, RlConfig config, Device device, string? outPath, bool quiet)
+    private static int RunRl(string name, RlMode mode, RlConfig config, Device device, string? outPath, bool resuming, bool quiet)
     {
         // Fail on a missing score model before the (slow) model loading.
         RlModels.ResolveScoreFile("reward_model", config.RewardModel);
@@ -123,49 +134,116 @@ public static class RlCommands
             r => prompts[r.NextInt(prompts.Count)], rng, pad, eos);
 
         var run = RunFolder.Create(outPath, name);
-        if (File.Exists(run.MetricsPath)) File.Delete(run.MetricsPath);
+        var checkpointModels = new List<CheckpointModel>
+        {
+            new(StageCheckpoint.ModelFile, path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name })),
+            new(RewardCriticFile, path => StageCheckpoint.SaveModule(rewardCritic, path, CriticMetadata(name))),
+        };
+        if (costCritic is not null) checkpointModels.Add(new(CostCriticFile, path => StageCheckpoint.SaveModule(costCritic, path, CriticMetadata(name))));
+        var optimizers = trainer.NamedOptimizers.Select(x => new CheckpointOptimizer(x.Name, x.Optimizer)).ToList();
+        var losses = new List<double>();
+        var history = new List<IReadOnlyDictionary<string, double>>();
+        string? lastCheckpoint = null;
+        int savedStep = -1;
+        if (resuming)
+        {
+            var checkpoint = StageCheckpoint.ReadLatest(run.Path, name);
+            if (checkpoint.State.TotalSteps != o.Steps)
+                throw new CliException($"--resume: the checkpoint belongs to a run of {checkpoint.State.TotalSteps} steps, " +
+                                       $"the config asks for rl.steps = {o.Steps}");
+            StageCheckpoint.LoadInto(actor, checkpoint.ModelPath);
+            StageCheckpoint.LoadInto(rewardCritic, checkpoint.File(RewardCriticFile));
+            if (costCritic is not null) StageCheckpoint.LoadInto(costCritic, checkpoint.File(CostCriticFile));
+            foreach (var optimizer in optimizers) checkpoint.RestoreOptimizer(optimizer);
+            if (trainer.Lagrange is { } lagrange)
+            {
+                var saved = checkpoint.State.Lagrange
+                            ?? throw new CliException($"corrupt checkpoint: {checkpoint.Folder}: trainer state has no λ for a PPO-Lagrangian run");
+                lagrange.Restore(saved.LogLambda, saved.Window);
+            }
+            rng.State = checkpoint.State.RngState;
+            trainer.ResumeAt(checkpoint.State.Step);
+            losses.AddRange(checkpoint.State.Losses);
+            StageCheckpoint.TruncateMetrics(run.MetricsPath, checkpoint.State.Step);
+            history.AddRange(ReadMetricValues(run.MetricsPath));
+            if (history.Count != checkpoint.State.Step)
+                throw new CliException($"--resume: {run.MetricsPath} holds {history.Count} steps, the checkpoint {checkpoint.State.Step}");
+            (lastCheckpoint, savedStep) = (checkpoint.Folder, checkpoint.State.Step);
+        }
+        else
+        {
+            if (StageCheckpoint.Exists(run.Path))
+                throw new CliException($"--out: {run.Path} already holds a checkpoint; continue it with --resume {run.Path} or choose another folder");
+            if (File.Exists(run.MetricsPath)) File.Delete(run.MetricsPath);
+        }
         run.SaveConfig(config);
         if (!quiet)
             Console.WriteLine($"{name}: {prompts.Count} prompts from {config.Data}{(skipped > 0 ? $" ({skipped} longer than max_prompt_length skipped)" : "")}, " +
-                              $"{o.Steps} steps of {o.BatchSize} rollouts on {device.Name}; run folder {run.Path}");
+                              $"{(resuming ? $"resuming at step {trainer.StepsDone} of " : "")}{o.Steps} steps of {o.BatchSize} rollouts " +
+                              $"on {device.Name}; run folder {run.Path}");
 
-        var history = new List<StepMetrics>();
+        void Save()
+        {
+            var lagrangeState = trainer.Lagrange is { } l ? new LagrangeState(l.LogLambda, l.Window.ToArray()) : null;
+            lastCheckpoint = StageCheckpoint.Save(run.Path, name, trainer.StepsDone, o.Steps, checkpointModels, optimizers, rng, losses, lagrangeState);
+            savedStep = trainer.StepsDone;
+        }
+
+        bool stopped;
         try
         {
-            RunWithProgress.Execute(quiet, run, (onStep, _, cancel) =>
+            stopped = RunWithProgress.Execute(quiet, run, (onStep, _, cancel) =>
             {
-                for (int step = 0; step < o.Steps; step++)
+                while (trainer.StepsDone < o.Steps)
                 {
-                    cancel.ThrowIfCancellationRequested();
+                    if (cancel.IsCancellationRequested)
+                    {
+                        if (trainer.StepsDone > 0 && savedStep != trainer.StepsDone) Save();
+                        cancel.ThrowIfCancellationRequested();
+                    }
                     var m = trainer.Step();
-                    history.Add(m);
+                    losses.Add(m.Values["actor_loss"]);
+                    history.Add(m.Values);
                     onStep(m);
+                    int s = trainer.StepsDone;
+                    bool stopHere = config.StopAfterSteps > 0 && s >= config.StopAfterSteps && s < o.Steps;
+                    if (stopHere || s == o.Steps || (config.CheckpointEvery > 0 && s % config.CheckpointEvery == 0)) Save();
+                    if (stopHere) return true;
                 }
-                return history.Count;
+                return false;
             });
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine($"interrupted at step {history.Count} of {o.Steps}; nothing saved (no --resume for RL stages yet)");
+            Console.Error.WriteLine(lastCheckpoint is null
+                ? "interrupted before the first step; nothing saved"
+                : $"interrupted at step {trainer.StepsDone} of {o.Steps}; checkpoint {lastCheckpoint} (continue with --resume {run.Path})");
             return 130;
+        }
+        if (stopped)
+        {
+            Console.WriteLine(quiet ? lastCheckpoint
+                : $"stopped after step {trainer.StepsDone} of {o.Steps}; checkpoint {lastCheckpoint} (continue with --resume {run.Path})");
+            return 0;
         }
 
         string actorPath = Path.Combine(run.Path, "actor.safetensors");
         LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name });
-        var last = history[^1].Values;
+        var last = history[^1];
         double? Last(string key) => last.TryGetValue(key, out var v) ? v : null;
         var result = new Dictionary<string, object?>
         {
             ["stage"] = name,
             ["steps"] = history.Count,
+            ["checkpoint"] = lastCheckpoint,
             ["prompts"] = prompts.Count,
             ["final_reward"] = Last("reward"),
             ["final_cost"] = Last("cost"),
             ["final_kl"] = Last("kl"),
             ["final_lambda"] = Last("lambda"),
-            ["mean_reward"] = history.Average(m => m.Values["reward"]),
-            ["mean_cost"] = history.Average(m => m.Values["cost"]),
-            ["lambda_trace"] = mode == RlMode.PpoLagrangian ? history.Select(m => m.Values["lambda"]).ToArray() : null,
+            ["mean_reward"] = history.Average(m => m["reward"]),
+            ["mean_cost"] = history.Average(m => m["cost"]),
+            ["lambda_trace"] = mode == RlMode.PpoLagrangian ? history.Select(m => m["lambda"]).ToArray() : null,
             ["actor"] = actorPath,
         };
         run.WriteJson("result.json", result);
@@ -174,6 +252,27 @@ public static class RlCommands
             Console.WriteLine($"{name}: done, {history.Count} steps, reward {last["reward"]:F3}, cost {last["cost"]:F3}" +
                               (last.TryGetValue("lambda", out var l) ? $", λ {l:F3}" : "") + $"; actor {actorPath}");
         return 0;
+    }
+
+    private static Dictionary<string, string> CriticMetadata(string stage) =>
+        new() { ["stage"] = stage, ["format"] = "saferlhf-score-model" };
+
+    /// <summary>The values of every step in a run's metrics.jsonl (without its stage and step fields), in order.</summary>
+    private static List<IReadOnlyDictionary<string, double>> ReadMetricValues(string metricsPath)
+    {
+        var steps = new List<IReadOnlyDictionary<string, double>>();
+        if (!File.Exists(metricsPath)) return steps;
+        foreach (var line in File.ReadLines(metricsPath).Where(l => !string.IsNullOrWhiteSpace(l)))
+        {
+            using var doc = JsonDocument.Parse(line);
+            var values = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (p.Value.ValueKind == JsonValueKind.Number && p.Name != "step") values[p.Name] = p.Value.GetDouble();
+                else if (p.Value.ValueKind == JsonValueKind.String && p.Name != "stage")
+                    values[p.Name] = double.Parse(p.Value.GetString()!, CultureInfo.InvariantCulture); // NaN, Infinity
+            steps.Add(values);
+        }
+        return steps;
     }
 
     // ---------------- eval ----------------

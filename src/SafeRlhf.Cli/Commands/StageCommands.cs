@@ -23,30 +23,15 @@ public static class StageCommands
         var setOption = CommonOptions.Set();
         var outOption = new Option<string?>("--out") { Description = $"Run folder (default: runs/{stage}-<time>)" };
         var deviceOption = CommonOptions.Device();
-        var resumeOption = new Option<string?>("--resume")
-        {
-            Description = "Continue the run in this folder from its latest checkpoint (its config.json unless --config is given)",
-        };
+        var resumeOption = CommonOptions.Resume();
         var quietOption = CommonOptions.Quiet();
         var command = new Command(stage, description) { configOption, setOption, outOption, deviceOption, resumeOption, quietOption };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             string? resume = parse.GetValue(resumeOption);
-            string? outPath = parse.GetValue(outOption);
-            string? configFile = parse.GetValue(configOption);
             bool quiet = parse.GetValue(quietOption);
-            if (resume is not null)
-            {
-                if (!Directory.Exists(resume)) throw new CliException($"--resume: run folder not found: {resume}");
-                if (outPath is not null && Path.GetFullPath(outPath) != Path.GetFullPath(resume))
-                    throw new CliException("--resume continues in its own run folder: leave out --out");
-                outPath = resume;
-                configFile ??= Path.Combine(resume, "config.json");
-            }
-            else if (configFile is null)
-            {
-                throw new CliException("--config: required (a JSON file with at least 'model' and 'data')");
-            }
+            var (outPath, configFile) = CommonOptions.ResolveResume(resume, parse.GetValue(outOption), parse.GetValue(configOption),
+                "'model' and 'data'");
             var config = ConfigLoader.Load(defaults(), configFile, parse.GetValue(setOption) ?? []);
             config.Validate();
             var device = DeviceFactory.Create(parse.GetValue(deviceOption)!);

@@ -38,11 +38,17 @@ public sealed record RlConfig : RlInputsConfig
     /// <summary>The initial policy (usually the SFT model); the reference policy is a frozen copy of it.</summary>
     public string Actor { get; init; } = "";
     public PpoOptions Rl { get; init; } = new() { Steps = 10, BatchSize = 8 };
+    /// <summary>Save a checkpoint every this many steps (0 = only at the end, on interruption and at stop_after_steps).</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Stop with a checkpoint after this many steps in all (0 = run to rl.steps); continue with --resume.</summary>
+    public int StopAfterSteps { get; init; }
 
     public override void Validate()
     {
         if (string.IsNullOrWhiteSpace(Actor)) throw new CliException("config: 'actor' is required (path of the initial policy)");
         base.Validate();
+        if (CheckpointEvery < 0) throw new CliException($"config: 'checkpoint_every' must be ≥ 0, got {CheckpointEvery}");
+        if (StopAfterSteps < 0) throw new CliException($"config: 'stop_after_steps' must be ≥ 0, got {StopAfterSteps}");
         var o = Rl ?? throw new CliException("config: 'rl' must be an object");
         if (o.Steps <= 0) throw new CliException($"config: 'rl.steps' must be > 0, got {o.Steps}");
         if (o.BatchSize <= 0) throw new CliException($"config: 'rl.batch_size' must be > 0, got {o.BatchSize}");

@@ -9,14 +9,51 @@ using SafeRlhf.Tensors.Autograd;
 namespace SafeRlhf.Cli.Stages;
 
 /// <summary>What trainer_state.json holds: the stage, the steps done of the total, the optimiser step, the random
-/// generator's state and the loss of every completed step.</summary>
+/// generator's state and the loss of every completed step. Runs with several optimisers (the RL stages) also record
+/// each optimiser's step by name, and PPO-Lagrangian the multiplier's state.</summary>
 public sealed record TrainerStateFile(string Format, int Version, string Stage, int Step, int TotalSteps, int OptimizerStep,
-    ulong[] RngState, double[] Losses);
+    ulong[] RngState, double[] Losses, Dictionary<string, int>? OptimizerSteps = null, LagrangeState? Lagrange = null);
+
+/// <summary>The PPO-Lagrangian multiplier as saved: ln λ and the window of recent episode costs, oldest first.</summary>
+public sealed record LagrangeState(double LogLambda, double[] Window);
+
+/// <summary>One weights file of a checkpoint and how to write it.</summary>
+public sealed record CheckpointModel(string File, Action<string> Save);
+
+/// <summary>An optimiser of a checkpoint: its moments are stored as <c>m.&lt;name&gt;.&lt;parameter&gt;</c> (or
+/// <c>m.&lt;parameter&gt;</c> for the unnamed single optimiser of a stage run).</summary>
+public sealed record CheckpointOptimizer(string Name, AdamW Optimizer)
+{
+    public string Prefix => Name.Length == 0 ? "" : Name + ".";
+}
 
 /// <summary>A checkpoint read back: its folder, saved state and optimiser moments.</summary>
 public sealed record LoadedCheckpoint(string Folder, TrainerStateFile State, IReadOnlyDictionary<string, (double[] M, double[] V)> Moments)
 {
     public string ModelPath => Path.Combine(Folder, StageCheckpoint.ModelFile);
+
+    /// <summary>The path of one weights file of the checkpoint; a missing file throws <see cref="CliException"/>.</summary>
+    public string File(string name)
+    {
+        string path = Path.Combine(Folder, name);
+        return System.IO.File.Exists(path) ? path : throw new CliException($"corrupt checkpoint: {path} is missing");
+    }
+
+    /// <summary>Restores <paramref name="optimizer"/> from the moments saved under its name and its recorded step.</summary>
+    public void RestoreOptimizer(CheckpointOptimizer optimizer)
+    {
+        int step = optimizer.Name.Length == 0 ? State.OptimizerStep
+            : State.OptimizerSteps is { } steps && steps.TryGetValue(optimizer.Name, out int s) ? s
+            : throw new CliException($"corrupt checkpoint: {Folder}: trainer state records no step for optimizer '{optimizer.Name}'");
+        var mine = new Dictionary<string, (double[] M, double[] V)>(StringComparer.Ordinal);
+        foreach (var (name, mv) in Moments)
+            if (name.StartsWith(optimizer.Prefix, StringComparison.Ordinal)) mine[name[optimizer.Prefix.Length..]] = mv;
+        try { optimizer.Optimizer.Restore(step, mine); }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidDataException)
+        {
+            throw new CliException($"corrupt checkpoint: {Path.Combine(Folder, StageCheckpoint.OptimizerFile)}: {e.Message}");
+        }
+    }
 }
 
 /// <summary>Checkpoints of a stage run: <c>checkpoint-N/</c> folders (model.safetensors, optimizer.safetensors,
@@ -30,7 +67,8 @@ public static partial class StageCheckpoint
     public const string StateFile = "trainer_state.json";
     public const string LatestFile = "latest";
     private const string FormatName = "saferlhf-trainer-state";
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
+    private const int OldestReadableVersion = 1;
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -47,7 +85,13 @@ public static partial class StageCheckpoint
     /// <summary>Writes checkpoint-<paramref name="step"/> (model via <paramref name="saveModel"/>), points
     /// <c>latest</c> at it and removes older checkpoints. Returns its folder.</summary>
     public static string Save(string runPath, string stage, int step, int totalSteps, Action<string> saveModel, AdamW optimizer,
-        Rng rng, IReadOnlyList<double> losses)
+        Rng rng, IReadOnlyList<double> losses) =>
+        Save(runPath, stage, step, totalSteps, [new CheckpointModel(ModelFile, saveModel)], [new CheckpointOptimizer("", optimizer)], rng, losses);
+
+    /// <summary>Writes checkpoint-<paramref name="step"/> with every weights file of <paramref name="models"/>, the moments
+    /// of every optimiser and the trainer state, points <c>latest</c> at it and removes older checkpoints. Returns its folder.</summary>
+    public static string Save(string runPath, string stage, int step, int totalSteps, IReadOnlyList<CheckpointModel> models,
+        IReadOnlyList<CheckpointOptimizer> optimizers, Rng rng, IReadOnlyList<double> losses, LagrangeState? lagrange = null)
     {
         string name = $"checkpoint-{step}";
         string final = Path.Combine(runPath, name);
@@ -55,20 +99,24 @@ public static partial class StageCheckpoint
         if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
         Directory.CreateDirectory(temp);
 
-        saveModel(Path.Combine(temp, ModelFile));
+        foreach (var model in models) model.Save(Path.Combine(temp, model.File));
         var moments = new List<RawTensor>();
         using (TensorScope.Suspend())
         using (GradMode.NoGrad())
         {
-            foreach (var (param, m, v) in optimizer.Moments())
-            {
-                var dims = m.Shape.ToArray();
-                moments.Add(new RawTensor("m." + param, DType.F64, dims, MemoryMarshal.AsBytes(m.ToDoubleArray().AsSpan()).ToArray()));
-                moments.Add(new RawTensor("v." + param, DType.F64, dims, MemoryMarshal.AsBytes(v.ToDoubleArray().AsSpan()).ToArray()));
-            }
+            foreach (var o in optimizers)
+                foreach (var (param, m, v) in o.Optimizer.Moments())
+                {
+                    var dims = m.Shape.ToArray();
+                    moments.Add(new RawTensor("m." + o.Prefix + param, DType.F64, dims, MemoryMarshal.AsBytes(m.ToDoubleArray().AsSpan()).ToArray()));
+                    moments.Add(new RawTensor("v." + o.Prefix + param, DType.F64, dims, MemoryMarshal.AsBytes(v.ToDoubleArray().AsSpan()).ToArray()));
+                }
         }
         Safetensors.Write(Path.Combine(temp, OptimizerFile), moments, new Dictionary<string, string> { ["format"] = "saferlhf-adamw-moments" });
-        var state = new TrainerStateFile(FormatName, FormatVersion, stage, step, totalSteps, optimizer.Step, rng.State, losses.ToArray());
+        var single = optimizers.Count == 1 && optimizers[0].Name.Length == 0;
+        var state = new TrainerStateFile(FormatName, FormatVersion, stage, step, totalSteps, single ? optimizers[0].Optimizer.Step : 0,
+            rng.State, losses.ToArray(),
+            single ? null : optimizers.ToDictionary(o => o.Name, o => o.Optimizer.Step), lagrange);
         File.WriteAllText(Path.Combine(temp, StateFile), JsonSerializer.Serialize(state, Json));
 
         // Re-saving the same step (e.g. after a resume) replaces the old folder only once the new one is complete.
@@ -111,8 +159,9 @@ public static partial class StageCheckpoint
         catch (JsonException e) { throw new CliException($"corrupt checkpoint: {statePath} is not valid trainer state ({e.Message})"); }
         if (state is null || state.Format != FormatName || state.RngState is null || state.Losses is null)
             throw new CliException($"corrupt checkpoint: {statePath} is not a {FormatName} file");
-        if (state.Version != FormatVersion)
-            throw new CliException($"checkpoint {statePath}: format version {state.Version} is not supported (this build reads {FormatVersion})");
+        if (state.Version < OldestReadableVersion || state.Version > FormatVersion)
+            throw new CliException($"checkpoint {statePath}: format version {state.Version} is not supported " +
+                                   $"(this build reads versions {OldestReadableVersion} to {FormatVersion})");
         if (state.Stage != stage) throw new CliException($"--resume: {folder} is a '{state.Stage}' checkpoint, not '{stage}'");
         if (state.Step < 0 || state.Step > state.TotalSteps || state.Losses.Length != state.Step || state.RngState.Length != 4)
             throw new CliException($"corrupt checkpoint: {statePath} is inconsistent (step {state.Step} of {state.TotalSteps}, " +

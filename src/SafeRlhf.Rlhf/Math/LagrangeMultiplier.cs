@@ -73,6 +73,21 @@ public sealed class LagrangeMultiplier
         }
     }
 
+    /// <summary>Puts the multiplier back where a saved run left it: ln λ and the window of episode costs, oldest first.</summary>
+    public void Restore(double logLambda, IEnumerable<double> window)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        if (!double.IsFinite(logLambda)) throw new ArgumentOutOfRangeException(nameof(logLambda), logLambda, "ln λ must be finite");
+        if (LambdaMax is { } max && logLambda > double.Log(max))
+            throw new ArgumentOutOfRangeException(nameof(logLambda), logLambda, $"λ = exp({logLambda}) exceeds λ_max = {max}");
+        var costs = window.ToList();
+        if (costs.Count > WindowSize)
+            throw new ArgumentException($"{costs.Count} episode costs do not fit a window of {WindowSize}", nameof(window));
+        _window.Clear();
+        AddEpisodeCosts(costs);
+        LogLambda = logLambda;
+    }
+
     /// <summary>One SGD step of ln λ on the current window; returns J_c used by the step.</summary>
     public double Update()
     {

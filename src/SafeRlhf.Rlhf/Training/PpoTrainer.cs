@@ -61,7 +61,22 @@ public sealed class PpoTrainer : IDisposable
 
     public int StepsDone { get; private set; }
 
-    public IEnumerable<AdamW> Optimizers => new[] { _actorOptimizer, _rewardCriticOptimizer, _costCriticOptimizer }.OfType<AdamW>();
+    public IEnumerable<AdamW> Optimizers => NamedOptimizers.Select(o => o.Optimizer);
+
+    /// <summary>The optimisers by role ("actor", "reward_critic", and "cost_critic" for PPO-Lagrangian), for checkpoints.</summary>
+    public IReadOnlyList<(string Name, AdamW Optimizer)> NamedOptimizers =>
+        _costCriticOptimizer is null
+            ? [("actor", _actorOptimizer), ("reward_critic", _rewardCriticOptimizer)]
+            : [("actor", _actorOptimizer), ("reward_critic", _rewardCriticOptimizer), ("cost_critic", _costCriticOptimizer)];
+
+    /// <summary>Continues a resumed run after <paramref name="stepsDone"/> completed steps (the caller has restored the
+    /// weights, optimisers, λ and random generator).</summary>
+    public void ResumeAt(int stepsDone)
+    {
+        if (stepsDone < 0 || stepsDone > _o.Steps)
+            throw new ArgumentOutOfRangeException(nameof(stepsDone), stepsDone, $"must be in [0, {_o.Steps}]");
+        StepsDone = stepsDone;
+    }
 
     /// <summary>One rollout and update; returns the step's metrics.</summary>
     public StepMetrics Step()
