@@ -1,10 +1,13 @@
 using SafeRlhf.Rlhf.Training;
+using System.Runtime.InteropServices;
 using Spectre.Console;
 
 namespace SafeRlhf.Cli;
 
 /// <summary>Runs a training job with a live progress bar per stage (ETA and the latest loss, reward, cost and λ),
-/// logging every step to the run's metrics.jsonl. Ctrl-C cancels the job cleanly.</summary>
+/// logging every step to the run's metrics.jsonl. Ctrl-C (SIGINT) cancels the job cleanly: the job sees its
+/// cancellation token set between steps. A SIGINT sent by another process (`kill -INT`) is handled the same way, unless
+/// the process was started with SIGINT ignored (as shells start background jobs), which the runtime respects.</summary>
 public static class RunWithProgress
 {
     public delegate T Job<T>(Action<StepMetrics> onStep, Action<string> onMessage, CancellationToken cancel);
@@ -12,41 +15,37 @@ public static class RunWithProgress
     public static T Execute<T>(bool quiet, RunFolder run, Job<T> job)
     {
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler handler = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-        Console.CancelKeyPress += handler;
-        try
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
         {
-            if (quiet || Console.IsOutputRedirected)
+            context.Cancel = true;
+            cancel.Cancel();
+        });
+        if (quiet || Console.IsOutputRedirected)
+        {
+            return job(m =>
             {
-                return job(m =>
+                run.AppendMetrics(m);
+                if (!quiet && (m.Step == m.TotalSteps || m.Step % 10 == 0)) Console.WriteLine($"{m.Stage,-15} {m.Step,5}/{m.TotalSteps}  {Describe(m)}");
+            }, message => { if (!quiet) Console.WriteLine(message); }, cancel.Token);
+        }
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var tasks = new Dictionary<string, ProgressTask>();
+                result = job(m =>
                 {
                     run.AppendMetrics(m);
-                    if (!quiet && (m.Step == m.TotalSteps || m.Step % 10 == 0)) Console.WriteLine($"{m.Stage,-15} {m.Step,5}/{m.TotalSteps}  {Describe(m)}");
-                }, message => { if (!quiet) Console.WriteLine(message); }, cancel.Token);
-            }
-            T result = default!;
-            AnsiConsole.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                    new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var tasks = new Dictionary<string, ProgressTask>();
-                    result = job(m =>
-                    {
-                        run.AppendMetrics(m);
-                        if (!tasks.TryGetValue(m.Stage, out var task))
-                            tasks[m.Stage] = task = ctx.AddTask(m.Stage, maxValue: m.TotalSteps);
-                        task.Value = m.Step;
-                        task.Description = $"{m.Stage,-15} {Markup.Escape(Describe(m))}";
-                    }, message => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]"), cancel.Token);
-                });
-            return result;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= handler;
-        }
+                    if (!tasks.TryGetValue(m.Stage, out var task))
+                        tasks[m.Stage] = task = ctx.AddTask(m.Stage, maxValue: m.TotalSteps);
+                    task.Value = m.Step;
+                    task.Description = $"{m.Stage,-15} {Markup.Escape(Describe(m))}";
+                }, message => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]"), cancel.Token);
+            });
+        return result;
     }
 
     private static readonly System.Diagnostics.Stopwatch s_clock = System.Diagnostics.Stopwatch.StartNew();

@@ -79,4 +79,34 @@ public sealed class LagrangeMultiplierTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new LagrangeMultiplier(windowSize: 0));
         Assert.Throws<ArgumentException>(() => new LagrangeMultiplier().AddEpisodeCosts([double.NaN]));
     }
+
+    [Fact]
+    public void RestoredMultiplierContinuesLikeTheOriginal()
+    {
+        var original = new LagrangeMultiplier(lambdaInit: 1.5, learningRate: 0.2, threshold: -0.5, lambdaMax: 5.0, windowSize: 4);
+        original.AddEpisodeCosts([0.3, 1.2, -0.4, 0.9, 2.0]);
+        original.Update();
+
+        var restored = new LagrangeMultiplier(lambdaInit: 1.0, learningRate: 0.2, threshold: -0.5, lambdaMax: 5.0, windowSize: 4);
+        restored.Restore(original.LogLambda, original.Window);
+        Assert.Equal(original.Window, restored.Window);
+        Assert.Equal(original.LogLambda, restored.LogLambda);
+
+        foreach (var costs in new[] { new[] { 1.0, -2.0 }, new[] { -3.0 } })
+        {
+            original.AddEpisodeCosts(costs);
+            restored.AddEpisodeCosts(costs);
+            Assert.Equal(original.Update(), restored.Update());
+            Assert.Equal(original.LogLambda, restored.LogLambda);
+        }
+    }
+
+    [Fact]
+    public void RestoreRejectsAStateTheMultiplierCannotHold()
+    {
+        var m = new LagrangeMultiplier(lambdaInit: 1.0, learningRate: 0.1, threshold: 0.0, lambdaMax: 5.0, windowSize: 2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Restore(System.Math.Log(6.0), []));
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Restore(double.NaN, []));
+        Assert.Throws<ArgumentException>(() => m.Restore(0.0, [1.0, 2.0, 3.0]));
+    }
 }
