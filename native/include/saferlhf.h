@@ -153,6 +153,18 @@ SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x, const voi
 SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const float* dy, const void* w, float* dx,
                                                   int64_t n, int64_t m, int64_t k);
 
+/* ---------------- BF16-stored weights (bf16_matmul.cpp) ---------------- */
+
+/** SR_BF16_EXACT: weights widened to fp32 exactly, fp32 products. SR_BF16_DOT: AVX-512 BF16 vdpbf16ps, with x
+ *  rounded to bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16. */
+enum { SR_BF16_EXACT = 0, SR_BF16_DOT = 1 };
+/** y [n, m] = x [n, k] · wᵀ with w [m, k] stored as bf16 (the upper 16 bits of an fp32), fp32 accumulation. */
+SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, const uint16_t* w, float* y, int64_t n, int64_t m,
+                                    int64_t k);
+/** dx [n, k] = dy [n, m] · w with w [m, k] stored as bf16 (exact widening; dx overwritten). */
+SR_API sr_status sr_bf16_matmul_backward_f32(const float* dy, const uint16_t* w, float* dx, int64_t n, int64_t m,
+                                             int64_t k);
+
 #ifdef __cplusplus
 }
 #endif

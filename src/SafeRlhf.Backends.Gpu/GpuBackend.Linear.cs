@@ -63,6 +63,15 @@ public sealed partial class GpuBackend
 
     public void QuantizedMatMul(Tensor x, Tensor w, Tensor y)
     {
+        if (w.DType == DType.BF16)
+        {
+            // y [1, N, M] = x [1, N, K] · w [1, M, K]ᵀ: MatMul stages the BF16 operand as fp32 (exact widening).
+            using var x3 = x.Unsqueeze(0);
+            using var w3 = w.Unsqueeze(0);
+            using var y3 = y.Unsqueeze(0);
+            MatMul(x3, w3, y3, transA: false, transB: true, accumulate: false);
+            return;
+        }
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
         if (w.Dim(1) != k || y.Dim(0) != n || y.Dim(1) != m || k % DTypeInfo.QuantBlock != 0)
             throw new TensorShapeException($"QuantizedMatMul: x {x.Shape}, w {w.Shape}, y {y.Shape}");
@@ -83,6 +92,15 @@ public sealed partial class GpuBackend
 
     public void QuantizedMatMulBackward(Tensor dy, Tensor w, Tensor dx)
     {
+        if (w.DType == DType.BF16)
+        {
+            // dx [1, N, K] = dy [1, N, M] · w [1, M, K], the BF16 operand staged as fp32.
+            using var dy3 = dy.Unsqueeze(0);
+            using var w3 = w.Unsqueeze(0);
+            using var dx3 = dx.Unsqueeze(0);
+            MatMul(dy3, w3, dx3, transA: false, transB: false, accumulate: false);
+            return;
+        }
         int n = dy.Dim(0), m = dy.Dim(1), k = w.Dim(1);
         if (w.Dim(0) != m || dx.Dim(0) != n || dx.Dim(1) != k)
             throw new TensorShapeException($"QuantizedMatMulBackward: dy {dy.Shape}, w {w.Shape}, dx {dx.Shape}");

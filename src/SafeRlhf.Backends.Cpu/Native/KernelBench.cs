@@ -12,7 +12,7 @@ public static class KernelBench
 {
 
     /// <summary>Names accepted by <see cref="Run"/>'s kernel filter.</summary>
-    public static IReadOnlyList<string> Kernels => KernelCases.Kernels;
+    public static IReadOnlyList<string> Kernels { get; } = [.. KernelCases.Kernels, "matmul_bf16_dot"];
 
     /// <summary>Runs the probes, then every kernel whose name contains <paramref name="kernel"/> (all when null),
     /// on <paramref name="threads"/> native threads (0: all cores); writes one line per result (JSON objects
@@ -34,7 +34,8 @@ public static class KernelBench
             Emit(new("peak_fma_f32", "24 chains", "cpu", used, 0, peakFlops, 0, 100));
             Emit(new("peak_stream", "256MiB copy", "cpu", used, 0, 0, peakStream, 100));
             var device = new Device(new NativeBackend());
-            foreach (var c in KernelCases.For(device, quick ? KernelShapes.Llama7BQuick : KernelShapes.Llama7B))
+            var shapes = quick ? KernelShapes.Llama7BQuick : KernelShapes.Llama7B;
+            foreach (var c in KernelCases.For(device, shapes).Concat(NativeOnlyCases(device, shapes)))
             {
                 if (kernel is not null && !c.Kernel.Contains(kernel, StringComparison.OrdinalIgnoreCase)) continue;
                 using var scope = new TensorScope();
@@ -50,6 +51,22 @@ public static class KernelBench
             NativeBackend.Threads = 0;
         }
         return results;
+    }
+
+    /// <summary>Kernels of the native library outside IBackend: the vdpbf16ps BF16 matmul (x rounded to bf16), on CPUs
+    /// with AVX512_BF16.</summary>
+    private static IEnumerable<KernelCase> NativeOnlyCases(Device d, KernelShapes s)
+    {
+        if (!CpuFeatures.Detect().Flags.HasFlag(CpuFeatureFlags.Avx512Bf16)) yield break;
+        var rng = new Rng(2);
+        int dim = s.Dim, hidden = s.Hidden;
+        foreach (int n in new[] { 1, s.Seq })
+            yield return new("matmul_bf16_dot", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
+            {
+                var w = KernelCases.Bf16Weight(d, rng, hidden, dim);
+                var x = rng.UniformTensor(d, DType.F32, -1, 1, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
+                return () => NativeBackend.Bf16MatMulDot(x, w, y);
+            });
     }
 
     /// <summary>Best time of repeated runs after one warm-up, stopping after about <paramref name="budget"/> seconds.</summary>

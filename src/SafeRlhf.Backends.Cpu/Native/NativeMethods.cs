@@ -104,4 +104,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial NativeStatus sr_dequantize_f32(int type, void* blocks, float* x, long n);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_f32(int type, float* x, void* w, float* y, long n, long m, long k);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_backward_f32(int type, float* dy, void* w, float* dx, long n, long m, long k);
+
+    internal const int Bf16Exact = 0, Bf16Dot = 1;
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_bf16_matmul_f32(int mode, float* x, ushort* w, float* y, long n, long m, long k);
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_bf16_matmul_backward_f32(float* dy, ushort* w, float* dx, long n, long m, long k);
 }

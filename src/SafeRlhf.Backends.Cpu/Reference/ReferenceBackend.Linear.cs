@@ -55,11 +55,15 @@ public sealed partial class ReferenceBackend
         return xs;
     }
 
+    /// <summary>The values of a low-precision weight: dequantized blocks, or BF16 widened exactly.</summary>
+    private static double[] WeightValues(Tensor w) =>
+        w.DType == DType.BF16 ? Load(w) : Array.ConvertAll(DequantizeAll(w), v => (double)v);
+
     public void QuantizedMatMul(Tensor x, Tensor w, Tensor y)
     {
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
         var xs = Load(x);
-        var ws = DequantizeAll(w);
+        var ws = WeightValues(w);
         var ys = new double[(long)n * m];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < m; j++)
@@ -75,7 +79,7 @@ public sealed partial class ReferenceBackend
     {
         int n = dy.Dim(0), m = dy.Dim(1), k = w.Dim(1);
         var dys = Load(dy);
-        var ws = DequantizeAll(w);
+        var ws = WeightValues(w);
         var dxs = new double[(long)n * k];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < m; j++)

@@ -25,11 +25,13 @@ public static partial class Ops
         return x;
     }
 
-    /// <summary>x [.., K] (F32) · wᵀ with a frozen quantized weight w [M, K] → [.., M]. The gradient flows to x only.</summary>
+    /// <summary>x [.., K] (F32) · wᵀ with a frozen low-precision weight w [M, K] stored as Q8_0, Q4_0 or BF16 → [.., M].
+    /// The gradient flows to x only. BF16 weights are used exactly (widened to fp32).</summary>
     public static Tensor QuantizedLinear(Tensor x, Tensor w)
     {
         CheckCompute("QuantizedLinear", x);
-        if (!w.DType.IsQuantized()) throw new TensorDTypeException($"QuantizedLinear: weight must be Q8_0 or Q4_0, got {w.DType}");
+        if (!w.DType.IsQuantized() && w.DType != DType.BF16)
+            throw new TensorDTypeException($"QuantizedLinear: weight must be Q8_0, Q4_0 or BF16, got {w.DType}");
         if (x.DType != DType.F32) throw new TensorDTypeException($"QuantizedLinear: x must be F32, got {x.DType}");
         if (w.Rank != 2 || x.Rank < 1 || x.Dim(-1) != w.Dim(1))
             throw new TensorShapeException($"QuantizedLinear: x {x.Shape} and weight {w.Shape} (need x [.., K], w [M, K])");

@@ -41,7 +41,7 @@ public static class KernelCases
     [
         "gemm_f32", "rmsnorm_fwd", "rmsnorm_bwd", "rope", "swiglu_fwd", "swiglu_bwd", "softmax_fwd", "softmax_bwd",
         "cross_entropy_fwd", "cross_entropy_bwd", "adamw", "attention_fwd", "attention_bwd", "quantize_q8_0",
-        "qmatmul_q8_0", "qmatmul_q4_0", "qmatmul_bwd_q8_0",
+        "qmatmul_q8_0", "qmatmul_q4_0", "qmatmul_bwd_q8_0", "matmul_bf16", "matmul_bwd_bf16",
     ];
 
     /// <summary>The cases for a device at the given shapes; each case's Setup allocates its tensors (in the caller's
@@ -180,6 +180,29 @@ public static class KernelCases
             var dy = Rand(d, rng, seq, dim); var dx = Tensor.Zeros(d, DType.F32, seq, dim);
             return () => b.QuantizedMatMulBackward(dy, w, dx);
         });
+        // BF16-stored weights at the FFN shape (w1: hidden × dim): GEMV against the bandwidth, GEMM against the FMA peak.
+        foreach (int n in new[] { 1, seq })
+            yield return new("matmul_bf16", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
+            {
+                var w = Bf16Weight(d, rng, hidden, dim);
+                var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
+                return () => b.QuantizedMatMul(x, w, y);
+            });
+        yield return new("matmul_bwd_bf16", $"{seq}x{hidden}x{dim}", 2.0 * seq * hidden * dim, 2.0 * hidden * dim + 4.0 * seq * (dim + hidden), true, () =>
+        {
+            var w = Bf16Weight(d, rng, hidden, dim);
+            var dy = Rand(d, rng, seq, hidden); var dx = Tensor.Zeros(d, DType.F32, seq, dim);
+            return () => b.QuantizedMatMulBackward(dy, w, dx);
+        });
+    }
+
+    /// <summary>A BF16 weight [rows, cols] with uniform values in [−1, 1).</summary>
+    public static Tensor Bf16Weight(Device d, Rng rng, int rows, int cols)
+    {
+        var w = Tensor.Zeros(d, DType.BF16, rows, cols);
+        using var wf = Rand(d, rng, rows, cols);
+        d.Backend.Copy(wf, w);
+        return w;
     }
 
     private static Tensor Rand(Device d, Rng rng, params int[] dims) => rng.UniformTensor(d, DType.F32, -1, 1, dims);
