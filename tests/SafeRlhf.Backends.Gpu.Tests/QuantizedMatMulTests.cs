@@ -63,4 +63,33 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         R.QuantizedMatMulBackward(dy.Ref, w.Ref, dx.Ref);
         AssertClose(dx, 1e-4, 1e-4, "dx");
     }
+
+    /// <summary>A BF16 weight with the same bytes on both devices.</summary>
+    private (Tensor Gpu, Tensor Ref) Bf16Weight(int m, int k, int seed)
+    {
+        using var wf = Tensor.FromArray(Ref, Random(seed, (long)m * k), m, k);
+        var wr = Tensor.Zeros(Ref, DType.BF16, m, k);
+        R.Copy(wf, wr);
+        return (Tensor.FromBytes(Gpu, DType.BF16, wr.ToBytes(), m, k), wr);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(6)]
+    public void Bf16WeightMatMulAndBackwardMatchReference(int n)
+    {
+        int m = 21, k = 45;
+        var w = Bf16Weight(m, k, 16);
+        var x = Pair(Random(17, (long)n * k), n, k);
+        var y = Zeros(n, m);
+        G.QuantizedMatMul(x.Gpu, w.Gpu, y.Gpu);
+        R.QuantizedMatMul(x.Ref, w.Ref, y.Ref);
+        AssertClose(y, 1e-5, 1e-5, $"y (N = {n})");
+
+        var dy = Pair(Random(18, (long)n * m), n, m);
+        var dx = Zeros(n, k);
+        G.QuantizedMatMulBackward(dy.Gpu, w.Gpu, dx.Gpu);
+        R.QuantizedMatMulBackward(dy.Ref, w.Ref, dx.Ref);
+        AssertClose(dx, 1e-5, 1e-5, "dx");
+    }
 }
