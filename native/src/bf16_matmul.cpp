@@ -79,15 +79,25 @@ inline __m512 widen16(__m256i h) {
 }
 
 void dot_rows_avx512(const uint16_t* w, const float* const* x, int rows, int64_t k, float* out) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int64_t c = 0; c < k; c += 16) {
+  // Four independent accumulators per activation row (64 weights a step) hide the FMA latency.
+  __m512 acc[4][4];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 64 <= k; c += 64) {
+    __m512 wv[4];
+    for (int u = 0; u < 4; ++u) wv[u] = widen16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c + 16 * u)));
+    for (int r = 0; r < rows; ++r)
+      for (int u = 0; u < 4; ++u) acc[r][u] = _mm512_fmadd_ps(_mm512_loadu_ps(x[r] + c + 16 * u), wv[u], acc[r][u]);
+  }
+  for (; c < k; c += 16) {
     int64_t left = k - c;
     __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
-    __m256i h = _mm256_maskz_loadu_epi16(mask, w + c);
-    __m512 wv = widen16(h);
-    for (int r = 0; r < rows; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x[r] + c), wv, acc[r]);
+    __m512 wv = widen16(_mm256_maskz_loadu_epi16(mask, w + c));
+    for (int r = 0; r < rows; ++r) acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x[r] + c), wv, acc[r][0]);
   }
-  for (int r = 0; r < rows; ++r) out[r] = hsum512(acc[r]);
+  for (int r = 0; r < rows; ++r)
+    out[r] = hsum512(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
 }
 #pragma GCC pop_options
 
