@@ -16,6 +16,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
 
@@ -165,13 +166,13 @@ void stream_rows(int64_t n, int64_t m, int64_t k, float* y, Dot&& dot) {
   });
 }
 
-/** panel[r][c] = fp32(w[(j0 + r) · k + c0 + c]) for r < rows, c < cols. */
-void widen_panel(const uint16_t* w, int64_t k, int64_t j0, int64_t rows, int64_t c0, int64_t cols, float* panel) {
-  parallel_for(rows, static_cast<double>(cols), [&](int64_t b, int64_t e) {
+/** panel[r][c] = fp32(w[(j0 + r) · k + c]) for r < rows, c < k. */
+void widen_panel(const uint16_t* w, int64_t k, int64_t j0, int64_t rows, float* panel) {
+  parallel_for(rows, static_cast<double>(k), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const uint16_t* src = w + (j0 + r) * k + c0;
-      float* dst = panel + r * cols;
-      for (int64_t c = 0; c < cols; ++c) dst[c] = bf16_to_f32(src[c]);
+      const uint16_t* src = w + (j0 + r) * k;
+      float* dst = panel + r * k;
+      for (int64_t c = 0; c < k; ++c) dst[c] = bf16_to_f32(src[c]);
     }
   });
 }
@@ -225,7 +226,7 @@ extern "C" SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, con
       sr::Buffer<float> panel(static_cast<size_t>(std::min(m, kPanelRows) * k));
       for (int64_t j0 = 0; j0 < m; j0 += kPanelRows) {
         int64_t rows = std::min(kPanelRows, m - j0);
-        sr::widen_panel(w, k, j0, rows, 0, k, panel.data());
+        sr::widen_panel(w, k, j0, rows, panel.data());
         sr::gemm_f32(n, rows, k, 1.0f, x, k, false, panel.data(), k, true, 0.0f, y + j0, m);
       }
     }
@@ -246,18 +247,11 @@ extern "C" SR_API sr_status sr_bf16_matmul_backward_f32(const float* dy, const u
     std::fill(dx, dx + n * k, 0.0f);
     return SR_OK;
   }
-  // dx[:, c0:c1] = Σ over row panels j0..j1 of dy[:, j0:j1] · w[j0:j1, c0:c1] (widened panel)
-  constexpr int64_t kRows = 512, kCols = 1024;
   try {
-    sr::Buffer<float> panel(static_cast<size_t>(std::min(m, kRows) * std::min(k, kCols)));
-    for (int64_t c0 = 0; c0 < k; c0 += kCols) {
-      int64_t cols = std::min(kCols, k - c0);
-      for (int64_t j0 = 0; j0 < m; j0 += kRows) {
-        int64_t rows = std::min(kRows, m - j0);
-        sr::widen_panel(w, k, j0, rows, c0, cols, panel.data());
-        sr::gemm_f32(n, cols, rows, 1.0f, dy + j0, m, false, panel.data(), cols, false, j0 == 0 ? 0.0f : 1.0f, dx + c0, k);
-      }
-    }
+    sr::backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
+      const uint16_t* src = w + j * k + c0;
+      for (int64_t c = 0; c < cols; ++c) out[c] = sr::bf16_to_f32(src[c]);
+    });
   } catch (const std::bad_alloc&) {
     return sr::fail(SR_OUT_OF_MEMORY, "sr_bf16_matmul_backward_f32: out of memory");
   }

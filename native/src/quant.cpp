@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
 
@@ -301,22 +302,10 @@ extern "C" SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const
     return SR_OK;
   }
   const int64_t row_bytes = k / sr::QK * sr::block_bytes(type);
-  // dx[:, c0:c1] = Σ over row panels j0..j1 of dy[:, j0:j1] · w[j0:j1, c0:c1] (dequantized panel)
-  constexpr int64_t kRows = 512, kCols = 1024;
   try {
-    sr::Buffer<float> panel(static_cast<size_t>(std::min(m, kRows) * std::min(k, kCols)));
-    for (int64_t c0 = 0; c0 < k; c0 += kCols) {
-      int64_t cols = std::min(kCols, k - c0);
-      for (int64_t j0 = 0; j0 < m; j0 += kRows) {
-        int64_t rows = std::min(kRows, m - j0);
-        sr::parallel_for(rows, static_cast<double>(cols), [&](int64_t b, int64_t e) {
-          for (int64_t j = b; j < e; ++j)
-            sr::dequantize_row(type, static_cast<const char*>(w) + (j0 + j) * row_bytes + c0 / sr::QK * sr::block_bytes(type),
-                               cols / sr::QK, panel.data() + j * cols);
-        });
-        sr::gemm_f32(n, cols, rows, 1.0f, dy + j0, m, false, panel.data(), cols, false, j0 == 0 ? 0.0f : 1.0f, dx + c0, k);
-      }
-    }
+    sr::backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
+      sr::dequantize_row(type, static_cast<const char*>(w) + j * row_bytes + c0 / sr::QK * sr::block_bytes(type), cols / sr::QK, out);
+    });
   } catch (const std::bad_alloc&) {
     return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_backward_f32: out of memory");
   }
