@@ -55,6 +55,16 @@ public sealed class FusedOpTests
     }
 
     [Fact]
+    public void TokenLogProbsMatchLogSoftmaxGather()
+    {
+        var rng = new Rng(15);
+        var logits = rng.NormalTensor(Dev, DType.F64, 0, 3, 5, 9);
+        int[] targets = [8, 0, 4, 4, 1];
+        var expected = logits.LogSoftmax().Gather(1, Tensor.FromArray(Dev, targets, 5, 1)).Reshape(5);
+        Close(expected, Ops.TokenLogProbs(logits, Tensor.FromArray(Dev, targets, 5)), 1e-12);
+    }
+
+    [Fact]
     public void SwiGluAndLogSigmoidMatchComposition()
     {
         var rng = new Rng(6);

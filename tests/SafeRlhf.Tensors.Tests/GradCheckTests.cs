@@ -117,6 +117,10 @@ public abstract class GradCheckTests
     [Fact] public void SwiGlu() => Check(Dev, x => Ops.SwiGlu(x[0], x[1]), [Random(R(), 3, 4), Random(R(2), 3, 4)]);
 
     [Fact]
+    public void TokenLogProbs() =>
+        Check(Dev, x => Ops.TokenLogProbs(x[0], Ints([1, 4, 3, 0], 4)), [Random(R(), 4, 5)]);
+
+    [Fact]
     public void CrossEntropyWithIgnoreIndex() =>
         Check(Dev, x => Ops.CrossEntropy(x[0], Ints([1, -100, 3, 0], 4), ignoreIndex: -100), [Random(R(), 4, 5)]);
 

@@ -16,8 +16,9 @@ public static class PolicyOps
         var next = new int[batch.Batch * (batch.Length - 1)];
         for (int b = 0; b < batch.Batch; b++)
             for (int t = 0; t < batch.Length - 1; t++) next[b * (batch.Length - 1) + t] = batch.Tokens[b * batch.Length + t + 1];
-        var index = Tensor.FromArray(device, next, batch.Batch, batch.Length - 1, 1);
-        return logits.LogSoftmax().Gather(-1, index).Reshape(batch.Batch, batch.Length - 1);
+        var targets = Tensor.FromArray(device, next, next.Length);
+        var rows = logits.Reshape(next.Length, logits.Dim(-1));                     // [B·(L−1), V]
+        return Ops.TokenLogProbs(rows, targets).Reshape(batch.Batch, batch.Length - 1);
     }
 
     /// <summary>Per-token scores [B, L] of a score model.</summary>

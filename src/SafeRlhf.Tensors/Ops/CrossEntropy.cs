@@ -28,4 +28,30 @@ public static partial class Ops
             return [dx];
         });
     }
+
+    /// <summary>logits [N, V], targets I32 [N] → log softmax(logits[n])[targets[n]] for every row [N], without
+    /// materialising the [N, V] log-softmax (the cross-entropy kernels, negated).</summary>
+    public static Tensor TokenLogProbs(Tensor logits, Tensor targets)
+    {
+        CheckCompute("TokenLogProbs", logits);
+        CheckIndex("TokenLogProbs", targets, logits.Device);
+        CheckRank("TokenLogProbs", logits, 2, "logits [N, V]");
+        if (targets.Rank != 1 || targets.Dim(0) != logits.Dim(0))
+            throw new TensorShapeException($"TokenLogProbs: targets {targets.Shape} must be [N] for logits {logits.Shape}");
+        const int noIgnoredTarget = int.MinValue;
+        var x = logits.Contiguous();
+        var t = targets.Contiguous();
+        var losses = Empty(x.Device, x.DType, x.Dim(0));
+        var lse = Empty(x.Device, x.DType, x.Dim(0));
+        x.Backend.CrossEntropy(x, t, losses, lse, noIgnoredTarget);
+        Tensor logp;
+        using (Autograd.GradMode.NoGrad()) logp = losses.Neg();
+        return Record("TokenLogProbs", logp, [logits], dy =>
+        {
+            var dLosses = dy.Neg().Contiguous();
+            var dx = EmptyLike(x);
+            x.Backend.CrossEntropyBackward(x, t, lse, dLosses, dx, noIgnoredTarget);
+            return [dx];
+        });
+    }
 }
