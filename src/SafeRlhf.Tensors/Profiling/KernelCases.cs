@@ -161,15 +161,16 @@ public static class KernelCases
             var x = Rand(d, rng, dim, dim); var q = Tensor.Zeros(d, DType.Q8_0, dim, dim);
             return () => b.Quantize(x, q);
         });
+        // Quantized weights at the FFN shape (w1: hidden × dim), like the BF16 cases below.
         foreach (var (dtype, name) in new[] { (DType.Q8_0, "qmatmul_q8_0"), (DType.Q4_0, "qmatmul_q4_0") })
         {
-            double wBytes = (dtype == DType.Q8_0 ? 34.0 : 18.0) / 32 * dim * dim;
+            double wBytes = (dtype == DType.Q8_0 ? 34.0 : 18.0) / 32 * hidden * dim;
             foreach (int n in new[] { 1, seq })
-                yield return new(name, $"{n}x{dim}x{dim}", 2.0 * n * dim * dim, wBytes + 4.0 * n * dim * 2, n > 1, () =>
+                yield return new(name, $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, wBytes + 4.0 * n * (dim + hidden), n > 1, () =>
                 {
-                    var w = Tensor.Zeros(d, dtype, dim, dim);
-                    using (var wf = Rand(d, rng, dim, dim)) b.Quantize(wf, w);
-                    var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, dim);
+                    var w = Tensor.Zeros(d, dtype, hidden, dim);
+                    using (var wf = Rand(d, rng, hidden, dim)) b.Quantize(wf, w);
+                    var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
                     return () => b.QuantizedMatMul(x, w, y);
                 });
         }
