@@ -116,6 +116,9 @@ SR_API sr_status sr_cross_entropy_backward_f32(const float* logits, const int32_
                                                const float* d_losses, float* d_logits, int64_t rows,
                                                int64_t vocab, int32_t ignore_index);
 
+/** out = Σ fp32(x[i]·x[i]) accumulated in double (the squared gradient norm for clipping); independent of the
+ *  thread count. */
+SR_API sr_status sr_sum_squares_f32(const float* x, int64_t n, double* out);
 /** One AdamW step in place over n parameters (decoupled weight decay, bias correction, step ≥ 1). */
 SR_API sr_status sr_adamw_f32(float* param, const float* grad, float* m, float* v, int64_t n, double lr,
                               double beta1, double beta2, double eps, double weight_decay, int32_t step);

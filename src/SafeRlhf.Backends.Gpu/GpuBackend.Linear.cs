@@ -135,6 +135,17 @@ public sealed partial class GpuBackend
         _kernels.Dequantize.Value(Linear(x.Numel), QuantBytes(q), sx.F32, new QuantizeParams(blocks, kind));
     }
 
+    public double SumOfSquares(Tensor x)
+    {
+        // x² with the elementwise kernel, then the reduction kernel to one value (accumulated in fp32 on the device).
+        if (x.Numel == 0) return 0;
+        using var squares = Tensor.Zeros(x.Device, DType.F32, x.Shape.ToArray());
+        Unary(UnaryOp.Square, x, squares, 0, 0);
+        using var total = Tensor.Zeros(x.Device, DType.F32, Enumerable.Repeat(1, x.Rank).ToArray());
+        ReduceSum(squares, total);
+        return total.ToDoubleArray()[0];
+    }
+
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, double lr, double beta1, double beta2, double eps,
         double weightDecay, int step)
     {

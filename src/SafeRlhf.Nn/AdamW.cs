@@ -56,7 +56,7 @@ public sealed class AdamW : IDisposable
         using var _ = GradMode.NoGrad();
         double total = 0;
         foreach (var s in _slots)
-            if (s.Param.Grad is not null) total += s.Param.Grad.Square().Sum().Item();
+            if (s.Param.Grad is { } g) total += g.Backend.SumOfSquares(g);
         double norm = Math.Sqrt(total);
         if (norm > maxNorm && norm > 0)
         {

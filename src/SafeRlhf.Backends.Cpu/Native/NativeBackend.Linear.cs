@@ -132,6 +132,15 @@ public sealed unsafe partial class NativeBackend
             Check(NativeMethods.sr_dequantize_f32(type, pq, (float*)px, x.Numel), "sr_dequantize_f32");
     }
 
+    public double SumOfSquares(Tensor x)
+    {
+        if (!IsF32(x)) return _reference.SumOfSquares(x);
+        double total;
+        fixed (byte* px = RawBytes(x))
+            Check(NativeMethods.sr_sum_squares_f32((float*)px, x.Numel, &total), "sr_sum_squares_f32");
+        return total;
+    }
+
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, double lr, double beta1, double beta2, double eps,
         double weightDecay, int step)
     {

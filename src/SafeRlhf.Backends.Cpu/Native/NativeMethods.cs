@@ -88,6 +88,8 @@ internal static unsafe partial class NativeMethods
     internal static partial NativeStatus sr_cross_entropy_backward_f32(float* logits, int* targets, float* lse, float* dLosses, float* dLogits,
         long rows, long vocab, int ignoreIndex);
 
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_sum_squares_f32(float* x, long n, double* result);
+
     [LibraryImport(Lib)]
     internal static partial NativeStatus sr_adamw_f32(float* param, float* grad, float* m, float* v, long n, double lr, double beta1, double beta2,
         double eps, double weightDecay, int step);

@@ -90,6 +90,13 @@ public sealed partial class ReferenceBackend
         Store(dx, dxs);
     }
 
+    public double SumOfSquares(Tensor x)
+    {
+        double total = 0;
+        foreach (double v in Load(x)) total += v * v;
+        return total;
+    }
+
     public void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, double lr, double beta1, double beta2, double eps,
         double weightDecay, int step)
     {

@@ -389,4 +389,11 @@ public sealed class ProfilingBackend : IBackend
         try { Inner.AdamW(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step); }
         finally { End(t0, "AdamW", 15.0 * param.Numel, 2 * B(param) + B(grad) + 2 * B(m) + 2 * B(v)); }
     }
+
+    public double SumOfSquares(Tensor x)
+    {
+        long t0 = Begin();
+        try { return Inner.SumOfSquares(x); }
+        finally { End(t0, "SumOfSquares", 2.0 * x.Numel, B(x)); }
+    }
 }
