@@ -19,4 +19,13 @@ public sealed class AdamWTests(GpuFixture fixture) : GpuTestBase(fixture)
         AssertClose(m, 1e-6, 1e-5, "m");
         AssertClose(v, 1e-6, 1e-5, "v");
     }
+
+    /// <summary>The squared gradient norm of clipping.</summary>
+    [Fact]
+    public void SumOfSquaresMatchesReference()
+    {
+        var x = Pair(Random(19, 3 * 77), 3, 77);
+        double expected = R.SumOfSquares(x.Ref);
+        Assert.True(Math.Abs(G.SumOfSquares(x.Gpu) - expected) <= 1e-5 * expected, "sum of squares");
+    }
 }
