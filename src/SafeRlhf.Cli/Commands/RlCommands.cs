@@ -109,7 +109,8 @@ public static class RlCommands
         RlModels.ResolveScoreFile("cost_model", config.CostModel);
 
         using var actorWeights = StageData.OpenModel(config.Actor);
-        using var actor = StageData.Build(actorWeights, device);
+        bool actorHasAdapters = StageData.HasAdapters(actorWeights);
+        using var actor = StageData.Build(actorWeights, device, config.Lora);
         var tokenizer = StageData.Tokenizer(config.Tokenizer, actorWeights, actor.Config);
         var o = config.Rl;
         if (config.MaxPromptLength + o.MaxNewTokens > actor.Config.SeqLen)
@@ -125,10 +126,21 @@ public static class RlCommands
         using var costCritic = mode == RlMode.PpoLagrangian
             ? RlModels.LoadScoreModel("cost_model", config.CostModel, baseWeights, device, trainable: true)
             : null;
-        using var reference = StageData.Build(actorWeights, device);
-        foreach (var (_, p) in reference.NamedParameters()) p.RequiresGrad = false;
-
+        // The reference policy: the actor with its fresh adapters switched off, else a frozen copy of the actor.
         var rng = new Rng(config.Seed);
+        bool freshAdapters = config.Lora is not null && !actorHasAdapters;
+        using var reference = freshAdapters ? null : StageData.Build(actorWeights, device);
+        if (reference is not null)
+            foreach (var (_, p) in reference.NamedParameters()) p.RequiresGrad = false;
+        if (config.Lora is { } lora)
+        {
+            var loraRng = rng.Fork();
+            if (freshAdapters) lora.Apply(actor, loraRng);
+            foreach (var critic in new[] { rewardCritic, costCritic })
+                if (critic is not null && !critic.Backbone.NamedParameters().Any(p => p.Name.Contains(".lora.", StringComparison.Ordinal)))
+                    lora.Apply(critic.Backbone, loraRng);
+        }
+
         int pad = tokenizer.EosId, eos = tokenizer.EosId;
         using var trainer = new PpoTrainer(mode, actor, reference, rewardModel, costModel, rewardCritic, costCritic, o,
             r => prompts[r.NextInt(prompts.Count)], rng, pad, eos);

@@ -46,12 +46,17 @@ public static class StageCommands
         public int Execute(string? outPath, bool resuming)
         {
             using var weights = StageData.OpenModel(config.Model);
-            using var backbone = StageData.Build(weights, device);
+            if (config.Lora is not null && StageData.HasAdapters(weights))
+                throw new CliException($"config: 'lora': {config.Model} already holds LoRA adapters, which this stage trains " +
+                                       "(everything else stays frozen); remove 'lora' to continue them");
+            using var backbone = StageData.Build(weights, device, config.Lora);
             if (config.MaxLength > backbone.Config.SeqLen)
                 throw new CliException($"config: 'max_length' {config.MaxLength} exceeds the model's context of {backbone.Config.SeqLen} tokens");
             var tokenizer = StageData.Tokenizer(config.Tokenizer, weights, backbone.Config);
             int pad = tokenizer.EosId;
             var rng = new Rng(config.Seed);
+            // Fresh adapters; the reference policy of DPO is then the model with its adapters switched off.
+            config.Lora?.Apply(backbone, rng.Fork());
 
             Module trainable;
             Action<string> saveModel;
@@ -79,8 +84,12 @@ public static class StageCommands
                     var model = scoreModel;
                     var kind = stage == "cost" ? ScoreTrainer.Kind.Cost : ScoreTrainer.Kind.Reward;
                     trainable = model;
-                    saveModel = path => StageCheckpoint.SaveModule(model, path,
-                        new Dictionary<string, string>(metadata) { ["format"] = "saferlhf-score-model" });
+                    var scoreMetadata = new Dictionary<string, string>(metadata) { ["format"] = RlModels.ScoreModelFormat };
+                    if (config.Lora is not null) scoreMetadata[LoraConfig.MetadataKey] = config.Lora.ToJson();
+                    else if (StageData.HasAdapters(weights))
+                        throw new CliException($"{config.Model} holds LoRA adapters: a score model starts from a model without them " +
+                                               "(train the reward or cost model on its base with 'lora')");
+                    saveModel = path => StageCheckpoint.SaveModule(model, path, scoreMetadata);
                     train = (state, onStep, cancel) =>
                         ScoreTrainer.Train(model, data, kind, config.Train, rng, pad, state, score.Regularization, onStep, cancel);
                     break;
@@ -89,8 +98,11 @@ public static class StageCommands
                 {
                     var (data, d) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
                     (examples, dropped) = (data.Count, d);
-                    reference = StageData.Build(weights, device);
-                    foreach (var (_, p) in reference.NamedParameters()) p.RequiresGrad = false;
+                    if (config.Lora is null)
+                    {
+                        reference = StageData.Build(weights, device);
+                        foreach (var (_, p) in reference.NamedParameters()) p.RequiresGrad = false;
+                    }
                     var frozen = reference;
                     trainable = backbone;
                     saveModel = path => LlamaCheckpoint.Save(backbone, path, metadata);

@@ -42,11 +42,16 @@ public sealed record RlConfig : RlInputsConfig
     public int CheckpointEvery { get; init; }
     /// <summary>Stop with a checkpoint after this many steps in all (0 = run to rl.steps); continue with --resume.</summary>
     public int StopAfterSteps { get; init; }
+    /// <summary>LoRA adapters for the actor and both critics instead of full fine-tuning (null). The actor's base
+    /// loads as the block says (optionally quantized) and the reference policy is the actor with its adapters off;
+    /// an actor that already holds adapters (a LoRA SFT model) trains those, against a frozen copy of itself.</summary>
+    public LoraConfig? Lora { get; init; }
 
     public override void Validate()
     {
         if (string.IsNullOrWhiteSpace(Actor)) throw new CliException("config: 'actor' is required (path of the initial policy)");
         base.Validate();
+        Lora?.Validate("lora");
         if (CheckpointEvery < 0) throw new CliException($"config: 'checkpoint_every' must be ≥ 0, got {CheckpointEvery}");
         if (StopAfterSteps < 0) throw new CliException($"config: 'stop_after_steps' must be ≥ 0, got {StopAfterSteps}");
         var o = Rl ?? throw new CliException("config: 'rl' must be an object");

@@ -33,17 +33,25 @@ public static class RlModels
     public static ScoreModel LoadScoreModel(string key, string path, WeightFile baseWeights, Device device, bool trainable = false)
     {
         string file = ResolveScoreFile(key, path);
+        LoraConfig? lora = null;
         try
         {
             using var weights = Safetensors.Read(file);
             if (!weights.Metadata.TryGetValue("format", out var format) || format?.ToString() != ScoreModelFormat)
                 throw new CliException($"config: '{key}': {file} is not a score model (written by `saferlhf reward` or `saferlhf cost`)");
+            if (weights.Metadata.TryGetValue(LoraConfig.MetadataKey, out var json)) lora = LoraConfig.FromJson(file, json.ToString() ?? "");
         }
         catch (WeightFormatException e)
         {
             throw new CliException($"config: '{key}': {e.Message}");
         }
-        var model = ScoreModel.Create(StageData.Build(baseWeights, device), new Rng(0));
+        if (StageData.HasAdapters(baseWeights))
+            throw new CliException($"config: '{key}': the score models' base would be {baseWeights.Path}, which holds LoRA adapters; " +
+                                   "set 'score_base' to the model the reward and cost models were trained from");
+        // A score model trained with LoRA: the same frozen base, with adapters whose values the file holds.
+        var backbone = StageData.Build(baseWeights, device, lora);
+        lora?.Apply(backbone, new Rng(0));
+        var model = ScoreModel.Create(backbone, new Rng(0));
         try
         {
             StageCheckpoint.LoadInto(model, file);

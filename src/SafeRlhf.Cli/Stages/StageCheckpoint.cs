@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SafeRlhf.Llama.Formats;
+using SafeRlhf.Llama.Loading;
 using SafeRlhf.Nn;
 using SafeRlhf.Tensors;
 using SafeRlhf.Tensors.Autograd;
@@ -196,7 +197,8 @@ public static partial class StageCheckpoint
         ? MemoryMarshal.Cast<byte, double>(raw.Data.Span).ToArray()
         : throw new CliException($"corrupt checkpoint: {path}: tensor '{raw.Name}' is {raw.DType}, expected F64");
 
-    /// <summary>Writes every parameter of <paramref name="module"/> as stored (for models without a LLaMA checkpoint form).</summary>
+    /// <summary>Writes every parameter of <paramref name="module"/> as stored (for models without a LLaMA checkpoint
+    /// form); quantized (frozen) weights are written dequantized to F32.</summary>
     public static void SaveModule(Module module, string path, IReadOnlyDictionary<string, string> metadata)
     {
         var tensors = new List<RawTensor>();
@@ -205,6 +207,12 @@ public static partial class StageCheckpoint
         {
             foreach (var (name, t) in module.NamedParameters())
             {
+                if (t.DType.IsQuantized())
+                {
+                    using var dense = Ops.Dequantize(t);
+                    tensors.Add(new RawTensor(name, DType.F32, dense.Shape.ToArray(), dense.ToBytes()));
+                    continue;
+                }
                 using var contiguous = t.IsContiguous ? null : t.Contiguous();
                 tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
             }
@@ -213,7 +221,9 @@ public static partial class StageCheckpoint
     }
 
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
-    /// file; a missing tensor or a different dtype or shape throws <see cref="CliException"/>.</summary>
+    /// file; a missing tensor or a different dtype or shape throws <see cref="CliException"/>. Frozen base weights kept
+    /// in a storage type (F16, BF16, Q8_0, Q4_0: the base under LoRA, which training never changes) are checked for
+    /// presence and shape only, as checkpoints hold quantized ones dequantized.</summary>
     public static void LoadInto(Module module, string path)
     {
         try
@@ -225,6 +235,13 @@ public static partial class StageCheckpoint
             {
                 if (!file.TryGetTensor(name, out var raw)) throw new CliException($"corrupt checkpoint: {path} has no tensor '{name}'");
                 var dims = t.Shape.ToArray();
+                if (!t.RequiresGrad && LlamaLoadOptions.StorageTypes.Contains(t.DType))
+                {
+                    if (!raw.Dims.SequenceEqual(dims))
+                        throw new CliException($"corrupt checkpoint: {path}: '{name}' is [{string.Join(", ", raw.Dims)}], " +
+                                               $"the model needs [{string.Join(", ", dims)}]");
+                    continue;
+                }
                 if (raw.DType != t.DType || !raw.Dims.SequenceEqual(dims))
                     throw new CliException($"corrupt checkpoint: {path}: '{name}' is {raw.DType} [{string.Join(", ", raw.Dims)}], " +
                                            $"the model needs {t.DType} [{string.Join(", ", dims)}]");

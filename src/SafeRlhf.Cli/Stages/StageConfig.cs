@@ -19,10 +19,13 @@ public abstract record StageConfig
     /// <summary>Stop with a checkpoint after this many steps in all (0 = run to train.steps); continue with --resume.</summary>
     public int StopAfterSteps { get; init; }
     public TrainOptions Train { get; init; } = new();
+    /// <summary>Train LoRA adapters on a frozen (optionally quantized) base instead of every weight; null = full fine-tuning.</summary>
+    public LoraConfig? Lora { get; init; }
 
     /// <summary>Throws <see cref="CliException"/> naming the first invalid value.</summary>
     public virtual void Validate()
     {
+        Lora?.Validate("lora");
         if (string.IsNullOrWhiteSpace(Model)) throw new CliException("config: 'model' is required (path of the model to train)");
         if (string.IsNullOrWhiteSpace(Data)) throw new CliException("config: 'data' is required (path of the training data)");
         if (MaxLength < 2) throw new CliException($"config: 'max_length' must be ≥ 2, got {MaxLength}");

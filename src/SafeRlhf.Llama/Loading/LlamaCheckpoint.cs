@@ -24,7 +24,7 @@ public static class LlamaCheckpoint
     private const string VersionKey = "format_version";
     private const string ConfigKey = "llama_config";
     private const string QuantizedKey = "quantized";
-    private const string LoraScalesKey = "lora_scales";
+    public const string LoraScalesKey = "lora_scales";
     private static readonly string[] Reserved = [FormatKey, VersionKey, ConfigKey, QuantizedKey, LoraScalesKey];
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
