@@ -286,6 +286,31 @@ public sealed class RlCommandTests : IDisposable
     }
 
     [Fact]
+    public void PpoWithPtxDataAddsThePtxTermAndAMissingHalfIsNamed()
+    {
+        string data = PkuData(6);
+        string rewardRun = ScoreRun("reward", data);
+        string costRun = ScoreRun("cost", data);
+        string ptx = Write("ptx.jsonl", string.Join("\n",
+            """{"instruction": "Tell a story.", "output": "Once upon a time there was a little dog."}""",
+            """{"instruction": "Say hello.", "input": "to a friend", "output": "Hello, my good friend!"}""") + "\n");
+        var config = RlConfig(Model, rewardRun, costRun, data, steps: 2);
+        config["ptx_data"] = ptx;
+        config["ptx_max_length"] = 64;
+        config["rl"]!["ptx_coeff"] = 0.5;
+        string run = Path.Combine(_dir, "ppo-ptx");
+        Ok(Cli("ppo", "--config", Json("ppo-ptx.json", config), "--out", run, "--device", "cpu", "--quiet"));
+        foreach (var m in Lines(Path.Combine(run, "metrics.jsonl")))
+            Assert.True(m.TryGetProperty("ptx_loss", out var loss) && loss.GetDouble() > 0 && double.IsFinite(loss.GetDouble()), m.GetRawText());
+
+        AssertCleanFailure(Cli("ppo", "--config", Json("ppo-ptx.json", config), "--set", "rl.ptx_coeff=0", "--out", Path.Combine(_dir, "x1"),
+            "--device", "cpu"), "'ptx_data'", "rl.ptx_coeff");
+        config.Remove("ptx_data");
+        AssertCleanFailure(Cli("ppo", "--config", Json("ppo-ptx2.json", config), "--out", Path.Combine(_dir, "x2"), "--device", "cpu"),
+            "'rl.ptx_coeff'", "no 'ptx_data'");
+    }
+
+    [Fact]
     public void HelpOfRlStagesOffersResume()
     {
         foreach (var command in new[] { "ppo", "ppo-lag", "reward-shaping" })

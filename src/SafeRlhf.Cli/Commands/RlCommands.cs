@@ -19,7 +19,8 @@ namespace SafeRlhf.Cli.Commands;
 public static class RlCommands
 {
     private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
-        "tokenizer, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*. Checkpoints hold the actor, the critics, " +
+        "tokenizer, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
+        "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
         "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run, and Ctrl-C saves one.";
 
     private const string RewardCriticFile = "reward_critic.safetensors";
@@ -117,6 +118,9 @@ public static class RlCommands
             throw new CliException($"config: 'max_prompt_length' + 'rl.max_new_tokens' = {config.MaxPromptLength + o.MaxNewTokens} " +
                                    $"exceeds the actor's context of {actor.Config.SeqLen} tokens");
         var (prompts, _, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength);
+        if (config.PtxData is not null && config.PtxMaxLength > actor.Config.SeqLen)
+            throw new CliException($"config: 'ptx_max_length' {config.PtxMaxLength} exceeds the actor's context of {actor.Config.SeqLen} tokens");
+        var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength).Examples;
 
         using var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
         var baseWeights = scoreBase ?? actorWeights;
@@ -143,7 +147,7 @@ public static class RlCommands
 
         int pad = tokenizer.EosId, eos = tokenizer.EosId;
         using var trainer = new PpoTrainer(mode, actor, reference, rewardModel, costModel, rewardCritic, costCritic, o,
-            r => prompts[r.NextInt(prompts.Count)], rng, pad, eos);
+            r => prompts[r.NextInt(prompts.Count)], rng, pad, eos, ptx);
 
         var run = RunFolder.Create(outPath, name);
         var checkpointModels = new List<CheckpointModel>

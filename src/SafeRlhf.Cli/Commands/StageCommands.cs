@@ -17,6 +17,9 @@ public static class StageCommands
     public static Command Cost() => Create("cost", "Train a cost model (harmfulness) on PKU-SafeRLHF pairs", () => new ScoreConfig());
     public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF pairs", () => new DpoConfig());
 
+    private const string StageKeys = ". Config: model, data, tokenizer, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
+        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning)";
+
     private static Command Create<T>(string stage, string description, Func<T> defaults) where T : StageConfig
     {
         var configOption = CommonOptions.Config();
@@ -25,7 +28,7 @@ public static class StageCommands
         var deviceOption = CommonOptions.Device();
         var resumeOption = CommonOptions.Resume();
         var quietOption = CommonOptions.Quiet();
-        var command = new Command(stage, description) { configOption, setOption, outOption, deviceOption, resumeOption, quietOption };
+        var command = new Command(stage, description + StageKeys) { configOption, setOption, outOption, deviceOption, resumeOption, quietOption };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             string? resume = parse.GetValue(resumeOption);

@@ -46,6 +46,10 @@ public sealed record RlConfig : RlInputsConfig
     /// loads as the block says (optionally quantized) and the reference policy is the actor with its adapters off;
     /// an actor that already holds adapters (a LoRA SFT model) trains those, against a frozen copy of itself.</summary>
     public LoraConfig? Lora { get; init; }
+    /// <summary>Pretraining (PTX) data for the actor: Alpaca-style JSON lines, used when rl.ptx_coeff &gt; 0.</summary>
+    public string? PtxData { get; init; }
+    /// <summary>Most tokens per PTX sequence (template + response + EOS); longer ones are truncated.</summary>
+    public int PtxMaxLength { get; init; } = 512;
 
     public override void Validate()
     {
@@ -77,8 +81,12 @@ public sealed record RlConfig : RlInputsConfig
         if (!(o.GaeLambda >= 0 && o.GaeLambda <= 1)) throw new CliException($"config: 'rl.gae_lambda' must be in [0, 1], got {o.GaeLambda}");
         if (!(o.TopP > 0 && o.TopP <= 1)) throw new CliException($"config: 'rl.top_p' must be in (0, 1], got {o.TopP}");
         if (o.EpisodeCostWindow < 1) throw new CliException($"config: 'rl.episode_cost_window' must be ≥ 1, got {o.EpisodeCostWindow}");
-        if (o.PtxCoeff != 0)
-            throw new CliException($"config: 'rl.ptx_coeff' must be 0 for this command (it takes no pretraining data), got {o.PtxCoeff}");
+        NonNegative("rl.ptx_coeff", o.PtxCoeff);
+        if (o.PtxCoeff > 0 && string.IsNullOrWhiteSpace(PtxData))
+            throw new CliException($"config: 'rl.ptx_coeff' is {o.PtxCoeff} but no 'ptx_data' is given (Alpaca JSON lines for the PTX term)");
+        if (o.PtxCoeff == 0 && !string.IsNullOrWhiteSpace(PtxData))
+            throw new CliException("config: 'ptx_data' is given but 'rl.ptx_coeff' is 0, so it would not be used; set rl.ptx_coeff > 0");
+        if (PtxMaxLength < 2) throw new CliException($"config: 'ptx_max_length' must be ≥ 2, got {PtxMaxLength}");
     }
 
     private static void Positive(string key, double value)
