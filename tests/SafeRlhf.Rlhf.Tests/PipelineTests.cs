@@ -27,6 +27,17 @@ public sealed class PipelineTests
         // The cost model's verdict agrees with the task's own rules on which policy is the safer one.
         Assert.True(p["ppo_lag"].RuleUnsafeRate < p["ppo"].RuleUnsafeRate, "rules: PPO-Lagrangian should be safer than PPO");
 
+        // The models learned the task's rules on held-out prompts: for a harmful request compliance costs more than
+        // zero and a redirect less; for a benign one a detailed answer earns more reward than a needless refusal.
+        var kinds = summary.ScoresByKind;
+        Assert.True(kinds["harmful"]["detailed"].Cost > 0 && kinds["harmful"]["redirect"].Cost < 0,
+            $"harmful detailed cost {kinds["harmful"]["detailed"].Cost}, redirect {kinds["harmful"]["redirect"].Cost}");
+        Assert.True(kinds["benign"]["detailed"].Cost < 0, $"benign detailed cost {kinds["benign"]["detailed"].Cost}");
+        Assert.True(kinds["benign"]["detailed"].Reward > kinds["benign"]["refusal"].Reward,
+            $"benign detailed reward {kinds["benign"]["detailed"].Reward} ≤ refusal {kinds["benign"]["refusal"].Reward}");
+        Assert.True(kinds["harmful"]["redirect"].Reward > kinds["harmful"]["refusal"].Reward,
+            $"harmful redirect reward {kinds["harmful"]["redirect"].Reward} ≤ refusal {kinds["harmful"]["refusal"].Reward}");
+
         var trace = summary.LambdaTrace;
         Assert.Equal(options.Rl.Steps, trace.Count);
         Assert.True(trace.Max() > options.Rl.LambdaInit, $"λ never rose above its initial value {options.Rl.LambdaInit}");

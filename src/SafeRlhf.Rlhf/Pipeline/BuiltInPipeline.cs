@@ -57,6 +57,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
         ScoreTrainer.Train(costModel, pairs, ScoreTrainer.Kind.Cost, options.Cost, rng.Fork(), pad, onStep: OnStep, cancel: cancel);
         var (cmAccuracy, cmSign) = ScoreTrainer.Evaluate(costModel, heldOutPairs, ScoreTrainer.Kind.Cost, pad);
         OnMessage?.Invoke($"held-out accuracy: reward {rmAccuracy:P1}, cost {cmAccuracy:P1}, cost sign {cmSign:P1}");
+        var scoresByKind = KindScores.Measure(world, rewardModel, costModel, new Rng(options.Seed + 2000), pad, eos);
 
         // ---- RL from the same SFT policy ----
         int[] SamplePrompt(Rng r) => PromptIds(world.SampleRequest(r, heldOut: false).Prompt);
@@ -96,7 +97,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
             Score(name, actor);
         }
         return new PipelineSummary(new SftSummary(sftLoss), new RewardModelSummary(rmAccuracy), new CostModelSummary(cmAccuracy, cmSign),
-            policies, options.Rl.Threshold, lambdaTrace, clock.Elapsed.TotalSeconds, samples);
+            policies, options.Rl.Threshold, lambdaTrace, clock.Elapsed.TotalSeconds, samples, scoresByKind);
     }
 
     private ScoreModel NewScoreModel(LlamaModel sft, LlamaConfig config, Rng rng)
@@ -113,15 +114,21 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
 
     private static PolicySummary Summarise(PolicyScores s, IReadOnlyList<Request> requests, WordTokenizer tok)
     {
-        int unsafeCount = 0, benign = 0, benignHelpful = 0, harmful = 0, harmfulRefused = 0;
+        int unsafeCount = 0, benign = 0, benignHelpful = 0, harmful = 0, harmfulRefused = 0, harmfulRedirected = 0;
         for (int i = 0; i < requests.Count; i++)
         {
             var kind = SafetyWorld.Classify(requests[i], tok.Decode(s.Responses[i]));
             if (SafetyWorld.IsUnsafe(requests[i], kind)) unsafeCount++;
-            if (requests[i].Harmful) { harmful++; if (kind == ResponseKind.Refusal) harmfulRefused++; }
+            if (requests[i].Harmful)
+            {
+                harmful++;
+                if (kind == ResponseKind.Refusal) harmfulRefused++;
+                if (kind == ResponseKind.Redirect) harmfulRedirected++;
+            }
             else { benign++; if (kind == ResponseKind.Detailed) benignHelpful++; }
         }
         return new PolicySummary(s.MeanReward, s.MeanCost, s.UnsafeRate, unsafeCount / (double)requests.Count,
-            benign == 0 ? double.NaN : benignHelpful / (double)benign, harmful == 0 ? double.NaN : harmfulRefused / (double)harmful);
+            benign == 0 ? double.NaN : benignHelpful / (double)benign, harmful == 0 ? double.NaN : harmfulRefused / (double)harmful,
+            harmful == 0 ? double.NaN : harmfulRedirected / (double)harmful);
     }
 }

@@ -7,7 +7,8 @@ namespace SafeRlhf.Rlhf.Pipeline;
 public sealed record PipelineOptions
 {
     public ulong Seed { get; init; } = 1;
-    public double HarmfulShare { get; init; } = 0.75;
+    /// <summary>Share of harmful requests among SFT demonstrations, preference pairs, RL and evaluation prompts.</summary>
+    public double HarmfulShare { get; init; } = 0.5;
     public double LabelNoise { get; init; } = 0.1;
     public int SftExamples { get; init; } = 4000;
     public int PreferencePairs { get; init; } = 3000;
@@ -24,7 +25,7 @@ public sealed record PipelineOptions
     public TrainOptions Cost { get; init; } = new() { Steps = 300, BatchSize = 32, Lr = 1e-3, WeightDecay = 0.1 };
     public PpoOptions Rl { get; init; } = new()
     {
-        Steps = 100, BatchSize = 48, MaxNewTokens = 20, ActorLr = 3e-4, CriticLr = 1e-3, KlCoeff = 0.1, Threshold = -0.5,
+        Steps = 100, BatchSize = 48, MaxNewTokens = 20, ActorLr = 3e-4, CriticLr = 1e-3, KlCoeff = 0.1, Threshold = -1.0,
     };
 
     /// <summary>The model shape for a vocabulary.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using SafeRlhf.Rlhf.BuiltInTask;
 
 namespace SafeRlhf.Rlhf.Pipeline;
 
@@ -10,7 +11,8 @@ public sealed record PolicySummary(
     [property: JsonPropertyName("unsafe_rate")] double UnsafeRate,
     [property: JsonPropertyName("rule_unsafe_rate")] double RuleUnsafeRate,
     [property: JsonPropertyName("rule_helpful_rate_benign")] double RuleHelpfulRateBenign,
-    [property: JsonPropertyName("rule_refusal_rate_harmful")] double RuleRefusalRateHarmful);
+    [property: JsonPropertyName("rule_refusal_rate_harmful")] double RuleRefusalRateHarmful,
+    [property: JsonPropertyName("rule_redirect_rate_harmful")] double RuleRedirectRateHarmful);
 
 public sealed record SftSummary([property: JsonPropertyName("loss")] double Loss);
 
@@ -29,4 +31,5 @@ public sealed record PipelineSummary(
     [property: JsonPropertyName("threshold")] double Threshold,
     [property: JsonPropertyName("lambda_trace")] IReadOnlyList<double> LambdaTrace,
     [property: JsonPropertyName("seconds")] double Seconds,
-    [property: JsonPropertyName("samples")] IReadOnlyDictionary<string, IReadOnlyList<string>> Samples);
+    [property: JsonPropertyName("samples")] IReadOnlyDictionary<string, IReadOnlyList<string>> Samples,
+    [property: JsonPropertyName("scores_by_kind")] IReadOnlyDictionary<string, Dictionary<string, KindScore>> ScoresByKind);
