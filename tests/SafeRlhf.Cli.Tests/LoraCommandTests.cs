@@ -48,14 +48,14 @@ public sealed class LoraCommandTests : IDisposable
         return path;
     }
 
-    private string Stage(string stage, string data, JsonObject? lora, int steps = 2)
+    private string Stage(string stage, string data, JsonObject? lora, int steps = 2, string? model = null)
     {
         var config = new JsonObject
         {
-            ["model"] = Model, ["data"] = data, ["max_length"] = 160, ["seed"] = 3, ["lora"] = lora,
+            ["model"] = model ?? Model, ["tokenizer"] = Tokenizer, ["data"] = data, ["max_length"] = 160, ["seed"] = 3, ["lora"] = lora,
             ["train"] = new JsonObject { ["steps"] = steps, ["batch_size"] = 2, ["lr"] = 5e-3, ["warmup_ratio"] = 0.0 },
         };
-        string run = Path.Combine(_dir, stage);
+        string run = Path.Combine(_dir, stage + (model is null ? "" : "-" + Path.GetFileName(model)));
         Ok(Cli(stage, "--config", Write(stage + ".json", config), "--out", run, "--device", "cpu", "--quiet"));
         return run;
     }
@@ -183,6 +183,72 @@ public sealed class LoraCommandTests : IDisposable
         Ok(Cli("eval", "--config", Write("eval.json", evalConfig), "--out", Path.Combine(_dir, "eval"), "--device", "cpu", "--quiet"));
         var result = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "eval", "result.json"))).RootElement;
         Assert.True(result.TryGetProperty("mean_reward", out var meanReward) && double.IsFinite(meanReward.GetDouble()), result.GetRawText());
+    }
+
+    /// <summary>stories260K as a Hugging Face checkpoint folder with BF16 weights (q/k rows in HF order,
+    /// config.json); returns the folder and the Meta-order BF16 tensors written.</summary>
+    private (string Folder, Dictionary<string, RawTensor> Bf16) HfBf16Folder()
+    {
+        string folder = Path.Combine(_dir, "hf");
+        Directory.CreateDirectory(folder);
+        using var bin = WeightFile.Open(Model);
+        var c = bin.Config!;
+        var meta = new Dictionary<string, RawTensor>();
+        var hf = new List<RawTensor>();
+        foreach (var t in bin.Tensors)
+        {
+            var bf16 = ToBf16(t);
+            meta[t.Name] = bf16;
+            var h = bf16.WithName(HfCheckpoint.ToHfName(t.Name));
+            if (t.Name.EndsWith("attention.wq.weight", StringComparison.Ordinal)) h = HfRopePermutation.Permute(h, c.NHeads);
+            if (t.Name.EndsWith("attention.wk.weight", StringComparison.Ordinal)) h = HfRopePermutation.Permute(h, c.NKvHeads);
+            hf.Add(h);
+        }
+        Safetensors.Write(Path.Combine(folder, HfCheckpoint.SingleFile), hf, new Dictionary<string, string> { ["format"] = "pt" });
+        File.WriteAllText(Path.Combine(folder, HfCheckpoint.ConfigFile), JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["architectures"] = new[] { "LlamaForCausalLM" }, ["model_type"] = "llama", ["hidden_size"] = c.Dim,
+            ["intermediate_size"] = c.HiddenDim, ["num_hidden_layers"] = c.NLayers, ["num_attention_heads"] = c.NHeads,
+            ["num_key_value_heads"] = c.NKvHeads, ["vocab_size"] = c.VocabSize, ["max_position_embeddings"] = c.SeqLen,
+            ["rms_norm_eps"] = c.NormEps, ["rope_theta"] = c.RopeTheta, ["tie_word_embeddings"] = c.SharedClassifier,
+            ["torch_dtype"] = "bfloat16",
+        }));
+        return (folder, meta);
+    }
+
+    /// <summary>F32 → BF16 with round-to-nearest-even (the values here are finite).</summary>
+    private static RawTensor ToBf16(RawTensor f32)
+    {
+        var src = MemoryMarshal.Cast<byte, uint>(f32.Data.Span);
+        var dst = new ushort[src.Length];
+        for (int i = 0; i < src.Length; i++) dst[i] = (ushort)((src[i] + 0x7FFF + ((src[i] >> 16) & 1)) >> 16);
+        return new RawTensor(f32.Name, DType.BF16, f32.Dims, MemoryMarshal.AsBytes(dst.AsSpan()).ToArray());
+    }
+
+    [Fact]
+    public void PpoLagWithLoraOnAHuggingFaceBf16CheckpointKeepsTheBf16Base()
+    {
+        var (folder, bf16) = HfBf16Folder();
+        string data = PkuData(6);
+        string reward = Stage("reward", data, Lora(null), model: folder);
+        string cost = Stage("cost", data, Lora(null), model: folder);
+        var config = new JsonObject
+        {
+            ["actor"] = folder, ["reward_model"] = reward, ["cost_model"] = cost, ["tokenizer"] = Tokenizer, ["data"] = data,
+            ["max_prompt_length"] = 200, ["seed"] = 5, ["lora"] = Lora(null),
+            ["rl"] = new JsonObject { ["steps"] = 2, ["batch_size"] = 2, ["max_new_tokens"] = 4, ["actor_lr"] = 1e-2 },
+        };
+        string run = Path.Combine(_dir, "ppo-lag-hf");
+        Ok(Cli("ppo-lag", "--config", Write("ppo-lag-hf.json", config), "--out", run, "--device", "cpu", "--quiet"));
+
+        using var actor = Safetensors.Read(Path.Combine(run, "actor.safetensors"));
+        // The projections stay BF16 as stored, in Meta row order, bit for bit; the adapters trained.
+        foreach (var name in new[] { "layers.0.attention.wq.weight", "layers.4.attention.wk.weight", "layers.2.feed_forward.w2.weight" })
+        {
+            Assert.Equal(DType.BF16, actor[name].DType);
+            Assert.Equal(bf16[name].Data.ToArray(), actor[name].Data.ToArray());
+        }
+        Assert.Contains(Floats(actor["layers.0.attention.wq.lora.b"]), v => v != 0);
     }
 
     [Theory]
