@@ -17,22 +17,18 @@ public static class StageData
         return Wrap(() => WeightFile.Open(path));
     }
 
-    /// <summary>The model of a weight file. A saferlhf checkpoint is read whole (its LoRA adapters and quantized
-    /// weights included); with <paramref name="lora"/> the base loads as LoRA needs it (stored types kept frozen, dense
-    /// matrices quantized when asked) — an adapter checkpoint keeps the base it was saved with.</summary>
+    /// <summary>The model of a weight file; with <paramref name="lora"/> the base loads as LoRA needs it (stored
+    /// types kept frozen, dense matrices quantized when asked). A checkpoint with adapters loads with them, on the
+    /// base it was saved with.</summary>
     public static LlamaModel Build(WeightFile weights, Device device, LoraConfig? lora = null)
     {
-        if (HasAdapters(weights))
-        {
-            if (lora?.Quantize is not null)
-                throw new CliException($"{weights.Path} already holds LoRA adapters on the base it was trained with; remove 'lora.quantize'");
-            return Wrap(() => LlamaCheckpoint.Load(weights.Path, device));
-        }
+        if (lora?.Quantize is not null && HasAdapters(weights))
+            throw new CliException($"{weights.Path} already holds LoRA adapters on the base it was trained with; remove 'lora.quantize'");
         return Wrap(() => LlamaLoader.FromWeightFile(weights, device, lora?.LoadOptions()));
     }
 
     /// <summary>Whether the file is a saferlhf checkpoint that holds LoRA adapters.</summary>
-    public static bool HasAdapters(WeightFile weights) => weights.Metadata.ContainsKey(LlamaCheckpoint.LoraScalesKey);
+    public static bool HasAdapters(WeightFile weights) => LlamaCheckpoint.HasAdapters(weights);
 
     /// <summary>The configured tokenizer, else the model's own: the GGUF vocabulary, tokenizer.model in a checkpoint
     /// folder, or tok&lt;vocab&gt;.bin / tokenizer.bin / tokenizer.model beside the model file.</summary>

@@ -24,7 +24,7 @@ public static class LlamaCheckpoint
     private const string VersionKey = "format_version";
     private const string ConfigKey = "llama_config";
     private const string QuantizedKey = "quantized";
-    public const string LoraScalesKey = "lora_scales";
+    private const string LoraScalesKey = "lora_scales";
     private static readonly string[] Reserved = [FormatKey, VersionKey, ConfigKey, QuantizedKey, LoraScalesKey];
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -128,6 +128,9 @@ public static class LlamaCheckpoint
             throw;
         }
     }
+
+    /// <summary>Whether the file is a checkpoint written by <see cref="Save"/> from a model with LoRA adapters.</summary>
+    public static bool HasAdapters(WeightFile file) => file.Metadata.ContainsKey(LoraScalesKey);
 
     /// <summary>The caller's metadata stored by <see cref="Save"/> (reserved keys left out).</summary>
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path)

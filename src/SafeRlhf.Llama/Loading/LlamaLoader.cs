@@ -43,9 +43,24 @@ public static class LlamaLoader
         }
     }
 
-    /// <summary>Builds the model from an open weight file (the file may be disposed afterwards).</summary>
-    public static LlamaModel FromWeightFile(WeightFile file, Device device, LlamaLoadOptions? options = null) =>
-        Build(file, ConfigOf(file), device, (options ?? new LlamaLoadOptions()).Validate(), requantize: null);
+    /// <summary>Builds the model from an open weight file (the file may be disposed afterwards). A checkpoint that
+    /// holds LoRA adapters loads whole, as <see cref="LlamaCheckpoint.Load"/> reads it: the adapters belong to the
+    /// policy, and its base stays as saved (asking to quantize it or change its compute type is an error).</summary>
+    public static LlamaModel FromWeightFile(WeightFile file, Device device, LlamaLoadOptions? options = null)
+    {
+        options = (options ?? new LlamaLoadOptions()).Validate();
+        if (!LlamaCheckpoint.HasAdapters(file)) return Build(file, ConfigOf(file), device, options, requantize: null);
+        if (options.Quantize is not null)
+            throw new WeightFormatException(file.Path, null, $"holds LoRA adapters on the base they were trained with; it cannot be quantized to {options.Quantize} on load");
+        var model = LlamaCheckpoint.Load(file.Path, device);
+        var computeType = model.TokEmbeddings.Weight.DType;
+        if (computeType != options.ComputeType)
+        {
+            model.Dispose();
+            throw new WeightFormatException(file.Path, null, $"holds LoRA adapters on a {computeType} base; it cannot load as {options.ComputeType}");
+        }
+        return model;
+    }
 
     /// <summary>Every parameter of a config with its dims ([out, in] for matrices) and whether it is a linear weight.</summary>
     public static IReadOnlyList<(string Name, int[] Dims, bool IsLinear)> Parameters(LlamaConfig c) =>

@@ -75,6 +75,14 @@ public sealed class LlamaLoaderTests
         Assert.Equal(Logits(model, tokens), Logits(loaded, tokens));
         loaded.SetLoraEnabled(false);
         Assert.NotEqual(Logits(model, tokens), Logits(loaded, tokens));
+
+        // The general loader (what generate and the stage commands call) keeps the adapters too, and refuses to
+        // re-quantize or convert the base under them.
+        using var general = LlamaLoader.Load(dir.File("lora.safetensors"), Dev, LlamaLoadOptions.FrozenStorage);
+        Assert.Equal(Logits(model, tokens), Logits(general, tokens));
+        var q = Assert.Throws<WeightFormatException>(() => LlamaLoader.Load(dir.File("lora.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q8_0 }));
+        Assert.Contains("LoRA adapters", q.Message);
+        Assert.Throws<WeightFormatException>(() => LlamaLoader.Load(dir.File("lora.safetensors"), Dev, new LlamaLoadOptions { ComputeType = DType.F64 }));
     }
 
     [Fact]
