@@ -1,5 +1,5 @@
 // ggml-compatible Q8_0 / Q4_0 blocks: quantize, dequantize, the weight-quantized matmul y = x·wᵀ
-// (activations quantized to int8 per 32-block on the fly, int8 dot products with AVX-512 VNNI, AVX2 or
+// (activations quantized to int8 per 32-block on the fly, int8 dot products with an AVX-512 VNNI 4×4 tile, AVX2 or
 // scalar code) and its backward dx = dy·w (w dequantized panel by panel into the fp32 GEMM).
 #include <immintrin.h>
 
@@ -171,8 +171,10 @@ void dot_avx2(int32_t type, const void* w, int64_t blocks, const XRows& x, float
 }
 #pragma GCC pop_options
 
+
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+/** One weight row against up to 4 activation rows (decode and small batches). */
 void dot_vnni(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < blocks; ++b) {
@@ -190,6 +192,100 @@ void dot_vnni(int32_t type, const void* w, int64_t blocks, const XRows& x, float
 }
 #pragma GCC pop_options
 
+// ---------------- AVX-512 VNNI tile: 4 activation rows × 4 weight rows, two 32-blocks (64 int8) per step ----------------
+//
+// vpdpbusd multiplies unsigned by signed bytes, so one operand is made unsigned and a per-lane bias, passed in as
+// the accumulator, removes the shift exactly (integer arithmetic, so the block dot products are exact):
+//   Q8_0: Σ (x + 128)·w − 128·Σw   (x shifted once per activation row; the bias comes from the weight block)
+//   Q4_0: Σ nib·x − 8·Σx            (the stored nibbles are unsigned already; the bias comes from the activations)
+// Each lane holds a 4-byte partial dot of one block; lanes 0–7 belong to the first block, 8–15 to the second, so
+// converting to fp32 and multiplying by the per-lane scale d_w·d_x accumulates exactly the scaled block sums.
+
+/** The activations prepared once for the tile kernel; rows padded to a multiple of 64 bytes with zeros. */
+struct XTile {
+  int64_t stride;             // bytes (and int32 lanes ×4, floats ×4) per row: k rounded up to 64
+  const uint8_t* u;           // Q8_0: x + 128 as unsigned bytes; Q4_0: unused
+  const int8_t* q;            // Q4_0: x as signed bytes; Q8_0: unused
+  const int32_t* bias;        // Q4_0: −8 × (sum of 4 consecutive x bytes) per lane; Q8_0: unused
+  const float* scale;         // d_x of the lane's block, per lane (stride / 4 floats per row)
+};
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+
+/** [lo, hi] (written with masked inserts: GCC 12 reports the plain ones' undefined pass-through as uninitialized). */
+inline __m512i join256(__m256i lo, __m256i hi) {
+  const __m512i zero = _mm512_setzero_si512();
+  return _mm512_mask_inserti64x4(zero, 0xFF, _mm512_mask_inserti64x4(zero, 0xFF, zero, lo, 0), hi, 1);
+}
+
+/** Weight row j, blocks b and b + 1 (only b when second is false): the dpbusd operand (signed bytes for Q8_0,
+ *  unsigned nibbles for Q4_0), the per-lane scale and, for Q8_0, the per-lane bias. */
+inline __m512i weight_step(int32_t type, const char* row, int64_t b, bool second, __m512* dw, __m512i* bias) {
+  const __m512i zero = _mm512_setzero_si512();
+  if (type == SR_Q8_0) {
+    const BlockQ8* blk = reinterpret_cast<const BlockQ8*>(row) + b;
+    __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
+    __m256i hi = second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)) : _mm256_setzero_si256();
+    __m512i w = join256(lo, hi);
+    float d0 = _cvtsh_ss(blk[0].d), d1 = second ? _cvtsh_ss(blk[1].d) : 0.0f;
+    *dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+    *bias = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(static_cast<char>(0x80)), w));
+    return w;
+  }
+  const BlockQ4* blk = reinterpret_cast<const BlockQ4*>(row) + b;
+  __m128i p0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
+  __m128i p1 = second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)) : _mm_setzero_si128();
+  // [p0, p0, p1, p1] → low nibbles in the even 128-bit lanes, high nibbles in the odd ones: x's element order.
+  __m512i packed = join256(_mm256_set_m128i(p0, p0), _mm256_set_m128i(p1, p1));
+  __m512i shifted = _mm512_mask_blend_epi64(0xCC, packed, _mm512_srli_epi16(packed, 4));
+  float d0 = _cvtsh_ss(blk[0].d), d1 = second ? _cvtsh_ss(blk[1].d) : 0.0f;
+  *dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+  *bias = zero;
+  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
+}
+
+/** y[i0 .. i0+ni) × [j0 .. j0+nj) (ni ≤ R, nj ≤ C) over all k/32 blocks: each decoded weight step serves R
+ *  activation rows. */
+template <int R, int C>
+void tile_vnni(int32_t type, const XTile& x, int64_t i0, int ni, const char* w, int64_t row_bytes, int64_t j0, int nj,
+               int64_t blocks, float* y, int64_t m) {
+  __m512 acc[R][C];
+  for (int a = 0; a < R; ++a)
+    for (int c = 0; c < C; ++c) acc[a][c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 2) {
+    const bool second = b + 1 < blocks;
+    const int64_t off = b * QK;  // byte offset of the step in an activation row
+    for (int c = 0; c < nj; ++c) {
+      __m512 dw;
+      __m512i wbias;
+      __m512i wv = weight_step(type, w + (j0 + c) * row_bytes, b, second, &dw, &wbias);
+      for (int r = 0; r < ni; ++r) {
+        const int64_t row = (i0 + r) * x.stride + off;
+        __m512 xs = _mm512_loadu_ps(x.scale + row / 4);
+        __m512i dot = type == SR_Q8_0
+            ? _mm512_dpbusd_epi32(wbias, _mm512_loadu_si512(x.u + row), wv)
+            : _mm512_dpbusd_epi32(_mm512_loadu_si512(x.bias + row / 4), wv, _mm512_loadu_si512(x.q + row));
+        acc[r][c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, dot), _mm512_mul_ps(dw, xs), acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < ni; ++r)
+    for (int c = 0; c < nj; ++c) {
+      alignas(64) float lanes[16];
+      _mm512_store_ps(lanes, acc[r][c]);
+      float s = 0.0f;
+      for (int l = 0; l < 16; ++l) s += lanes[l];
+      y[(i0 + r) * m + j0 + c] = s;
+    }
+}
+#pragma GCC pop_options
+
+bool use_tile_vnni() {
+  uint32_t f = cpu_features();
+  return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
+}
+
 using DotFn = void (*)(int32_t, const void*, int64_t, const XRows&, float*);
 
 DotFn select_dot() {
@@ -200,6 +296,48 @@ DotFn select_dot() {
 }
 
 int64_t block_bytes(int32_t type) { return type == SR_Q8_0 ? 34 : 18; }
+
+/** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile,
+ *  then tasks of 32 weight rows (a panel that stays in L2) against every activation row, 4 × 4 at a time. */
+void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
+                           int64_t blocks, int64_t row_bytes) {
+  const int64_t stride = (k + 63) / 64 * 64;
+  Buffer<int8_t> xq(static_cast<size_t>(n * stride));
+  Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
+  Buffer<uint8_t> xu(type == SR_Q8_0 ? static_cast<size_t>(n * stride) : 1);
+  Buffer<int32_t> xbias(type == SR_Q4_0 ? static_cast<size_t>(n * stride / 4) : 1);
+  Buffer<float> xscale(static_cast<size_t>(n * stride / 4));
+  parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      int8_t* q = xq.data() + i * stride;
+      float* d = xd.data() + i * blocks;
+      std::fill(q + k, q + stride, static_cast<int8_t>(0));
+      quantize_activations(x + i * k, k, q, d);
+      float* sc = xscale.data() + i * stride / 4;
+      for (int64_t l = 0; l < stride / 4; ++l) sc[l] = l * 4 < k ? d[l * 4 / QK] : 0.0f;
+      if (type == SR_Q8_0) {
+        uint8_t* u = xu.data() + i * stride;
+        for (int64_t l = 0; l < stride; ++l) u[l] = l < k ? static_cast<uint8_t>(q[l] + 128) : 0;
+      } else {
+        int32_t* bias = xbias.data() + i * stride / 4;
+        for (int64_t l = 0; l < stride / 4; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+      }
+    }
+  });
+  const XTile tile{stride, xu.data(), xq.data(), xbias.data(), xscale.data()};
+  constexpr int64_t kRowsPerTask = 32;
+  constexpr int kTileRows = 4, kTileCols = 4;
+  int64_t tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
+  int threads = static_cast<double>(n) * m * k < 1e5 ? 1 : num_threads();
+  parallel_tasks(tasks, threads, [&](int64_t task, int) {
+    int64_t j0 = task * kRowsPerTask, j1 = std::min(m, j0 + kRowsPerTask);
+    for (int64_t i0 = 0; i0 < n; i0 += kTileRows)
+      for (int64_t j = j0; j < j1; j += kTileCols)
+        tile_vnni<kTileRows, kTileCols>(type, tile, i0, static_cast<int>(std::min<int64_t>(kTileRows, n - i0)),
+                                        static_cast<const char*>(w), row_bytes, j,
+                                        static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), blocks, y, m);
+  });
+}
 
 sr_status check_type(const char* name, int32_t type) {
   if (type != SR_Q8_0 && type != SR_Q4_0) return fail(SR_INVALID_ARGUMENT, std::string(name) + ": unknown block type " + std::to_string(type));
@@ -253,8 +391,17 @@ extern "C" SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x
                                              ", k " + std::to_string(k) + " (k must be a multiple of 32)");
   if (n == 0 || m == 0) return SR_OK;
   if (y == nullptr || (k > 0 && (x == nullptr || w == nullptr))) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: null pointer");
-  const sr::DotFn dot = sr::select_dot();
   const int64_t blocks = k / sr::QK, row_bytes = blocks * sr::block_bytes(type);
+  // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
+  if (n >= 4 && sr::use_tile_vnni()) {
+    try {
+      sr::quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
+    } catch (const std::bad_alloc&) {
+      return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_f32: out of memory");
+    }
+    return SR_OK;
+  }
+  const sr::DotFn dot = sr::select_dot();
   try {
     sr::Buffer<int8_t> xq(static_cast<size_t>(n * k));
     sr::Buffer<float> xd(static_cast<size_t>(n * blocks + 1));

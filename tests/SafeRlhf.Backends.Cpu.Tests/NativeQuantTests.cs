@@ -86,6 +86,69 @@ public sealed class NativeQuantTests
             Assert.True(NormalisedMse(kept.Select(i => backValues[i]).ToArray(), kept.Select(i => x[i]).ToArray()) < (dtype == DType.Q8_0 ? 1e-4 : 1e-2));
     }
 
+    /// <summary>The 32 integer weights and the scale of block <paramref name="b"/> of a quantized row.</summary>
+    private static (int[] Q, double D) WeightBlock(DType dtype, byte[] row, int b)
+    {
+        int size = dtype == DType.Q8_0 ? 34 : 18, at = b * size;
+        double d = (double)BitConverter.ToHalf(row, at);
+        var q = new int[32];
+        for (int j = 0; j < 32; j++)
+            q[j] = dtype == DType.Q8_0 ? (sbyte)row[at + 2 + j]
+                : j < 16 ? (row[at + 2 + j] & 0x0F) - 8 : (row[at + 2 + j - 16] >> 4) - 8;
+        return (q, d);
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0, 7, 13, 96)] [InlineData(DType.Q4_0, 7, 13, 96)] [InlineData(DType.Q8_0, 4, 8, 32)]
+    [InlineData(DType.Q4_0, 9, 6, 160)] [InlineData(DType.Q8_0, 5, 37, 512)] [InlineData(DType.Q4_0, 1, 5, 64)]
+    public void QuantizedMatMulIsTheExactInt8ProductUpToFloatSummation(DType dtype, int n, int m, int k)
+    {
+        // The independent model of the kernel: activations rounded to int8 per 32-block as ggml's Q8_0 does
+        // (d = amax/127, q = round half away from zero of x/d), exact integer block dot products, then the scaled
+        // block sums added in double. Only the kernel's float summation order may differ.
+        var rng = new Rng((ulong)(n * 17 + m * 3 + k));
+        var x = Random(rng, n * k, -2, 2);
+        var w = Random(rng, m * k);
+        byte[] blocks = dtype == DType.Q8_0 ? QuantizeQ8(w) : QuantizeQ4(w);
+        int rowBytes = k / 32 * (dtype == DType.Q8_0 ? 34 : 18);
+        var expected = new float[n * m];
+        for (int i = 0; i < n; i++)
+        {
+            var xq = new int[k];
+            var xd = new float[k / 32];
+            for (int b = 0; b < k / 32; b++)
+            {
+                float amax = 0;
+                for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[i * k + b * 32 + j]));
+                xd[b] = amax / 127f;
+                float id = xd[b] != 0 ? 1f / xd[b] : 0f;
+                for (int j = 0; j < 32; j++) xq[b * 32 + j] = (int)MathF.Round(x[i * k + b * 32 + j] * id, MidpointRounding.AwayFromZero);
+            }
+            for (int c = 0; c < m; c++)
+            {
+                var row = blocks.AsSpan(c * rowBytes, rowBytes).ToArray();
+                double sum = 0;
+                for (int b = 0; b < k / 32; b++)
+                {
+                    var (q, d) = WeightBlock(dtype, row, b);
+                    long dot = 0;
+                    for (int j = 0; j < 32; j++) dot += (long)q[j] * xq[b * 32 + j];
+                    sum += dot * (d * xd[b]);
+                }
+                expected[i * m + c] = (float)sum;
+            }
+        }
+        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
+        using var xt = On(NativeDevice, x, n, k);
+        using var y = Zeros(NativeDevice, n, m);
+        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
+        var actual = y.ToFloatArray();
+        double scale = expected.Max(v => Math.Abs(v));
+        for (int i = 0; i < actual.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= 2e-6 * scale * Math.Sqrt(k / 32.0),
+                $"y[{i / m}, {i % m}] = {actual[i]}, the int8 model gives {expected[i]}");
+    }
+
     public static TheoryData<DType, int, int, int> MatMulShapes() => new()
     {
         { DType.Q8_0, 1, 1, 32 }, { DType.Q4_0, 1, 7, 64 }, { DType.Q8_0, 3, 33, 96 }, { DType.Q4_0, 5, 40, 320 },
