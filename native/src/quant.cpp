@@ -281,7 +281,8 @@ void tile_vnni(int32_t type, const XTile& x, int64_t i0, int ni, const char* w, 
 }
 #pragma GCC pop_options
 
-bool use_tile_vnni() {
+/** AVX-512 VNNI with F16C: the tile and the one-row VNNI kernel. */
+bool has_vnni() {
   uint32_t f = cpu_features();
   return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
 }
@@ -290,7 +291,7 @@ using DotFn = void (*)(int32_t, const void*, int64_t, const XRows&, float*);
 
 DotFn select_dot() {
   uint32_t f = cpu_features();
-  if (has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma()) return dot_vnni;
+  if (has_vnni()) return dot_vnni;
   if (has_avx2_fma() && (f & SR_CPU_F16C)) return dot_avx2;
   return dot_scalar;
 }
@@ -393,7 +394,7 @@ extern "C" SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x
   if (y == nullptr || (k > 0 && (x == nullptr || w == nullptr))) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: null pointer");
   const int64_t blocks = k / sr::QK, row_bytes = blocks * sr::block_bytes(type);
   // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
-  if (n >= 4 && sr::use_tile_vnni()) {
+  if (n >= 4 && sr::has_vnni()) {
     try {
       sr::quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
     } catch (const std::bad_alloc&) {

@@ -122,7 +122,7 @@ public sealed class LoraCommandTests : IDisposable
     }
 
     [Fact]
-    public void DpoWithLoraUsesTheBaseAsReference()
+    public void DpoWithLoraStartsAtAZeroMarginAndTrainsTheAdapters()
     {
         string run = Stage("dpo", PkuData(6), Lora(null), steps: 3);
         var losses = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Where(l => l.Length > 0)

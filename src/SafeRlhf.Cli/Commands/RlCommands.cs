@@ -110,7 +110,7 @@ public static class RlCommands
         RlModels.ResolveScoreFile("cost_model", config.CostModel);
 
         using var actorWeights = StageData.OpenModel(config.Actor);
-        bool actorHasAdapters = StageData.HasAdapters(actorWeights);
+        bool actorHasAdapters = LlamaCheckpoint.HasAdapters(actorWeights);
         using var actor = StageData.Build(actorWeights, device, config.Lora);
         var tokenizer = StageData.Tokenizer(config.Tokenizer, actorWeights, actor.Config);
         var o = config.Rl;

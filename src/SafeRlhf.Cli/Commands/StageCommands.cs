@@ -49,7 +49,7 @@ public static class StageCommands
         public int Execute(string? outPath, bool resuming)
         {
             using var weights = StageData.OpenModel(config.Model);
-            if (config.Lora is not null && StageData.HasAdapters(weights))
+            if (config.Lora is not null && LlamaCheckpoint.HasAdapters(weights))
                 throw new CliException($"config: 'lora': {config.Model} already holds LoRA adapters, which this stage trains " +
                                        "(everything else stays frozen); remove 'lora' to continue them");
             using var backbone = StageData.Build(weights, device, config.Lora);
@@ -89,7 +89,7 @@ public static class StageCommands
                     trainable = model;
                     var scoreMetadata = new Dictionary<string, string>(metadata) { ["format"] = RlModels.ScoreModelFormat };
                     if (config.Lora is not null) scoreMetadata[LoraConfig.MetadataKey] = config.Lora.ToJson();
-                    else if (StageData.HasAdapters(weights))
+                    else if (LlamaCheckpoint.HasAdapters(weights))
                         throw new CliException($"{config.Model} holds LoRA adapters: a score model starts from a model without them " +
                                                "(train the reward or cost model on its base with 'lora')");
                     saveModel = path => StageCheckpoint.SaveModule(model, path, scoreMetadata);

@@ -1,5 +1,6 @@
 using SafeRlhf.Llama;
 using SafeRlhf.Llama.Formats;
+using SafeRlhf.Llama.Loading;
 using SafeRlhf.Llama.Tokenizers;
 using SafeRlhf.Rlhf.Data;
 using SafeRlhf.Tensors;
@@ -45,7 +46,7 @@ public static class RlModels
         {
             throw new CliException($"config: '{key}': {e.Message}");
         }
-        if (StageData.HasAdapters(baseWeights))
+        if (LlamaCheckpoint.HasAdapters(baseWeights))
             throw new CliException($"config: '{key}': the score models' base would be {baseWeights.Path}, which holds LoRA adapters; " +
                                    "set 'score_base' to the model the reward and cost models were trained from");
         // A score model trained with LoRA: the same frozen base, with adapters whose values the file holds.

@@ -19,16 +19,9 @@ public static class StageData
 
     /// <summary>The model of a weight file; with <paramref name="lora"/> the base loads as LoRA needs it (stored
     /// types kept frozen, dense matrices quantized when asked). A checkpoint with adapters loads with them, on the
-    /// base it was saved with.</summary>
-    public static LlamaModel Build(WeightFile weights, Device device, LoraConfig? lora = null)
-    {
-        if (lora?.Quantize is not null && HasAdapters(weights))
-            throw new CliException($"{weights.Path} already holds LoRA adapters on the base it was trained with; remove 'lora.quantize'");
-        return Wrap(() => LlamaLoader.FromWeightFile(weights, device, lora?.LoadOptions()));
-    }
-
-    /// <summary>Whether the file is a saferlhf checkpoint that holds LoRA adapters.</summary>
-    public static bool HasAdapters(WeightFile weights) => LlamaCheckpoint.HasAdapters(weights);
+    /// base it was saved with (the loader refuses to re-quantize it).</summary>
+    public static LlamaModel Build(WeightFile weights, Device device, LoraConfig? lora = null) =>
+        Wrap(() => LlamaLoader.FromWeightFile(weights, device, lora?.LoadOptions()));
 
     /// <summary>The configured tokenizer, else the model's own: the GGUF vocabulary, tokenizer.model in a checkpoint
     /// folder, or tok&lt;vocab&gt;.bin / tokenizer.bin / tokenizer.model beside the model file.</summary>
