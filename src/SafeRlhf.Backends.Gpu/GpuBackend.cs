@@ -112,10 +112,14 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     public Storage Allocate(DType dtype, long count)
     {
         long bytes = dtype.ByteCount(count);
-        var buffer = _pool.Rent(Math.Max(bytes, 8));
+        var buffer = _pool.Rent(bytes);
         buffer.View.MemSetToZero();
         return new GpuStorage(this, _pool, buffer, bytes);
     }
+
+    public MemoryStats Memory => _pool.Stats;
+
+    public void ResetPeakMemory() => _pool.ResetPeak();
 
     public void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src)
     {

@@ -29,6 +29,6 @@ public sealed class GpuStorage : Storage
     {
         var b = _buffer;
         _buffer = null;
-        if (b is not null) _pool.Return(b);
+        if (b is not null) _pool.Return(b, SizeInBytes);
     }
 }

@@ -23,6 +23,12 @@ public sealed record LlamaConfig
     public int HeadDim => Dim / NHeads;
     public int KvDim => NKvHeads * HeadDim;
 
+    /// <summary>Weights in the model: embedding, per layer 4 attention + 3 feed-forward matrices and 2 norms, the
+    /// final norm and (unless tied) the classifier.</summary>
+    public long ParameterCount =>
+        (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2) + Dim
+        + (long)NLayers * (2L * Dim * Dim + 2L * KvDim * Dim + 3L * HiddenDim * Dim + 2L * Dim);
+
     /// <summary>LLaMA-1 7B as in its HF config.json (rms_norm_eps 1e-6).</summary>
     public static LlamaConfig Llama7B => new()
     {

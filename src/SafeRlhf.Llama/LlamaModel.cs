@@ -29,8 +29,18 @@ public sealed class LlamaModel : Module
     /// <summary>The classifier, or null when it is tied to the token embedding.</summary>
     public Linear? Output { get; }
 
-    /// <summary>Recompute each block's activations in the backward pass instead of keeping them.</summary>
+    /// <summary>Gradient checkpointing: keep only each block's input during training and recompute the block's
+    /// activations in the backward pass (see <see cref="Recompute"/>).</summary>
     public bool GradientCheckpointing { get; set; }
+
+    /// <summary>Models with at least this many weights recompute block activations by default: their activations
+    /// outgrow their weights at training batch sizes, while the extra forward costs about a third of a step.</summary>
+    public const long RecomputeByDefaultFromParameters = 100_000_000;
+
+    /// <summary>Sets <see cref="GradientCheckpointing"/> from a config value (null: on from
+    /// <see cref="RecomputeByDefaultFromParameters"/> weights up).</summary>
+    public void UseGradientCheckpointing(bool? setting) =>
+        GradientCheckpointing = setting ?? Config.ParameterCount >= RecomputeByDefaultFromParameters;
 
     /// <summary>A randomly initialised model (N(0, 0.02²) weights, unit norms).</summary>
     public static LlamaModel Create(LlamaConfig config, Device device, Rng rng, DType dtype = DType.F32)
@@ -84,17 +94,26 @@ public sealed class LlamaModel : Module
     public Tensor Forward(Tensor tokens, Tensor positions, Tensor? keyMask = null, KvCache? cache = null)
     {
         if (tokens.Rank != 2) throw new TensorShapeException($"LlamaModel: tokens must be [B, T], got {tokens.Shape}");
-        var h = TokEmbeddings.Forward(tokens);
+        // Each layer runs in its own scope: its temporaries die when it finishes (those a backward rule needs
+        // live on in the tape), and the previous residual stream is dropped as soon as the next one exists.
+        Tensor h;
+        using (var scope = new TensorScope()) h = scope.Keep(TokEmbeddings.Forward(tokens));
         for (int i = 0; i < _layers.Length; i++)
         {
             var layer = _layers[i];
             int index = i;
-            h = GradientCheckpointing && cache is null
-                ? Checkpoint.Run(x => layer.Forward(x, positions, keyMask, null, index), h, layer.NamedParameters().Select(p => p.Tensor))
-                : layer.Forward(h, positions, keyMask, cache, index);
+            Tensor next;
+            using (var scope = new TensorScope())
+                next = scope.Keep(GradientCheckpointing && cache is null
+                    ? Recompute.Run(x => layer.Forward(x, positions, keyMask, null, index), h, layer.NamedParameters().Select(p => p.Tensor))
+                    : layer.Forward(h, positions, keyMask, cache, index));
+            h.Dispose();
+            h = next;
         }
         cache?.Commit();
-        return Norm.Forward(h);
+        var y = Norm.Forward(h);
+        h.Dispose();
+        return y;
     }
 
     /// <summary>hidden [B, T, dim] → logits [B, T, vocab].</summary>

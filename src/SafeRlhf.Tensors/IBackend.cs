@@ -27,6 +27,10 @@ public interface IBackend
     // ---- memory ----
     /// <summary>Zero-filled storage for <paramref name="count"/> elements of <paramref name="dtype"/>.</summary>
     Storage Allocate(DType dtype, long count);
+    /// <summary>Live, reserved and peak bytes of this device's pool.</summary>
+    MemoryStats Memory { get; }
+    /// <summary>Starts new high-water marks from the current levels.</summary>
+    void ResetPeakMemory();
     void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src);
     void Read(Storage src, long byteOffset, Span<byte> dst);
 

@@ -3,8 +3,10 @@ using SafeRlhf.Tensors.Autograd;
 
 namespace SafeRlhf.Tensors;
 
-/// <summary>An n-dimensional view over device <see cref="Storage"/>. Tensors are IDisposable: disposing drops
-/// the view's reference to its storage. Tensors created inside a <see cref="TensorScope"/> are disposed with it.
+/// <summary>An n-dimensional view over device <see cref="Storage"/>. Ownership: a tensor has one owner (the code
+/// that made it, or the <see cref="TensorScope"/> it was made in), and it dies when that owner disposes it, unless a
+/// recorded backward rule still needs its data: then it dies right after that rule has run. Dying drops the view's
+/// reference to its storage; the memory is freed when the last view of it dies. See docs/MEMORY.md.
 /// Views (Reshape of contiguous data, Transpose, Narrow, Slice, Expand) share storage without copying.</summary>
 public sealed partial class Tensor : IDisposable
 {
@@ -34,6 +36,7 @@ public sealed partial class Tensor : IDisposable
     public long Numel => Shape.Numel;
     public bool IsContiguous => Shape.IsContiguous;
     public int Dim(int axis) => Shape[axis];
+    /// <summary>Whether this tensor has died (its data can no longer be read).</summary>
     public bool IsDisposed => _disposed;
 
     /// <summary>Whether gradients are tracked for this tensor (leaves: parameters; others: set by ops).</summary>
@@ -45,11 +48,36 @@ public sealed partial class Tensor : IDisposable
     /// <summary>Name for error messages and checkpoints (e.g. "layers.0.attention.wq.weight").</summary>
     public string? Name { get; set; }
 
+    /// <summary>Releases the owner's hold (the creator's, or its <see cref="TensorScope"/>'s; calling it again does
+    /// nothing). The tensor dies when its owner has released it and no recorded backward rule still holds it.</summary>
     public void Dispose()
+    {
+        if (_ownerReleased) return;
+        _ownerReleased = true;
+        if (_tapeHolds == 0) Free();
+    }
+
+    private bool _ownerReleased;
+    private int _tapeHolds;
+
+    /// <summary>A recorded backward rule needs this tensor's data: it lives at least until <see cref="ReleaseFromTape"/>.</summary>
+    internal void RetainForTape()
+    {
+        ThrowIfDisposed("Record");
+        _tapeHolds++;
+    }
+
+    /// <summary>The backward rule that retained this tensor has run (or its graph was dropped).</summary>
+    internal void ReleaseFromTape()
+    {
+        if (_tapeHolds <= 0) throw new InvalidOperationException($"tensor {Name ?? Shape.ToString()} released by the tape more often than retained");
+        if (--_tapeHolds == 0 && _ownerReleased) Free();
+    }
+
+    private void Free()
     {
         if (_disposed) return;
         _disposed = true;
-        Node = null;
         Grad?.Dispose();
         Grad = null;
         Storage.Release();

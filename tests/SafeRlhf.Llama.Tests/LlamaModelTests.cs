@@ -97,6 +97,41 @@ public sealed class LlamaModelTests
     }
 
     [Fact]
+    public void RecomputeKeepsOnlyBlockInputsAndBackwardLeavesNothingBehind()
+    {
+        var config = new LlamaConfig { Dim = 32, HiddenDim = 96, NLayers = 4, NHeads = 4, NKvHeads = 2, VocabSize = 11, SeqLen = 64 };
+        const int t = 48;
+        (long Retained, long Left) Run(bool recompute)
+        {
+            var dev = new Device(new SafeRlhf.Backends.Cpu.Reference.ReferenceBackend(new SafeRlhf.Backends.Cpu.CpuAllocator()));
+            using var m = LlamaModel.Create(config, dev, new Rng(2), DType.F64);
+            m.GradientCheckpointing = recompute;
+            var tokens = Tensor.FromArray(dev, Enumerable.Range(0, t).Select(i => i % 11).ToArray(), 1, t);
+            var positions = Tensor.FromArray(dev, Enumerable.Range(0, t).ToArray(), 1, t);
+            long weights = dev.Backend.Memory.LiveBytes;
+            long retained;
+            using (var scope = new TensorScope())
+            {
+                Tensor hidden;
+                using (var forward = new TensorScope()) hidden = forward.Keep(m.Forward(tokens, positions));
+                retained = dev.Backend.Memory.LiveBytes - weights;
+                hidden.Sum().Backward();
+            }
+            long grads = m.NamedParameters().Sum(p => (p.Tensor.Grad?.Numel ?? 0) * sizeof(double));
+            return (retained, dev.Backend.Memory.LiveBytes - weights - grads);
+        }
+        var plain = Run(recompute: false);
+        var recomputed = Run(recompute: true);
+        Assert.Equal(0, plain.Left);
+        Assert.Equal(0, recomputed.Left);
+        // Block inputs are [1, 48, 32] doubles (12 KiB) per layer; a block's activations are several times that.
+        long blockInput = t * config.Dim * sizeof(double);
+        Assert.True(recomputed.Retained <= (config.NLayers + 3) * blockInput + 2 * t * sizeof(double),
+            $"recompute retained {recomputed.Retained} bytes");
+        Assert.True(plain.Retained > 4 * recomputed.Retained, $"plain {plain.Retained} vs recompute {recomputed.Retained}");
+    }
+
+    [Fact]
     public void LoraStartsAtTheBaseModelAndTrainsOnlyAdapters()
     {
         using var m = Model(seed: 4);

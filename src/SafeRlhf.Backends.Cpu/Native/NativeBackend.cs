@@ -9,7 +9,13 @@ namespace SafeRlhf.Backends.Cpu.Native;
 /// <see cref="ReferenceBackend"/>, which shares the same <see cref="CpuStorage"/>.</summary>
 public sealed unsafe partial class NativeBackend : IBackend
 {
-    private readonly ReferenceBackend _reference = new();
+    private readonly ReferenceBackend _reference;
+
+    /// <summary>A backend on the process's shared host memory pool.</summary>
+    public NativeBackend() : this(CpuAllocator.Shared) { }
+
+    /// <summary>A backend whose tensors come from <paramref name="allocator"/> (its own counters, e.g. to plan memory).</summary>
+    public NativeBackend(CpuAllocator allocator) => _reference = new ReferenceBackend(allocator);
 
     public string Name => "cpu";
 
@@ -26,7 +32,14 @@ public sealed unsafe partial class NativeBackend : IBackend
 
     // ---------------- memory ----------------
 
-    public Storage Allocate(DType dtype, long count) => new CpuStorage(this, dtype.ByteCount(count));
+    /// <summary>The host memory pool this backend allocates from.</summary>
+    public CpuAllocator Allocator => _reference.Allocator;
+
+    public Storage Allocate(DType dtype, long count) => new CpuStorage(this, Allocator, dtype.ByteCount(count));
+
+    public MemoryStats Memory => Allocator.Stats;
+
+    public void ResetPeakMemory() => Allocator.ResetPeak();
 
     public void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src) =>
         src.CopyTo(((CpuStorage)dst).Bytes[checked((int)byteOffset)..]);

@@ -5,13 +5,23 @@ namespace SafeRlhf.Backends.Cpu.Reference;
 
 /// <summary>The oracle: plain C# for every op, computing in double whatever the storage dtype. Every
 /// other backend is tested against it. Slow by design; it must be right.</summary>
-public sealed partial class ReferenceBackend : IBackend
+public sealed partial class ReferenceBackend(CpuAllocator allocator) : IBackend
 {
+    /// <summary>A backend on the process's shared host memory pool.</summary>
+    public ReferenceBackend() : this(CpuAllocator.Shared) { }
+
     public string Name => "reference";
 
     // ---------------- memory ----------------
 
-    public Storage Allocate(DType dtype, long count) => new CpuStorage(this, dtype.ByteCount(count));
+    /// <summary>The host memory pool this backend allocates from.</summary>
+    public CpuAllocator Allocator { get; } = allocator;
+
+    public Storage Allocate(DType dtype, long count) => new CpuStorage(this, Allocator, dtype.ByteCount(count));
+
+    public MemoryStats Memory => Allocator.Stats;
+
+    public void ResetPeakMemory() => Allocator.ResetPeak();
 
     public void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src) =>
         src.CopyTo(((CpuStorage)dst).Bytes[(int)byteOffset..]);

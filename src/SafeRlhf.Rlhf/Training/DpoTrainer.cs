@@ -64,6 +64,7 @@ public static class DpoTrainer
     public static double Train(LlamaModel policy, LlamaModel? reference, IReadOnlyList<PairExample> data, TrainOptions options, double beta,
         Rng rng, int padId, TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
+        policy.UseGradientCheckpointing(options.GradientCheckpointing);
         using var optimizer = new AdamW(policy.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
         state.Begin(optimizer, options.Steps);
         for (int step = state.Step; step < options.Steps; step++)

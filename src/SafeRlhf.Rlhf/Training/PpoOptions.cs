@@ -16,6 +16,9 @@ public enum RlMode
 public sealed record PpoOptions
 {
     public int Steps { get; init; } = 50;
+    /// <summary>Recompute block activations of the actor and critics in their backward passes (null: on for models
+    /// of <see cref="Llama.LlamaModel.RecomputeByDefaultFromParameters"/> weights or more).</summary>
+    public bool? GradientCheckpointing { get; init; }
     public int BatchSize { get; init; } = 32;
     public int MaxNewTokens { get; init; } = 16;
     public double ActorLr { get; init; } = 1e-5;

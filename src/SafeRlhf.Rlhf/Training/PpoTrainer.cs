@@ -48,6 +48,9 @@ public sealed class PpoTrainer : IDisposable
         _rng = rng;
         _padId = padId;
         _eosId = eosId;
+        actor.UseGradientCheckpointing(options.GradientCheckpointing);
+        rewardCritic.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
+        costCritic?.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
         _actorOptimizer = new AdamW(actor.TrainableParameters(), options.ActorLr, weightDecay: options.ActorWeightDecay);
         _rewardCriticOptimizer = new AdamW(rewardCritic.TrainableParameters(), options.CriticLr, weightDecay: options.CriticWeightDecay);
         if (_costCritic is not null)
@@ -91,16 +94,16 @@ public sealed class PpoTrainer : IDisposable
         double[,] oldLogp, refLogp, oldRewardValues;
         double[,]? oldCostValues = null;
         double[] reward, cost;
+        // Each model's forward runs in its own scope, so its activations die before the next model runs.
         using (GradMode.NoGrad())
-        using (new TensorScope())
         {
-            oldLogp = ToMatrix(PolicyOps.LogProbs(_actor, seq), b, positions);
-            refLogp = ToMatrix(ReferenceLogProbs(seq), b, positions);
-            reward = ScoreModel.EndScores(PolicyOps.Scores(_rewardModel, seq), seq.EndIndex).ToDoubleArray();
-            cost = ScoreModel.EndScores(PolicyOps.Scores(_costModel, seq), seq.EndIndex).ToDoubleArray();
-            oldRewardValues = ToMatrix(PolicyOps.Scores(_rewardCritic, seq).Narrow(1, 0, positions), b, positions);
+            oldLogp = Experience(() => ToMatrix(PolicyOps.LogProbs(_actor, seq), b, positions));
+            refLogp = Experience(() => ToMatrix(ReferenceLogProbs(seq), b, positions));
+            reward = Experience(() => ScoreModel.EndScores(PolicyOps.Scores(_rewardModel, seq), seq.EndIndex).ToDoubleArray());
+            cost = Experience(() => ScoreModel.EndScores(PolicyOps.Scores(_costModel, seq), seq.EndIndex).ToDoubleArray());
+            oldRewardValues = Experience(() => ToMatrix(PolicyOps.Scores(_rewardCritic, seq).Narrow(1, 0, positions), b, positions));
             if (_costCritic is not null)
-                oldCostValues = ToMatrix(PolicyOps.Scores(_costCritic, seq).Narrow(1, 0, positions), b, positions);
+                oldCostValues = Experience(() => ToMatrix(PolicyOps.Scores(_costCritic, seq).Narrow(1, 0, positions), b, positions));
         }
         var mask = new bool[b, positions];
         for (int i = 0; i < b; i++)
@@ -180,6 +183,12 @@ public sealed class PpoTrainer : IDisposable
         if (!double.IsNaN(ptxLoss)) values["ptx_loss"] = ptxLoss;
         string stage = _mode switch { RlMode.Ppo => "ppo", RlMode.PpoLagrangian => "ppo_lag", _ => "reward_shaping" };
         return new StepMetrics(stage, StepsDone, _o.Steps, values);
+    }
+
+    private static T Experience<T>(Func<T> forward)
+    {
+        using var scope = new TensorScope();
+        return forward();
     }
 
     private Tensor ReferenceLogProbs(SequenceBatch seq)

@@ -144,6 +144,7 @@ public static class ScoreTrainer
     public static double Train(ScoreModel model, IReadOnlyList<PairExample> data, Kind kind, TrainOptions options, Rng rng, int padId,
         TrainerState state, double regularization = 0.001, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
+        model.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
         using var optimizer = new AdamW(model.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
         state.Begin(optimizer, options.Steps);
         string stage = kind == Kind.Reward ? "reward" : "cost";

@@ -42,6 +42,7 @@ public static class SftTrainer
     public static double Train(LlamaModel model, IReadOnlyList<Example> data, TrainOptions options, Rng rng, int padId,
         TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
+        model.UseGradientCheckpointing(options.GradientCheckpointing);
         using var optimizer = new AdamW(model.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
         state.Begin(optimizer, options.Steps);
         for (int step = state.Step; step < options.Steps; step++)

@@ -17,6 +17,10 @@ public sealed record TrainOptions
     /// <summary>Micro-batches whose gradients are summed before each optimiser step.</summary>
     public int GradientAccumulation { get; init; } = 1;
 
+    /// <summary>Recompute block activations in the backward pass instead of keeping them (null: on for models of
+    /// <see cref="Llama.LlamaModel.RecomputeByDefaultFromParameters"/> weights or more).</summary>
+    public bool? GradientCheckpointing { get; init; }
+
     public double LrAt(int step)
     {
         int warmup = (int)System.Math.Round(WarmupRatio * Steps);

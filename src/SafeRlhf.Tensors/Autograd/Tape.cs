@@ -7,15 +7,19 @@ public static class Tape
 {
     private static long s_sequence;
 
-    /// <summary>Records <paramref name="op"/> producing <paramref name="output"/> if any input requires grad.</summary>
-    internal static Tensor Record(string op, Tensor output, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    /// <summary>Records <paramref name="op"/> producing <paramref name="output"/> if any input requires grad.
+    /// <paramref name="saved"/> lists every tensor whose data <paramref name="backward"/> reads: the tape holds them
+    /// until the rule has run (or the graph is dropped), whatever their owners do meanwhile.</summary>
+    internal static Tensor Record(string op, Tensor output, Tensor[] inputs, Tensor[] saved, Func<Tensor, Tensor?[]> backward)
     {
         if (!GradMode.IsEnabled) return output;
         bool any = false;
         foreach (var t in inputs) any |= t.RequiresGrad;
         if (!any) return output;
         output.RequiresGrad = true;
-        output.Node = new GradNode(op, inputs, backward, Interlocked.Increment(ref s_sequence));
+        var node = new GradNode(op, inputs, saved, backward, Interlocked.Increment(ref s_sequence));
+        output.Node = node;
+        TensorScope.RegisterNode(node);
         return output;
     }
 
@@ -54,30 +58,81 @@ public static class Tape
         }
         nodes.Sort((x, y) => y.Node!.Sequence.CompareTo(x.Node!.Sequence));
 
+        // Gradients in flight: each dies as soon as the rule that consumes it has run (or, for a leaf, once it has
+        // been added to the leaf's Grad). One tensor may flow to several inputs (Add passes dy to both): uses counts.
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        using (GradMode.NoGrad())
+        var uses = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        void Use(Tensor g) => uses[g] = uses.GetValueOrDefault(g) + 1;
+        void Done(Tensor g)
         {
-            grads[loss] = seed;
-            if (loss.Node is null) { AccumulateLeaf(loss, grads[loss]); return; }
-            foreach (var t in nodes)
+            if (ReferenceEquals(g, seed)) return;
+            int left = uses[g] - 1;
+            if (left > 0) { uses[g] = left; return; }
+            uses.Remove(g);
+            g.Dispose();
+        }
+        try
+        {
+            using (GradMode.NoGrad())
             {
-                if (!grads.Remove(t, out var dOut)) continue;
-                var node = t.Node!;
-                var dInputs = node.BackwardRule(dOut);
-                for (int i = 0; i < node.Inputs.Length; i++)
+                if (loss.Node is null) { AccumulateLeaf(loss, seed); return; }
+                grads[loss] = seed;
+                foreach (var t in nodes)
                 {
-                    var input = node.Inputs[i];
-                    var g = dInputs[i];
-                    if (g is null || !input.RequiresGrad) continue;
-                    if (!g.Shape.SameDims(input.Shape) || g.DType != input.DType)
-                        throw new InvalidOperationException(
-                            $"Backward of {node.Op}: gradient {g.Shape} {g.DType} for input {i} of shape {input.Shape} {input.DType}");
-                    if (input.Node is null) AccumulateLeaf(input, g);
-                    else grads[input] = grads.TryGetValue(input, out var prev) ? Ops.Add(prev, g) : g;
+                    if (!grads.Remove(t, out var dOut)) continue;
+                    var node = t.Node!;
+                    var dInputs = RunRule(node, dOut);
+                    for (int i = 0; i < node.Inputs.Length; i++)
+                    {
+                        var input = node.Inputs[i];
+                        var g = dInputs[i];
+                        if (g is null || !input.RequiresGrad) continue;
+                        if (!g.Shape.SameDims(input.Shape) || g.DType != input.DType)
+                            throw new InvalidOperationException(
+                                $"Backward of {node.Op}: gradient {g.Shape} {g.DType} for input {i} of shape {input.Shape} {input.DType}");
+                        Use(g);
+                        if (input.Node is null)
+                        {
+                            AccumulateLeaf(input, g);
+                            Done(g);
+                        }
+                        else if (grads.TryGetValue(input, out var prev))
+                        {
+                            var sum = Ops.Add(prev, g);
+                            Use(sum);
+                            grads[input] = sum;
+                            Done(prev);
+                            Done(g);
+                        }
+                        else grads[input] = g;
+                    }
+                    Done(dOut);
                 }
             }
         }
-        foreach (var t in nodes) t.Node = null;
+        finally
+        {
+            foreach (var t in nodes)
+            {
+                t.Node?.ReleaseSaved();
+                t.Node = null;
+            }
+        }
+    }
+
+    /// <summary>Runs a rule in a scope of its own (its temporaries die with it; the gradients it returns move to
+    /// the caller's scope), then lets go of the tensors it saved.</summary>
+    private static Tensor?[] RunRule(GradNode node, Tensor dOut)
+    {
+        Tensor?[] dInputs;
+        using (var scope = new TensorScope())
+        {
+            dInputs = node.BackwardRule(dOut);
+            foreach (var g in dInputs)
+                if (g is not null) scope.Keep(g);
+        }
+        node.ReleaseSaved();
+        return dInputs;
     }
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g)
@@ -91,7 +146,8 @@ public static class Tape
         }
         else
         {
-            leaf.Backend.Binary(BinaryOp.Add, leaf.Grad, g.Contiguous(), leaf.Grad);
+            using var contiguous = g.Contiguous();
+            leaf.Backend.Binary(BinaryOp.Add, leaf.Grad, contiguous, leaf.Grad);
         }
     }
 }

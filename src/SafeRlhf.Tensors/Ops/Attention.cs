@@ -30,7 +30,7 @@ public static partial class Ops
         var o = EmptyLike(q);
         var lse = Empty(q.Device, q.DType, q.Dim(0), q.Dim(2), q.Dim(1));
         q.Backend.Attention(qc, kc, vc, mask, o, lse, s);
-        return Record("Attention", o, [q, k, v], dOut =>
+        var result = Record("Attention", o, [q, k, v], mask is null ? [qc, kc, vc, o, lse] : [qc, kc, vc, mask, o, lse], dOut =>
         {
             var dq = EmptyLike(qc);
             var dk = EmptyLike(kc);
@@ -38,5 +38,6 @@ public static partial class Ops
             q.Backend.AttentionBackward(qc, kc, vc, mask, o, lse, dOut.Contiguous(), dq, dk, dv, s);
             return [dq, dk, dv];
         });
+        return Finish(result, qc, kc, vc, mask, lse);
     }
 }

@@ -29,7 +29,7 @@ public static partial class Ops
                 offset += p.Shape[a];
             }
         var sizes = parts.Select(p => p.Shape[a]).ToArray();
-        return Record("Concat", y, [.. parts], dy =>
+        return Record("Concat", y, [.. parts], [], dy =>
         {
             var grads = new Tensor?[sizes.Length];
             int off = 0;
@@ -63,6 +63,6 @@ public static partial class Ops
         x.Backend.Copy(x, y);
         if (!x.DType.IsCompute() || !dtype.IsCompute()) return y;
         var from = x.DType;
-        return Record("Cast", y, [x], dy => [dy.Cast(from)]);
+        return Record("Cast", y, [x], [], dy => [dy.Cast(from)]);
     }
 }

@@ -20,13 +20,14 @@ public static partial class Ops
         double norm = 1.0 / Math.Max(valid, 1);
         Tensor mean;
         using (Autograd.GradMode.NoGrad()) mean = losses.Sum().Scale(norm);
-        return Record("CrossEntropy", mean, [logits], dy =>
+        var result = Record("CrossEntropy", mean, [logits], [x, t, lse], dy =>
         {
             var dLosses = BroadcastView("CrossEntropy", dy.Scale(norm), [x.Dim(0)]).Contiguous();
             var dx = EmptyLike(x);
             x.Backend.CrossEntropyBackward(x, t, lse, dLosses, dx, ignoreIndex);
             return [dx];
         });
+        return Finish(result, x, t, losses, lse);
     }
 
     /// <summary>logits [N, V], targets I32 [N] → log softmax(logits[n])[targets[n]] for every row [N], without
@@ -46,12 +47,13 @@ public static partial class Ops
         x.Backend.CrossEntropy(x, t, losses, lse, noIgnoredTarget);
         Tensor logp;
         using (Autograd.GradMode.NoGrad()) logp = losses.Neg();
-        return Record("TokenLogProbs", logp, [logits], dy =>
+        var result = Record("TokenLogProbs", logp, [logits], [x, t, lse], dy =>
         {
             var dLosses = dy.Neg().Contiguous();
             var dx = EmptyLike(x);
             x.Backend.CrossEntropyBackward(x, t, lse, dLosses, dx, noIgnoredTarget);
             return [dx];
         });
+        return Finish(result, x, t, losses, lse);
     }
 }

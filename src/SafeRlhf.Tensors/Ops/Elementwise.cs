@@ -11,12 +11,13 @@ public static partial class Ops
         var src = x.Contiguous();
         var y = EmptyLike(x);
         x.Backend.Unary(op, src, y, a, b);
-        return Record(name, y, [x], dy =>
+        var result = Record(name, y, [x], [src, y], dy =>
         {
             var dx = EmptyLike(src);
             x.Backend.UnaryBackward(op, src, y, dy.Contiguous(), dx, a, b);
             return [dx];
         });
+        return Finish(result, src);
     }
 
     public static Tensor Neg(this Tensor x) => Unary("Neg", UnaryOp.Neg, x);
@@ -44,7 +45,12 @@ public static partial class Ops
 
     // ---------------- binary ----------------
 
-    private static Tensor Binary(string name, BinaryOp op, Tensor a, Tensor b, Func<Tensor, Tensor, Tensor, Tensor, (Tensor? da, Tensor? db)>? backward)
+    /// <summary>Which operands a binary op's backward reads: a, b and the output c.</summary>
+    [Flags]
+    private enum Reads { None = 0, A = 1, B = 2, C = 4 }
+
+    private static Tensor Binary(string name, BinaryOp op, Tensor a, Tensor b, Reads reads,
+        Func<Tensor, Tensor, Tensor, Tensor, (Tensor? da, Tensor? db)>? backward)
     {
         CheckSame(name, a, b);
         var dims = Shape.Broadcast(name, a.Shape, b.Shape);
@@ -55,7 +61,9 @@ public static partial class Ops
         if (backward is null) return c;
         var aDims = a.Shape.ToArray();
         var bDims = b.Shape.ToArray();
-        return Record(name, c, [a, b], dy =>
+        Tensor[] saved = [.. reads.HasFlag(Reads.A) ? [a] : Array.Empty<Tensor>(), .. reads.HasFlag(Reads.B) ? [b] : Array.Empty<Tensor>(),
+            .. reads.HasFlag(Reads.C) ? [c] : Array.Empty<Tensor>()];
+        return Record(name, c, [a, b], saved, dy =>
         {
             var (da, db) = backward(a, b, c, dy);
             return [a.RequiresGrad && da is not null ? SumTo(da, aDims) : null,
@@ -64,21 +72,21 @@ public static partial class Ops
     }
 
     public static Tensor Add(Tensor a, Tensor b) =>
-        Binary("Add", BinaryOp.Add, a, b, (_, _, _, dy) => (dy, dy));
+        Binary("Add", BinaryOp.Add, a, b, Reads.None, (_, _, _, dy) => (dy, dy));
 
     public static Tensor Sub(Tensor a, Tensor b) =>
-        Binary("Sub", BinaryOp.Sub, a, b, (_, _, _, dy) => (dy, dy.Neg()));
+        Binary("Sub", BinaryOp.Sub, a, b, Reads.None, (_, _, _, dy) => (dy, dy.Neg()));
 
     public static Tensor Mul(Tensor a, Tensor b) =>
-        Binary("Mul", BinaryOp.Mul, a, b, (x, y, _, dy) => (Mul(dy, y), Mul(dy, x)));
+        Binary("Mul", BinaryOp.Mul, a, b, Reads.A | Reads.B, (x, y, _, dy) => (Mul(dy, y), Mul(dy, x)));
 
     // d(a/b)/da = 1/b; d(a/b)/db = −(a/b)/b
     public static Tensor Div(Tensor a, Tensor b) =>
-        Binary("Div", BinaryOp.Div, a, b, (_, y, c, dy) => (Div(dy, y), Div(Mul(dy, c), y).Neg()));
+        Binary("Div", BinaryOp.Div, a, b, Reads.B | Reads.C, (_, y, c, dy) => (Div(dy, y), Div(Mul(dy, c), y).Neg()));
 
     /// <summary>Elementwise minimum; on ties the gradient goes to a.</summary>
     public static Tensor Minimum(Tensor a, Tensor b) =>
-        Binary("Minimum", BinaryOp.Minimum, a, b, (x, y, _, dy) =>
+        Binary("Minimum", BinaryOp.Minimum, a, b, Reads.A | Reads.B, (x, y, _, dy) =>
         {
             var pickA = Compare(BinaryOp.LessEqual, x, y);
             return (Mul(dy, pickA), Mul(dy, OneMinus(pickA)));
@@ -86,7 +94,7 @@ public static partial class Ops
 
     /// <summary>Elementwise maximum; on ties the gradient goes to a.</summary>
     public static Tensor Maximum(Tensor a, Tensor b) =>
-        Binary("Maximum", BinaryOp.Maximum, a, b, (x, y, _, dy) =>
+        Binary("Maximum", BinaryOp.Maximum, a, b, Reads.A | Reads.B, (x, y, _, dy) =>
         {
             var pickA = Compare(BinaryOp.GreaterEqual, x, y);
             return (Mul(dy, pickA), Mul(dy, OneMinus(pickA)));
@@ -99,7 +107,7 @@ public static partial class Ops
     {
         if (op is BinaryOp.Add or BinaryOp.Sub or BinaryOp.Mul or BinaryOp.Div or BinaryOp.Minimum or BinaryOp.Maximum)
             throw new ArgumentException($"Compare: {op} is not a comparison");
-        return Binary("Compare", op, a, b, null);
+        return Binary("Compare", op, a, b, Reads.None, null);
     }
 
     /// <summary>y = cond ≠ 0 ? a : b with broadcasting over all three (cond in the dtype of a and b).</summary>
@@ -115,7 +123,7 @@ public static partial class Ops
             a.Backend.Where(cv, av, bv, y);
         var aDims = a.Shape.ToArray();
         var bDims = b.Shape.ToArray();
-        return Record("Where", y, [cond, a, b], dy =>
+        return Record("Where", y, [cond, a, b], [cond], dy =>
         {
             var zero = Full(dy.Device, dy.DType, 0.0);
             return [null,

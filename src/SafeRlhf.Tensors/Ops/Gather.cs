@@ -19,12 +19,13 @@ public static partial class Ops
         var idx = index.Contiguous();
         var y = Empty(x.Device, x.DType, index.Shape.ToArray());
         x.Backend.Gather(src, idx, y, a);
-        return Record("Gather", y, [x], dy =>
+        var result = Record("Gather", y, [x], [idx], dy =>
         {
             var dx = EmptyLike(src);
             x.Backend.ScatterAdd(dy.Contiguous(), idx, dx, a);
             return [dx];
         });
+        return Finish(result, src, idx);
     }
 
     /// <summary>Rows of <paramref name="weight"/> [vocab, dim] for ids (I32, any dims) → [.., dim].</summary>
@@ -39,12 +40,13 @@ public static partial class Ops
         var w = weight.Contiguous();
         var y = Empty(weight.Device, weight.DType, n, dim);
         weight.Backend.Gather(w, index, y, 0);
-        var rows = Record("Embedding", y, [weight], dy =>
+        var rows = Record("Embedding", y, [weight], [index], dy =>
         {
             var dw = EmptyLike(w);
             weight.Backend.ScatterAdd(dy.Contiguous(), index, dw, 0);
             return [dw];
         });
-        return rows.Reshape([.. ids.Shape.ToArray(), dim]);
+        var result = rows.Reshape([.. ids.Shape.ToArray(), dim]);
+        return Finish(result, flat, index, w, rows);
     }
 }

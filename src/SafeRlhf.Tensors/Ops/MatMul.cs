@@ -45,7 +45,10 @@ public static partial class Ops
             a.Backend.MatMul(a3, b3, y3, transA, transB, accumulate: false);
         }
 
-        return Record("MatMul", y, [a, b], dy =>
+        // dA reads b and dB reads a: save only what the inputs that need gradients read (the input activation
+        // of a frozen weight is not kept).
+        Tensor[] saved = [.. b.RequiresGrad ? [a] : Array.Empty<Tensor>(), .. a.RequiresGrad ? [b] : Array.Empty<Tensor>()];
+        return Record("MatMul", y, [a, b], saved, dy =>
         {
             // y = A·B: dA = dy·Bᵀ, dB = Aᵀ·dy; transposed operands swap roles accordingly.
             Tensor? da = null, db = null;

@@ -58,6 +58,15 @@ public static partial class Ops
             throw new TensorShapeException($"{op}: {what} must have rank {rank}, got {t.Shape}");
     }
 
-    internal static Tensor Record(string op, Tensor output, Tensor[] inputs, Func<Tensor, Tensor?[]> backward) =>
-        Tape.Record(op, output, inputs, backward);
+    /// <summary>Disposes an op's temporaries (contiguous copies, statistics) once its output is recorded: those
+    /// its backward rule reads live on in the tape, the others die now. Returns <paramref name="result"/>.</summary>
+    internal static Tensor Finish(Tensor result, params ReadOnlySpan<Tensor?> temporaries)
+    {
+        foreach (var t in temporaries) t?.Dispose();
+        return result;
+    }
+
+    /// <summary>Records an op; <paramref name="saved"/> lists every tensor whose data the backward rule reads.</summary>
+    internal static Tensor Record(string op, Tensor output, Tensor[] inputs, Tensor[] saved, Func<Tensor, Tensor?[]> backward) =>
+        Tape.Record(op, output, inputs, saved, backward);
 }

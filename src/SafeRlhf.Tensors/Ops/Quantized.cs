@@ -39,12 +39,14 @@ public static partial class Ops
         var lead = x.Shape.ToArray()[..^1];
         int n = (int)new Shape(lead).Numel;
         Tensor x2;
-        using (Autograd.GradMode.NoGrad()) x2 = x.Contiguous().Reshape(n, k);
+        using (Autograd.GradMode.NoGrad())
+        using (var xc = x.Contiguous())
+            x2 = xc.Reshape(n, k);
         var y = Empty(x.Device, DType.F32, [.. lead, m]);
         using (Autograd.GradMode.NoGrad())
         using (var y2 = y.Reshape(n, m))
             x.Backend.QuantizedMatMul(x2, w, y2);
-        return Record("QuantizedLinear", y, [x], dy =>
+        var result = Record("QuantizedLinear", y, [x], [w], dy =>
         {
             var dx = Empty(x.Device, DType.F32, x.Shape.ToArray());
             using var dy2 = dy.Contiguous().Reshape(n, m);
@@ -52,5 +54,6 @@ public static partial class Ops
             x.Backend.QuantizedMatMulBackward(dy2, w, dx2);
             return [dx];
         });
+        return Finish(result, x2);
     }
 }

@@ -14,8 +14,9 @@ public static partial class Ops
         var y = Empty(x.Device, x.DType, keepDims);
         x.Backend.ReduceSum(src, y);
         var inDims = x.Shape.ToArray();
-        var result = Record("Sum", y, [x], dy => [BroadcastView("Sum", dy, inDims).Contiguous()]);
-        return keepDim ? result : result.Reshape(keepDims.Where((_, i) => !reduce.Contains(i)).ToArray());
+        var result = Record("Sum", y, [x], [], dy => [BroadcastView("Sum", dy, inDims).Contiguous()]);
+        if (keepDim) return Finish(result, src);
+        return Finish(result.Reshape(keepDims.Where((_, i) => !reduce.Contains(i)).ToArray()), src, result);
     }
 
     /// <summary>Sum over one axis.</summary>

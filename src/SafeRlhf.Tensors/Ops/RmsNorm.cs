@@ -14,12 +14,13 @@ public static partial class Ops
         var y = EmptyLike(x);
         var rstd = Empty(x.Device, x.DType, x.Shape.ToArray()[..^1]);
         x.Backend.RmsNorm(src, w, y, rstd, eps);
-        return Record("RmsNorm", y, [x, weight], dy =>
+        var result = Record("RmsNorm", y, [x, weight], [src, w, rstd], dy =>
         {
             var dx = EmptyLike(src);
             var dw = EmptyLike(w);
             x.Backend.RmsNormBackward(src, w, rstd, dy.Contiguous(), dx, dw);
             return [dx, dw];
         });
+        return Finish(result, src, w, rstd);
     }
 }

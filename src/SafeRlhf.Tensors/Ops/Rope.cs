@@ -16,11 +16,12 @@ public static partial class Ops
         var pos = positions.Contiguous();
         var y = EmptyLike(x);
         x.Backend.Rope(src, pos, y, theta, style, inverse: false);
-        return Record("Rope", y, [x], dy =>
+        var result = Record("Rope", y, [x], [pos], dy =>
         {
             var dx = EmptyLike(src);
             x.Backend.Rope(dy.Contiguous(), pos, dx, theta, style, inverse: true);
             return [dx];
         });
+        return Finish(result, src, pos);
     }
 }

@@ -13,11 +13,12 @@ public static partial class Ops
         var src = x.Contiguous();
         var y = EmptyLike(x);
         x.Backend.Softmax(src, y, log);
-        return Record(name, y, [x], dy =>
+        var result = Record(name, y, [x], [y], dy =>
         {
             var dx = EmptyLike(y);
             x.Backend.SoftmaxBackward(y, dy.Contiguous(), dx, log);
             return [dx];
         });
+        return Finish(result, src);
     }
 }

@@ -12,12 +12,13 @@ public static partial class Ops
         var u = up.Contiguous();
         var y = EmptyLike(gate);
         gate.Backend.SwiGlu(g, u, y);
-        return Record("SwiGlu", y, [gate, up], dy =>
+        var result = Record("SwiGlu", y, [gate, up], [g, u], dy =>
         {
             var dGate = EmptyLike(g);
             var dUp = EmptyLike(u);
             gate.Backend.SwiGluBackward(g, u, dy.Contiguous(), dGate, dUp);
             return [dGate, dUp];
         });
+        return Finish(result, g, u);
     }
 }

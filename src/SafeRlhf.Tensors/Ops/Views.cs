@@ -10,10 +10,10 @@ public static partial class Ops
     public static Tensor Contiguous(this Tensor x)
     {
         x.ThrowIfDisposed("Contiguous");
-        if (x.IsContiguous) return Record("Contiguous", RawView(x, x.Shape.ToArray(), Shape.ContiguousStrides(x.Shape.Dims), x.Offset), [x], dy => [dy]);
+        if (x.IsContiguous) return Record("Contiguous", RawView(x, x.Shape.ToArray(), Shape.ContiguousStrides(x.Shape.Dims), x.Offset), [x], [], dy => [dy]);
         var y = EmptyLike(x);
         x.Backend.Copy(x, y);
-        return Record("Contiguous", y, [x], dy => [dy]);
+        return Record("Contiguous", y, [x], [], dy => [dy]);
     }
 
     /// <summary>Same data with new dims (one dim may be −1). A view when x is contiguous, else a copy.</summary>
@@ -24,7 +24,8 @@ public static partial class Ops
         var src = x.IsContiguous ? x : x.Contiguous();
         var y = RawView(src, dims, Shape.ContiguousStrides(dims), src.Offset);
         var inDims = x.Shape.ToArray();
-        return Record("Reshape", y, [x], dy => [dy.Reshape(inDims)]);
+        var result = Record("Reshape", y, [x], [], dy => [dy.Reshape(inDims)]);
+        return ReferenceEquals(src, x) ? result : Finish(result, src);
     }
 
     private static int[] ResolveDims(string op, Shape shape, int[] dims)
@@ -61,7 +62,7 @@ public static partial class Ops
         var strides = x.Shape.StridesArray();
         (dims[a0], dims[a1]) = (dims[a1], dims[a0]);
         (strides[a0], strides[a1]) = (strides[a1], strides[a0]);
-        return Record("Transpose", RawView(x, dims, strides, x.Offset), [x], dy => [dy.Transpose(a0, a1)]);
+        return Record("Transpose", RawView(x, dims, strides, x.Offset), [x], [], dy => [dy.Transpose(a0, a1)]);
     }
 
     /// <summary>Reorders the axes (a view): output axis i is input axis perm[i].</summary>
@@ -79,7 +80,7 @@ public static partial class Ops
             strides[i] = x.Shape.Stride(perm[i]);
             inverse[perm[i]] = i;
         }
-        return Record("Permute", RawView(x, dims, strides, x.Offset), [x], dy => [dy.Permute(inverse)]);
+        return Record("Permute", RawView(x, dims, strides, x.Offset), [x], [], dy => [dy.Permute(inverse)]);
     }
 
     /// <summary>Elements [start, start + length) along an axis (a view).</summary>
@@ -93,7 +94,7 @@ public static partial class Ops
         dims[a] = length;
         var y = RawView(x, dims, x.Shape.StridesArray(), x.Offset + start * x.Shape.Stride(a));
         var inDims = x.Shape.ToArray();
-        return Record("Narrow", y, [x], dy =>
+        return Record("Narrow", y, [x], [], dy =>
         {
             var dx = Empty(dy.Device, dy.DType, inDims);
             using var window = RawView(dx, dy.Shape.ToArray(), dx.Shape.StridesArray(), dx.Offset + start * dx.Shape.Stride(a));
@@ -132,7 +133,7 @@ public static partial class Ops
         var strides = x.Shape.StridesArray().ToList();
         strides.Insert(a, a < x.Rank ? x.Shape.Stride(a) * x.Shape[a] : 1);
         var inDims = x.Shape.ToArray();
-        return Record("Unsqueeze", RawView(x, [.. dims], [.. strides], x.Offset), [x], dy => [dy.Reshape(inDims)]);
+        return Record("Unsqueeze", RawView(x, [.. dims], [.. strides], x.Offset), [x], [], dy => [dy.Reshape(inDims)]);
     }
 
     /// <summary>Removes an axis of extent 1.</summary>
@@ -143,7 +144,7 @@ public static partial class Ops
         var dims = x.Shape.ToArray().Where((_, i) => i != a).ToArray();
         var strides = x.Shape.StridesArray().Where((_, i) => i != a).ToArray();
         var inDims = x.Shape.ToArray();
-        return Record("Squeeze", RawView(x, dims, strides, x.Offset), [x], dy => [dy.Reshape(inDims)]);
+        return Record("Squeeze", RawView(x, dims, strides, x.Offset), [x], [], dy => [dy.Reshape(inDims)]);
     }
 
     /// <summary>Broadcasts to <paramref name="dims"/> (a view with stride 0 on broadcast axes).</summary>
@@ -151,7 +152,7 @@ public static partial class Ops
     {
         var y = BroadcastView("Expand", x, dims);
         var inDims = x.Shape.ToArray();
-        return Record("Expand", y, [x], dy => [SumTo(dy, inDims)]);
+        return Record("Expand", y, [x], [], dy => [SumTo(dy, inDims)]);
     }
 
     internal static Tensor BroadcastView(string op, Tensor x, int[] dims)
@@ -183,6 +184,6 @@ public static partial class Ops
         var y = Empty(x.Device, x.DType, keep);
         x.Backend.ReduceSum(src, y);
         var result = y.Reshape(dims);
-        return Record("SumTo", result, [x], dy => [BroadcastView("SumTo", dy, x.Shape.ToArray()).Contiguous()]);
+        return Finish(Record("SumTo", result, [x], [], dy => [BroadcastView("SumTo", dy, x.Shape.ToArray()).Contiguous()]), src, y);
     }
 }

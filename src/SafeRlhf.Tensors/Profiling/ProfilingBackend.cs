@@ -180,6 +180,10 @@ public sealed class ProfilingBackend : IBackend
         finally { End(t0, "Allocate", 0, dtype.IsQuantized() && count % DTypeInfo.QuantBlock != 0 ? 0 : dtype.ByteCount(count)); }
     }
 
+    public MemoryStats Memory => Inner.Memory;
+
+    public void ResetPeakMemory() => Inner.ResetPeakMemory();
+
     public void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src)
     {
         long t0 = Begin();
