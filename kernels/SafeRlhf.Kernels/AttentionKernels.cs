@@ -10,14 +10,17 @@ public readonly struct AttentionParams
 {
     public readonly int B, T, S, H, Hkv, D, Br, Bc, HasMask;
     public readonly float Scale;
+    /// <summary>Element distance between batch entries of k and v (a KV cache's capacity rows; S·Hkv·D when packed).</summary>
+    public readonly long KvBatchStride;
 
-    public AttentionParams(int b, int t, int s, int h, int hkv, int d, int br, int bc, bool hasMask, float scale)
+    public AttentionParams(int b, int t, int s, int h, int hkv, int d, int br, int bc, bool hasMask, float scale, long kvBatchStride = 0)
     {
         B = b; T = t; S = s; H = h; Hkv = hkv; D = d; Br = br; Bc = bc; HasMask = hasMask ? 1 : 0; Scale = scale;
+        KvBatchStride = kvBatchStride != 0 ? kvBatchStride : (long)s * hkv * d;
     }
 
     public long QRow(int b, int t, int h) => (((long)b * T + t) * H + h) * D;
-    public long KRow(int b, int s, int hk) => (((long)b * S + s) * Hkv + hk) * D;
+    public long KRow(int b, int s, int hk) => b * KvBatchStride + ((long)s * Hkv + hk) * D;
     public long LseAt(int b, int h, int t) => ((long)b * H + h) * T + t;
 
     /// <summary>Causal and padding visibility of key <paramref name="s"/> for query <paramref name="t"/>.</summary>

@@ -128,10 +128,13 @@ SR_API sr_status sr_adamw_f32(float* param, const float* grad, float* m, float* 
 /** Causal flash attention with GQA. q [B, T, H, D]; k, v [B, S, Hkv, D] (H a multiple of Hkv, S ≥ T);
  *  query t sits at key position S − T + t and sees keys ≤ that which are not masked; key_mask [B, S]
  *  (nonzero keep, 0 pad) or null; o [B, T, H, D]; lse [B, H, T] log-sum-exp of the scaled scores.
- *  A query with no visible key gets o = 0 and lse = −inf. */
+ *  A query with no visible key gets o = 0 and lse = −inf. k and v rows of one batch entry are packed
+ *  [S, Hkv, D]; kv_batch_stride is the element distance between batch entries (0: packed, S·Hkv·D), so a
+ *  KV cache [B, capacity, Hkv, D] is read in place. */
 SR_API sr_status sr_attention_forward_f32(const float* q, const float* k, const float* v, const float* key_mask,
                                           float* o, float* lse, int64_t batch, int64_t t_len, int64_t s_len,
-                                          int64_t heads, int64_t kv_heads, int64_t head_dim, float scale);
+                                          int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t kv_batch_stride,
+                                          float scale);
 /** dq, dk, dv (overwritten) of sr_attention_forward_f32, recomputing probabilities from lse. */
 SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const float* v, const float* key_mask,
                                            const float* o, const float* lse, const float* d_out, float* dq,

@@ -20,11 +20,13 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Dims {
   int64_t B, T, S, H, Hkv, D;
+  int64_t KvB = 0;  // element distance between batch rows of k / v (0: packed, S·Hkv·D)
+  int64_t kv_batch() const { return KvB != 0 ? KvB : S * Hkv * D; }
   int64_t group() const { return H / Hkv; }
   int64_t q_row() const { return H * D; }     // element distance between consecutive t in q / o
   int64_t k_row() const { return Hkv * D; }   // element distance between consecutive s in k / v
   const float* q_at(const float* q, int64_t b, int64_t t, int64_t h) const { return q + ((b * T + t) * H + h) * D; }
-  const float* k_at(const float* k, int64_t b, int64_t s, int64_t hk) const { return k + ((b * S + s) * Hkv + hk) * D; }
+  const float* k_at(const float* k, int64_t b, int64_t s, int64_t hk) const { return k + b * kv_batch() + (s * Hkv + hk) * D; }
   /** Last key position query t may see (causal, aligned at the end). */
   int64_t limit(int64_t t) const { return S - T + t; }
 };
@@ -234,14 +236,18 @@ sr_status check(const char* name, int64_t B, int64_t T, int64_t S, int64_t H, in
 
 extern "C" SR_API sr_status sr_attention_forward_f32(const float* q, const float* k, const float* v, const float* key_mask,
                                                      float* o, float* lse, int64_t batch, int64_t t_len, int64_t s_len,
-                                                     int64_t heads, int64_t kv_heads, int64_t head_dim, float scale) {
+                                                     int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t kv_batch_stride,
+                                                     float scale) {
   sr_status st = sr::check("sr_attention_forward_f32", batch, t_len, s_len, heads, kv_heads, head_dim);
   if (st != SR_OK) return st;
+  if (kv_batch_stride != 0 && kv_batch_stride < s_len * kv_heads * head_dim)
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_attention_forward_f32: kv_batch_stride " + std::to_string(kv_batch_stride) +
+                                             " is smaller than S·Hkv·D = " + std::to_string(s_len * kv_heads * head_dim));
   if (batch * t_len * heads == 0) return SR_OK;
   if (q == nullptr || o == nullptr || lse == nullptr || (s_len > 0 && head_dim > 0 && (k == nullptr || v == nullptr)))
     return sr::fail(SR_INVALID_ARGUMENT, "sr_attention_forward_f32: null pointer");
   try {
-    sr::forward({batch, t_len, s_len, heads, kv_heads, head_dim}, q, k, v, key_mask, o, lse, scale);
+    sr::forward({batch, t_len, s_len, heads, kv_heads, head_dim, kv_batch_stride}, q, k, v, key_mask, o, lse, scale);
   } catch (const std::bad_alloc&) {
     return sr::fail(SR_OUT_OF_MEMORY, "sr_attention_forward_f32: out of memory");
   }

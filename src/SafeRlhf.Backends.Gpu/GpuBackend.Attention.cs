@@ -23,7 +23,8 @@ public sealed partial class GpuBackend
         throw new NotSupportedException($"Attention: head dim {d} does not fit shared memory");
     }
 
-    private static AttentionParams AttentionShape(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, int tile, double scale)
+    private static AttentionParams AttentionShape(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, int tile, double scale,
+        long kvBatchStride = 0)
     {
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape} must be rank 4");
@@ -32,17 +33,18 @@ public sealed partial class GpuBackend
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape}, o {o.Shape}");
         if (keyMask is not null && keyMask.Numel != (long)b * s)
             throw new TensorShapeException($"Attention: key mask {keyMask.Shape} is not [B, S] = [{b}, {s}]");
-        return new AttentionParams(b, t, s, h, hkv, d, tile, tile, keyMask is not null, (float)scale);
+        return new AttentionParams(b, t, s, h, hkv, d, tile, tile, keyMask is not null, (float)scale, kvBatchStride);
     }
 
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
         int tile = AttentionTile(q.Dim(3), AttentionParams.ForwardSharedFloats);
-        var p = AttentionShape(q, k, v, keyMask, o, tile, scale);
+        bool inPlace = k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis && k.Shape.FirstAxisStride == v.Shape.FirstAxisStride;
+        var p = AttentionShape(q, k, v, keyMask, o, tile, scale, inPlace ? k.Shape.FirstAxisStride : 0);
         if (q.Numel == 0) return;
         using var sq = In(q);
-        using var sk = In(k);
-        using var sv = In(v);
+        using var sk = inPlace ? InBatchStrided(k) : In(k);
+        using var sv = inPlace ? InBatchStrided(v) : In(v);
         using var sm = keyMask is null ? null : In(keyMask);
         using var so = Out(o);
         using var sl = Out(lse);

@@ -207,7 +207,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         private readonly Tensor? _temp;
         private readonly bool _write;
 
-        public Staged(GpuBackend backend, Tensor tensor, DType dtype, bool read, bool write)
+        public Staged(GpuBackend backend, Tensor tensor, DType dtype, bool read, bool write, bool batchStrided = false)
         {
             _backend = backend;
             _tensor = tensor;
@@ -217,6 +217,14 @@ public sealed partial class GpuBackend : IBackend, IDisposable
                 var raw = backend.Raw(tensor);
                 long bytes = dtype.ByteCount(1);
                 Bytes = raw.SubView(tensor.Offset * bytes, Math.Max(1, tensor.Numel) * bytes);
+            }
+            else if (batchStrided && tensor.DType == dtype && tensor.Shape.IsPackedBelowFirstAxis && tensor.Numel > 0)
+            {
+                // The span from the first to the last element, read in place with the kernel's batch stride.
+                long bytes = dtype.ByteCount(1);
+                long packed = tensor.Numel / tensor.Dim(0);
+                long span = (tensor.Dim(0) - 1) * tensor.Shape.FirstAxisStride + packed;
+                Bytes = backend.Raw(tensor).SubView(tensor.Offset * bytes, span * bytes);
             }
             else
             {
@@ -239,6 +247,8 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     }
 
     private Staged In(Tensor t) => new(this, t, DType.F32, read: true, write: false);
+    /// <summary>An fp32 input whose entries along axis 0 are packed but may lie any distance apart (read in place).</summary>
+    private Staged InBatchStrided(Tensor t) => new(this, t, DType.F32, read: true, write: false, batchStrided: true);
     private Staged Out(Tensor t) => new(this, t, DType.F32, read: false, write: true);
     private Staged InOut(Tensor t) => new(this, t, DType.F32, read: true, write: true);
     private Staged Index(Tensor t) => new(this, t, DType.I32, read: true, write: false);

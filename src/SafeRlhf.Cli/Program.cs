@@ -14,6 +14,7 @@ public static class Program
             PipelineCommand.Create(),
             BenchCommand.Create(),
             ProfileCommand.Create(),
+            PlanCommand.Create(),
             GenerateCommand.Create(),
             StageCommands.Sft(),
             StageCommands.Reward(),

@@ -12,6 +12,7 @@ public sealed class KvCache : IDisposable
     public KvCache(Device device, LlamaConfig config, int batch, int capacity, DType dtype = DType.F32)
     {
         using var _ = TensorScope.Suspend();
+        using var tag = MemoryTags.As(MemoryCategory.KvCache);
         _keys = new Tensor[config.NLayers];
         _values = new Tensor[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)

@@ -17,6 +17,7 @@ public sealed class AdamW : IDisposable
         Lr = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
         var filter = decayFilter ?? DefaultDecay;
         using var _ = TensorScope.Suspend();
+        using var tag = MemoryTags.As(MemoryCategory.TrainableState);
         foreach (var (name, p) in parameters)
         {
             if (!p.RequiresGrad) continue;

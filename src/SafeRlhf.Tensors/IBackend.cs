@@ -84,6 +84,8 @@ public interface IBackend
     /// query t sits at key position S − T + t and sees keys ≤ that; keyMask [B, S] (1 keep, 0 pad) or
     /// null; o [B, T, H, D]; lse [B, H, T] log-sum-exp of the scaled scores (saved for backward).
     /// A query with no visible key outputs 0 and lse = −∞.</summary>
+    /// <remarks>k and v may be batch-strided (<see cref="Shape.IsPackedBelowFirstAxis"/>, the same batch stride for
+    /// both): the filled part of a KV cache is read in place.</remarks>
     void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale);
     /// <summary>dq, dk, dv of Attention, recomputing probabilities from lse.</summary>
     void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor dOut,

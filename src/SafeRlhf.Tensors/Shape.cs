@@ -47,6 +47,34 @@ public sealed class Shape : IEquatable<Shape>
         }
     }
 
+    /// <summary>True when every entry along axis 0 is itself contiguous and entries do not overlap, whatever the
+    /// distance between them (e.g. the filled part [B, S, ..] of a KV cache [B, capacity, ..]).</summary>
+    public bool IsPackedBelowFirstAxis
+    {
+        get
+        {
+            if (_dims.Length == 0) return true;
+            long expected = 1;
+            for (int i = _dims.Length - 1; i >= 1; i--)
+            {
+                if (_dims[i] != 1 && _strides[i] != expected) return false;
+                expected *= _dims[i];
+            }
+            return _dims[0] <= 1 || _strides[0] >= expected;
+        }
+    }
+
+    /// <summary>Element distance between entries along axis 0 (the packed size when there is only one entry).</summary>
+    public long FirstAxisStride
+    {
+        get
+        {
+            long packed = 1;
+            for (int i = 1; i < _dims.Length; i++) packed *= _dims[i];
+            return _dims.Length == 0 || _dims[0] <= 1 ? packed : _strides[0];
+        }
+    }
+
     public int[] ToArray() => (int[])_dims.Clone();
     public long[] StridesArray() => (long[])_strides.Clone();
 

@@ -111,15 +111,18 @@ public sealed unsafe partial class NativeBackend
 
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
-        if (!AttentionNative(q, k, v, keyMask, o, lse, o))
+        if (!AttentionNative(q, k, v, keyMask, o, lse, o, batchStridedKv: true))
         {
             _reference.Attention(q, k, v, keyMask, o, lse, scale);
             return;
         }
+        long kvBatchStride = k.Shape.FirstAxisStride;
+        if (v.Shape.FirstAxisStride != kvBatchStride)
+            throw new TensorShapeException($"Attention: k and v batch strides differ ({kvBatchStride} vs {v.Shape.FirstAxisStride})");
         fixed (byte* pq = RawBytes(q), pk = RawBytes(k), pv = RawBytes(v), po = RawBytes(o), pl = RawBytes(lse))
         fixed (byte* pm = keyMask is null ? default : RawBytes(keyMask))
             Check(NativeMethods.sr_attention_forward_f32((float*)pq, (float*)pk, (float*)pv, (float*)pm, (float*)po, (float*)pl,
-                q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3), (float)scale), "sr_attention_forward_f32");
+                q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3), kvBatchStride, (float)scale), "sr_attention_forward_f32");
     }
 
     public void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor dOut,
@@ -140,7 +143,8 @@ public sealed unsafe partial class NativeBackend
     }
 
     /// <summary>Validates attention shapes (throws on a mismatch) and says whether the native kernel applies.</summary>
-    private static bool AttentionNative(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor outLike)
+    private static bool AttentionNative(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor outLike,
+        bool batchStridedKv = false)
     {
         if (q.Rank != 4 || k.Rank != 4 || !k.Shape.SameDims(v.Shape) || k.Dim(0) != q.Dim(0) || k.Dim(3) != q.Dim(3)
             || k.Dim(1) < q.Dim(1) || (q.Dim(2) > 0 && (k.Dim(2) == 0 || q.Dim(2) % k.Dim(2) != 0))
@@ -148,7 +152,10 @@ public sealed unsafe partial class NativeBackend
             || (keyMask is not null && keyMask.Numel != (long)k.Dim(0) * k.Dim(1)))
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape}, o {o.Shape}, lse {lse.Shape}" +
                 (keyMask is null ? "" : $", keyMask {keyMask.Shape}"));
-        return AllF32(q, k, v, o, lse, outLike) && (keyMask is null || IsF32(keyMask));
+        bool kvOk = batchStridedKv
+            ? k.DType == DType.F32 && v.DType == DType.F32 && k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis
+            : AllF32(k, v);
+        return kvOk && AllF32(q, o, lse, outLike) && (keyMask is null || IsF32(keyMask));
     }
 
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)

@@ -96,7 +96,7 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Lib)]
     internal static partial NativeStatus sr_attention_forward_f32(float* q, float* k, float* v, float* keyMask, float* o, float* lse,
-        long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, float scale);
+        long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, long kvBatchStride, float scale);
     [LibraryImport(Lib)]
     internal static partial NativeStatus sr_attention_backward_f32(float* q, float* k, float* v, float* keyMask, float* o, float* lse, float* dOut,
         float* dq, float* dk, float* dv, long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, float scale);

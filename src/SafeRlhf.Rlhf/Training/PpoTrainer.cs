@@ -85,8 +85,10 @@ public sealed class PpoTrainer : IDisposable
     public StepMetrics Step()
     {
         var prompts = Enumerable.Range(0, _o.BatchSize).Select(_ => _samplePrompt(_rng)).ToList();
-        var rollout = Rollout.Generate(_actor, prompts, _o.MaxNewTokens,
-            new SamplingOptions { Temperature = _o.Temperature, TopP = _o.TopP }, _rng, _padId, _eosId);
+        RolloutBatch rollout;
+        using (MemoryTags.InPhase("rollout"))
+            rollout = Rollout.Generate(_actor, prompts, _o.MaxNewTokens,
+                new SamplingOptions { Temperature = _o.Temperature, TopP = _o.TopP }, _rng, _padId, _eosId);
         var seq = rollout.Sequences;
         int b = seq.Batch, positions = seq.Length - 1, start = rollout.PromptWidth - 1;
 
@@ -95,6 +97,7 @@ public sealed class PpoTrainer : IDisposable
         double[,]? oldCostValues = null;
         double[] reward, cost;
         // Each model's forward runs in its own scope, so its activations die before the next model runs.
+        using (MemoryTags.InPhase("experience"))
         using (GradMode.NoGrad())
         {
             oldLogp = Experience(() => ToMatrix(PolicyOps.LogProbs(_actor, seq), b, positions));
@@ -129,6 +132,7 @@ public sealed class PpoTrainer : IDisposable
 
         // ---- actor update ----
         double actorLoss;
+        using (MemoryTags.InPhase("actor update"))
         using (new TensorScope())
         {
             var logp = PolicyOps.LogProbs(_actor, seq).Narrow(1, start, positions - start);
@@ -137,7 +141,7 @@ public sealed class PpoTrainer : IDisposable
             TrainingGuard.CheckFinite("actor loss", actorLoss, StepsDone);
             loss.Backward();
         }
-        Apply(_actorOptimizer, _actor);
+        using (MemoryTags.InPhase("actor update")) Apply(_actorOptimizer, _actor);
 
         // ---- critic updates ----
         double rewardCriticLoss = CriticStep(_rewardCritic, _rewardCriticOptimizer, seq, Slice(oldRewardValues, start), rewardReturns, spanMask, start);
@@ -201,6 +205,7 @@ public sealed class PpoTrainer : IDisposable
 
     private double CriticStep(ScoreModel critic, AdamW optimizer, SequenceBatch seq, double[,] oldValues, double[,] returns, bool[,] spanMask, int start)
     {
+        using var phase = MemoryTags.InPhase("critic update");
         double value;
         using (new TensorScope())
         {

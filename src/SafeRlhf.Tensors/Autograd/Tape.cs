@@ -140,6 +140,7 @@ public static class Tape
         if (leaf.Grad is null)
         {
             using var outside = TensorScope.Suspend();
+            using var tag = MemoryTags.As(MemoryCategory.TrainableState);
             var grad = Tensor.Zeros(leaf.Device, leaf.DType, leaf.Shape.ToArray());
             leaf.Backend.Copy(g, grad);
             leaf.Grad = grad;

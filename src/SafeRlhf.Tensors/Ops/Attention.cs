@@ -23,9 +23,14 @@ public static partial class Ops
                 throw new TensorShapeException($"Attention: keyMask {keyMask.Shape} must be [B, S] for k {k.Shape}");
         }
         double s = scale ?? 1.0 / Math.Sqrt(q.Dim(3));
+        // Without gradients (decoding), a KV cache's filled part [B, S, Hkv, D] of [B, capacity, Hkv, D] is read in
+        // place: backends take k and v whose batch entries are packed, at any (shared) batch stride.
+        bool records = Autograd.GradMode.IsEnabled && (q.RequiresGrad || k.RequiresGrad || v.RequiresGrad);
+        bool inPlace = !records && k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis
+            && k.Shape.FirstAxisStride == v.Shape.FirstAxisStride;
         var qc = q.Contiguous();
-        var kc = k.Contiguous();
-        var vc = v.Contiguous();
+        var kc = inPlace ? k.Detach() : k.Contiguous();
+        var vc = inPlace ? v.Detach() : v.Contiguous();
         var mask = keyMask?.Contiguous();
         var o = EmptyLike(q);
         var lse = Empty(q.Device, q.DType, q.Dim(0), q.Dim(2), q.Dim(1));
