@@ -15,36 +15,22 @@ public sealed class CpuAllocator
 
     private readonly Dictionary<long, Stack<byte[]>> _free = new();
     private readonly Lock _lock = new();
-    private long _live, _peakLive, _reserved, _peakReserved, _cached;
+    private readonly MemoryCounters _counters = new();
 
     /// <summary>The most bytes the pool may reserve (live + cached), or 0 for no limit but the machine's.</summary>
     public long LimitBytes { get; set; }
 
-    public MemoryStats Stats
-    {
-        get { lock (_lock) return new MemoryStats(_live, _peakLive, _reserved, _peakReserved, _cached); }
-    }
+    public MemoryStats Stats => _counters.Stats;
 
     /// <summary>Starts new high-water marks from the current levels.</summary>
-    public void ResetPeak()
-    {
-        lock (_lock)
-        {
-            _peakLive = _live;
-            _peakReserved = _reserved;
-        }
-    }
+    public void ResetPeak() => _counters.ResetPeak();
 
     /// <summary>A zero-filled block of at least <paramref name="bytes"/> bytes (the size class's length).</summary>
     public byte[] Allocate(long bytes)
     {
         long block = Math.Max(bytes, Math.Min(SizeClasses.Round(bytes), Array.MaxLength));
         var p = TakeCached(block) ?? AllocateNew(bytes, block);
-        lock (_lock)
-        {
-            _live += bytes;
-            _peakLive = Math.Max(_peakLive, _live);
-        }
+        _counters.Add(live: bytes);
         p.AsSpan(0, checked((int)bytes)).Clear();
         return p;
     }
@@ -52,14 +38,12 @@ public sealed class CpuAllocator
     /// <summary>Returns a block to its class for reuse.</summary>
     public void Free(byte[] p, long bytes)
     {
-        long blockBytes = p.LongLength;
         lock (_lock)
         {
-            _live -= bytes;
-            _cached += blockBytes;
-            if (!_free.TryGetValue(blockBytes, out var stack)) _free[blockBytes] = stack = new Stack<byte[]>();
+            if (!_free.TryGetValue(p.LongLength, out var stack)) _free[p.LongLength] = stack = new Stack<byte[]>();
             stack.Push(p);
         }
+        _counters.Add(live: -bytes, cached: p.LongLength);
     }
 
     /// <summary>Drops every cached block and lets the garbage collector give the memory back.</summary>
@@ -69,8 +53,7 @@ public sealed class CpuAllocator
         {
             foreach (var (size, stack) in _free)
             {
-                _reserved -= size * stack.Count;
-                _cached -= size * stack.Count;
+                _counters.Add(reserved: -size * stack.Count, cached: -size * stack.Count);
                 stack.Clear();
             }
         }
@@ -83,7 +66,7 @@ public sealed class CpuAllocator
         lock (_lock)
         {
             if (!_free.TryGetValue(block, out var stack) || stack.Count == 0) return null;
-            _cached -= block;
+            _counters.Add(cached: -block);
             return stack.Pop();
         }
     }
@@ -92,25 +75,24 @@ public sealed class CpuAllocator
     {
         for (int attempt = 0; ; attempt++)
         {
+            var stats = Stats;
             string? reason = null;
-            lock (_lock)
+            if (LimitBytes > 0 && stats.ReservedBytes + block > LimitBytes) reason = $"limit {DeviceOutOfMemoryException.Format(LimitBytes)}";
+            else
             {
-                if (LimitBytes > 0 && _reserved + block > LimitBytes) reason = $"limit {DeviceOutOfMemoryException.Format(LimitBytes)}";
-                else
+                try
                 {
-                    byte[]? p = null;
-                    try { p = GC.AllocateUninitializedArray<byte>(checked((int)block), pinned: true); }
-                    catch (OutOfMemoryException) { reason = "the runtime refused"; }
-                    if (p is not null)
-                    {
-                        _reserved += block;
-                        _peakReserved = Math.Max(_peakReserved, _reserved);
-                        return p;
-                    }
+                    var p = GC.AllocateUninitializedArray<byte>(checked((int)block), pinned: true);
+                    _counters.Add(reserved: block);
+                    return p;
+                }
+                catch (OutOfMemoryException)
+                {
+                    reason = "the runtime refused";
                 }
             }
-            if (attempt == 0 && _cached > 0) { Trim(); continue; }
-            throw new DeviceOutOfMemoryException(DeviceOutOfMemoryException.Describe("cpu", bytes, Stats, reason));
+            if (attempt == 0 && stats.CachedBytes > 0) { Trim(); continue; }
+            throw new DeviceOutOfMemoryException(DeviceOutOfMemoryException.Describe("cpu", bytes, stats, reason));
         }
     }
 }

@@ -13,7 +13,7 @@ internal sealed class BufferPool : IDisposable
     private readonly Accelerator _accelerator;
     private readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> _free = new();
     private readonly Lock _lock = new();
-    private long _live, _peakLive, _reserved, _peakReserved, _cached;
+    private readonly MemoryCounters _counters = new();
 
     public BufferPool(Accelerator accelerator, long cacheLimitBytes)
     {
@@ -23,19 +23,9 @@ internal sealed class BufferPool : IDisposable
 
     public long CacheLimitBytes { get; }
 
-    public MemoryStats Stats
-    {
-        get { lock (_lock) return new MemoryStats(_live, _peakLive, _reserved, _peakReserved, _cached); }
-    }
+    public MemoryStats Stats => _counters.Stats;
 
-    public void ResetPeak()
-    {
-        lock (_lock)
-        {
-            _peakLive = _live;
-            _peakReserved = _reserved;
-        }
-    }
+    public void ResetPeak() => _counters.ResetPeak();
 
     /// <summary>A buffer of at least <paramref name="bytes"/> bytes (contents undefined).</summary>
     public MemoryBuffer1D<byte, Stride1D.Dense> Rent(long bytes)
@@ -43,20 +33,14 @@ internal sealed class BufferPool : IDisposable
         long size = SizeClasses.Round(bytes);
         lock (_lock)
         {
-            _live += bytes;
-            _peakLive = Math.Max(_peakLive, _live);
             if (_free.TryGetValue(size, out var stack) && stack.Count > 0)
             {
-                _cached -= size;
+                _counters.Add(live: bytes, cached: -size);
                 return stack.Pop();
             }
         }
         var buffer = AllocateNew(bytes, size);
-        lock (_lock)
-        {
-            _reserved += size;
-            _peakReserved = Math.Max(_peakReserved, _reserved);
-        }
+        _counters.Add(live: bytes, reserved: size);
         return buffer;
     }
 
@@ -66,16 +50,15 @@ internal sealed class BufferPool : IDisposable
         long size = buffer.Length;
         lock (_lock)
         {
-            _live -= bytes;
-            if (_cached + size <= CacheLimitBytes)
+            if (_counters.Stats.CachedBytes + size <= CacheLimitBytes)
             {
                 if (!_free.TryGetValue(size, out var stack)) _free[size] = stack = new Stack<MemoryBuffer1D<byte, Stride1D.Dense>>();
                 stack.Push(buffer);
-                _cached += size;
+                _counters.Add(live: -bytes, cached: size);
                 return;
             }
-            _reserved -= size;
         }
+        _counters.Add(live: -bytes, reserved: -size);
         buffer.Dispose();
     }
 
@@ -88,8 +71,7 @@ internal sealed class BufferPool : IDisposable
                 while (stack.Count > 0)
                 {
                     stack.Pop().Dispose();
-                    _reserved -= size;
-                    _cached -= size;
+                    _counters.Add(reserved: -size, cached: -size);
                 }
         }
     }
@@ -103,7 +85,6 @@ internal sealed class BufferPool : IDisposable
             try { return _accelerator.Allocate1D<byte>(size); }
             catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
             {
-                lock (_lock) _live -= bytes;
                 throw new DeviceOutOfMemoryException(DeviceOutOfMemoryException.Describe(_accelerator.Name, bytes, Stats, e.Message));
             }
         }

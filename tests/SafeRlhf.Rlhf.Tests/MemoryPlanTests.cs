@@ -78,16 +78,23 @@ public sealed class MemoryPlanTests
     [Fact]
     public void LoraModelsShareOneCopyOfTheFrozenBase()
     {
+        // Wide enough that the projection matrices outweigh the embedding and the adapters.
+        var config = Tiny with { Dim = 128, HiddenDim = 256 };
         PlanSettings Settings(int rank) => new()
         {
-            Stage = "ppo-lag", Config = Tiny, BaseType = rank > 0 ? DType.Q8_0 : DType.F32, LoraRank = rank, Batch = 1, PromptLength = 4, NewTokens = 2,
+            Stage = "ppo-lag", Config = config, BaseType = rank > 0 ? DType.Q8_0 : DType.F32, LoraRank = rank, Batch = 1, PromptLength = 4, NewTokens = 2,
         };
-        long one = Tiny.ParameterCount;
-        var lora = MemoryPlan.Of(Settings(4));
+        long embedding = (long)config.VocabSize * config.Dim;
+        long perModelF32 = (embedding + (2L * config.NLayers + 1) * config.Dim) * sizeof(float);
+        long matricesQ8 = DType.Q8_0.ByteCount(config.ParameterCount - embedding - (2L * config.NLayers + 1) * config.Dim);
         var full = MemoryPlan.Of(Settings(0));
-        // Full fine-tuning: actor, reference, reward, cost and two critics each hold F32 weights.
-        Assert.True(full.AtPeak[MemoryCategory.Weights] >= 6 * one * sizeof(float));
-        // LoRA: one base (Q8_0 matrices, F32 embeddings and norms) under all six, plus small adapters and heads.
-        Assert.True(lora.AtPeak[MemoryCategory.Weights] < 2 * one * sizeof(float), $"{lora.AtPeak[MemoryCategory.Weights]} bytes of weights");
+        var lora = MemoryPlan.Of(Settings(1));
+        // Full fine-tuning: actor, reference, reward, cost and two critics each hold all their weights in F32.
+        Assert.True(full.AtPeak[MemoryCategory.Weights] >= 6 * config.ParameterCount * sizeof(float));
+        // LoRA: five models (the reference is the actor without adapters) with their own F32 embeddings and norms over
+        // one copy of the Q8_0 matrices (five copies would be 5 × matricesQ8), plus rank-1 adapters and heads.
+        long weights = lora.AtPeak[MemoryCategory.Weights];
+        Assert.True(weights < 5 * perModelF32 + 2 * matricesQ8, $"{weights} bytes of weights; one copy of the matrices is {matricesQ8}");
+        Assert.True(weights > 5 * perModelF32 + matricesQ8);
     }
 }

@@ -111,7 +111,9 @@ public static class RlCommands
 
         using var actorWeights = StageData.OpenModel(config.Actor);
         bool actorHasAdapters = LlamaCheckpoint.HasAdapters(actorWeights);
-        using var actor = StageData.Build(actorWeights, device, config.Lora);
+        // Under LoRA the actor, the reward and cost models and the critics hold one copy of each frozen base matrix.
+        using var shared = new FrozenWeightCache();
+        using var actor = StageData.Build(actorWeights, device, config.Lora, shared);
         var tokenizer = StageData.Tokenizer(config.Tokenizer, actorWeights, actor.Config);
         var o = config.Rl;
         if (config.MaxPromptLength + o.MaxNewTokens > actor.Config.SeqLen)
@@ -124,11 +126,11 @@ public static class RlCommands
 
         using var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
         var baseWeights = scoreBase ?? actorWeights;
-        using var rewardModel = RlModels.LoadScoreModel("reward_model", config.RewardModel, baseWeights, device);
-        using var costModel = RlModels.LoadScoreModel("cost_model", config.CostModel, baseWeights, device);
-        using var rewardCritic = RlModels.LoadScoreModel("reward_model", config.RewardModel, baseWeights, device, trainable: true);
+        using var rewardModel = RlModels.LoadScoreModel("reward_model", config.RewardModel, baseWeights, device, shared: shared);
+        using var costModel = RlModels.LoadScoreModel("cost_model", config.CostModel, baseWeights, device, shared: shared);
+        using var rewardCritic = RlModels.LoadScoreModel("reward_model", config.RewardModel, baseWeights, device, trainable: true, shared: shared);
         using var costCritic = mode == RlMode.PpoLagrangian
-            ? RlModels.LoadScoreModel("cost_model", config.CostModel, baseWeights, device, trainable: true)
+            ? RlModels.LoadScoreModel("cost_model", config.CostModel, baseWeights, device, trainable: true, shared: shared)
             : null;
         // The reference policy: the actor with its fresh adapters switched off, else a frozen copy of the actor.
         var rng = new Rng(config.Seed);

@@ -31,7 +31,8 @@ public static class RlModels
 
     /// <summary>A score model with the architecture of <paramref name="baseWeights"/> and every weight from the
     /// file <paramref name="path"/> names; its parameters are frozen unless <paramref name="trainable"/>.</summary>
-    public static ScoreModel LoadScoreModel(string key, string path, WeightFile baseWeights, Device device, bool trainable = false)
+    public static ScoreModel LoadScoreModel(string key, string path, WeightFile baseWeights, Device device, bool trainable = false,
+        FrozenWeightCache? shared = null)
     {
         string file = ResolveScoreFile(key, path);
         LoraConfig? lora = null;
@@ -50,7 +51,7 @@ public static class RlModels
             throw new CliException($"config: '{key}': the score models' base would be {baseWeights.Path}, which holds LoRA adapters; " +
                                    "set 'score_base' to the model the reward and cost models were trained from");
         // A score model trained with LoRA: the same frozen base, with adapters whose values the file holds.
-        var backbone = StageData.Build(baseWeights, device, lora);
+        var backbone = StageData.Build(baseWeights, device, lora, shared);
         lora?.Apply(backbone, new Rng(0));
         var model = ScoreModel.Create(backbone, new Rng(0));
         try

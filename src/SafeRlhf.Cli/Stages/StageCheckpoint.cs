@@ -207,12 +207,6 @@ public static partial class StageCheckpoint
         {
             foreach (var (name, t) in module.NamedParameters())
             {
-                if (t.DType.IsQuantized())
-                {
-                    using var dense = Ops.Dequantize(t);
-                    tensors.Add(new RawTensor(name, DType.F32, dense.Shape.ToArray(), dense.ToBytes()));
-                    continue;
-                }
                 using var contiguous = t.IsContiguous ? null : t.Contiguous();
                 tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
             }
@@ -223,7 +217,7 @@ public static partial class StageCheckpoint
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
     /// file; a missing tensor or a different dtype or shape throws <see cref="CliException"/>. Frozen base weights kept
     /// in a storage type (F16, BF16, Q8_0, Q4_0: the base under LoRA, which training never changes) are checked for
-    /// presence and shape only, as checkpoints hold quantized ones dequantized.</summary>
+    /// presence and shape only (files of earlier versions hold quantized ones dequantized).</summary>
     public static void LoadInto(Module module, string path)
     {
         try

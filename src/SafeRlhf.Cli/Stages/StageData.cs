@@ -19,9 +19,10 @@ public static class StageData
 
     /// <summary>The model of a weight file; with <paramref name="lora"/> the base loads as LoRA needs it (stored
     /// types kept frozen, dense matrices quantized when asked). A checkpoint with adapters loads with them, on the
-    /// base it was saved with (the loader refuses to re-quantize it).</summary>
-    public static LlamaModel Build(WeightFile weights, Device device, LoraConfig? lora = null) =>
-        Wrap(() => LlamaLoader.FromWeightFile(weights, device, lora?.LoadOptions()));
+    /// base it was saved with (the loader refuses to re-quantize it). Models built with the same
+    /// <paramref name="shared"/> cache hold one copy of each frozen base matrix between them.</summary>
+    public static LlamaModel Build(WeightFile weights, Device device, LoraConfig? lora = null, FrozenWeightCache? shared = null) =>
+        Wrap(() => LlamaLoader.FromWeightFile(weights, device, lora is null ? null : lora.LoadOptions() with { Shared = shared }));
 
     /// <summary>The configured tokenizer, else the model's own: the GGUF vocabulary, tokenizer.model in a checkpoint
     /// folder, or tok&lt;vocab&gt;.bin / tokenizer.bin / tokenizer.model beside the model file.</summary>

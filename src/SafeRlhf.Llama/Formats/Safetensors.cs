@@ -119,10 +119,14 @@ public static class Safetensors
             "BF16" => (DType.BF16, 2),
             "I32" => (DType.I32, 4),
             "I64" => (DType.I32, 8),
-            _ => throw Bad($"unsupported dtype '{dtypeName}' (supported: F64, F32, F16, BF16, I32, I64)"),
+            "Q8_0" => (DType.Q8_0, 0),
+            "Q4_0" => (DType.Q4_0, 0),
+            _ => throw Bad($"unsupported dtype '{dtypeName}' (supported: F64, F32, F16, BF16, I32, I64, and Q8_0, Q4_0 in saferlhf checkpoints)"),
         };
         long numel = RawTensor.Count(dims);
-        long bytes = numel * storedSize;
+        if (dtype.IsQuantized() && (dims.Length == 0 || dims[^1] % DTypeInfo.QuantBlock != 0))
+            throw Bad($"{dtypeName} [{string.Join(", ", dims)}]: the last dim must be a multiple of {DTypeInfo.QuantBlock}");
+        long bytes = dtype.IsQuantized() ? dtype.ByteCount(numel) : numel * storedSize;
         if (end - begin != bytes)
             throw Bad($"data_offsets [{begin}, {end}) hold {end - begin} bytes, but {dtypeName} [{string.Join(", ", dims)}] needs {bytes}");
         if (end > dataLength)
@@ -147,7 +151,8 @@ public static class Safetensors
         return dst;
     }
 
-    /// <summary>The safetensors dtype string of a <see cref="DType"/> (quantized types have none).</summary>
+    /// <summary>The safetensors dtype string of a <see cref="DType"/>. Q8_0 and Q4_0 (ggml blocks, row-major) are this
+    /// engine's extension, used by its checkpoints to keep a frozen quantized base as stored.</summary>
     public static string DTypeName(DType dtype) => dtype switch
     {
         DType.F64 => "F64",
@@ -155,6 +160,8 @@ public static class Safetensors
         DType.F16 => "F16",
         DType.BF16 => "BF16",
         DType.I32 => "I32",
+        DType.Q8_0 => "Q8_0",
+        DType.Q4_0 => "Q4_0",
         _ => throw new ArgumentException($"{dtype} has no safetensors dtype", nameof(dtype)),
     };
 

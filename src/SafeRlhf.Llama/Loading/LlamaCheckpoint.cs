@@ -48,27 +48,15 @@ public static class LlamaCheckpoint
         header[ConfigKey] = JsonSerializer.Serialize(new ConfigJson(c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKvHeads, c.VocabSize,
             c.SeqLen, c.NormEps, c.RopeTheta, c.RopeStyle.ToString(), c.TiedEmbeddings), Json);
 
-        var quantized = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
         var tensors = new List<RawTensor>();
         using (TensorScope.Suspend())
         using (GradMode.NoGrad())
-        {
             foreach (var (name, t) in model.NamedParameters())
             {
-                if (t.DType.IsQuantized())
-                {
-                    quantized[name] = t.DType.ToString();
-                    using var dense = Ops.Dequantize(t);
-                    tensors.Add(new RawTensor(name, DType.F32, dense.Shape.ToArray(), dense.ToBytes()));
-                }
-                else
-                {
-                    using var contiguous = t.IsContiguous ? null : t.Contiguous();
-                    tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
-                }
+                using var contiguous = t.IsContiguous ? null : t.Contiguous();
+                tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
             }
-        }
-        if (quantized.Count > 0) header[QuantizedKey] = JsonSerializer.Serialize(quantized);
         var scales = LinearsByName(model).Where(p => p.Linear.Lora is not null)
             .ToDictionary(p => p.Name, p => p.Linear.Lora!.ScaleFactor, StringComparer.Ordinal);
         if (scales.Count > 0) header[LoraScalesKey] = JsonSerializer.Serialize(scales);

@@ -19,6 +19,10 @@ public sealed record LlamaLoadOptions
     /// whose row length is not a multiple of 32 stay dense. Null: no quantization.</summary>
     public DType? Quantize { get; init; }
 
+    /// <summary>Shares frozen matrices (kept as stored or quantized on load) with the other models loaded through the
+    /// same cache, instead of holding a copy per model. Null: every model owns its weights.</summary>
+    public FrozenWeightCache? Shared { get; init; }
+
     /// <summary>Caps the configured sequence length (a model trained on 4096 tokens used for shorter ones).</summary>
     public int? MaxSeqLen { get; init; }
 

@@ -108,12 +108,20 @@ public static class LlamaLoader
     {
         try
         {
+            // Dense sources (F32, F16, BF16) quantize when asked; an already quantized matrix stays as stored (no second
+            // rounding); other stored types are kept when asked; everything else converts to the compute type.
+            bool quantize = quantizeTo is not null && !raw.DType.IsQuantized() && options.ComputeType == DType.F32
+                            && raw.Dims.Length == 2 && raw.Dims[1] % DTypeInfo.QuantBlock == 0;
+            if (quantize)
+                return Frozen(quantizeTo!.Value, () =>
+                {
+                    using var dense = Dense(raw, path, device, options.ComputeType);
+                    return Ops.Quantize(dense, quantizeTo.Value);
+                });
             if (keepStorage && options.KeepStorage.Contains(raw.DType))
-                return Tensor.FromBytes(device, raw.DType, raw.Data.Span, raw.Dims);
-            var dense = Dense(raw, path, device, options.ComputeType);
-            if (quantizeTo is not { } q || dense.DType != DType.F32 || raw.Dims.Length != 2 || raw.Dims[1] % DTypeInfo.QuantBlock != 0)
-                return dense;
-            using (dense) return Ops.Quantize(dense, q);
+                return Frozen(raw.DType, () => Tensor.FromBytes(device, raw.DType, raw.Data.Span, raw.Dims));
+            return Dense(raw, path, device, options.ComputeType);
+            Tensor Frozen(DType type, Func<Tensor> load) => options.Shared?.Share(path, raw.Name, type, load) ?? load();
         }
         catch (Exception e) when (e is TensorShapeException or TensorDTypeException or ArgumentException or NotSupportedException)
         {

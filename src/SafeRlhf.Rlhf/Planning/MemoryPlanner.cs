@@ -49,8 +49,9 @@ public sealed record PlanSettings
 
 /// <summary>Runs one training step of a stage on a device and reports its memory: the meta device plans it with
 /// no data (any model size), a real device measures it. Model weights are zeros (their values do not change what
-/// is allocated); responses run to the full length (no EOS). With LoRA every model shares one copy of the frozen base
-/// (as the training commands do); full fine-tuning gives each model its own weights.</summary>
+/// is allocated); responses run to the full length (no EOS). With LoRA every model shares one copy of the frozen
+/// stored-type matrices (BF16, F16, Q8_0, Q4_0), as the training commands do through a
+/// <see cref="FrozenWeightCache"/>; F32 tensors (embeddings, norms, a full-precision base) are per model.</summary>
 public static class MemoryPlanner
 {
     /// <summary>Builds the stage's models on <paramref name="device"/> and runs one step; <paramref name="afterLoad"/>
@@ -73,7 +74,7 @@ public static class MemoryPlanner
             {
                 using var _ = TensorScope.Suspend();
                 using var tag = MemoryTags.As(MemoryCategory.Weights);
-                var m = LlamaModel.FromTensors(c, device, lora ? Views(shared) : Copies(shared, device));
+                var m = LlamaModel.FromTensors(c, device, PerModel(shared, device, lora));
                 owned.Add(m);
                 if (lora && trainable) m.AddLora(s.LoraRank, 2.0 * s.LoraRank, s.LoraTargets, rng);
                 if (!trainable || lora)
@@ -158,9 +159,9 @@ public static class MemoryPlanner
         return tensors;
     }
 
-    private static Dictionary<string, Tensor> Views(Dictionary<string, Tensor> shared) =>
-        shared.ToDictionary(p => p.Key, p => p.Value.Detach(), StringComparer.Ordinal);
-
-    private static Dictionary<string, Tensor> Copies(Dictionary<string, Tensor> shared, Device device) =>
-        shared.ToDictionary(p => p.Key, p => Tensor.Zeros(device, p.Value.DType, p.Value.Shape.ToArray()), StringComparer.Ordinal);
+    /// <summary>A model's weights: views of the shared frozen stored-type matrices under LoRA, its own tensors otherwise.</summary>
+    private static Dictionary<string, Tensor> PerModel(Dictionary<string, Tensor> shared, Device device, bool lora) =>
+        shared.ToDictionary(p => p.Key,
+            p => lora && !p.Value.DType.IsCompute() ? p.Value.Detach() : Tensor.Zeros(device, p.Value.DType, p.Value.Shape.ToArray()),
+            StringComparer.Ordinal);
 }

@@ -1,0 +1,36 @@
+using System.Text.Json;
+
+namespace SafeRlhf.Cli.Tests;
+
+/// <summary>`saferlhf plan` runs a step on the meta device: any size, no data.</summary>
+[Collection(BenchProfileConsoleCollection.Name)]
+public sealed class PlanCommandTests
+{
+    [Fact]
+    public void PlansAPpoLagrangianStepOfALlama7BShapeWithItsPhases()
+    {
+        var (code, output, err) = CliHarness.Run(["plan", "--stage", "ppo-lag", "--model", "llama-7b", "--layers", "2", "--base", "q4_0",
+            "--lora-rank", "4", "--batch", "2", "--prompt-length", "8", "--new-tokens", "4", "--json"]);
+        Assert.True(code == 0, err);
+        var plan = JsonDocument.Parse(output).RootElement;
+        long peak = plan.GetProperty("peak_reserved_bytes").GetInt64();
+        long split = plan.GetProperty("at_peak").EnumerateObject().Sum(p => p.Value.GetInt64()) + plan.GetProperty("waste_at_peak").GetInt64();
+        Assert.Equal(peak, split);
+        // Two LLaMA-7B layers with a Q4_0 base hold well over 0.3 GiB of weights (one shared copy: under 1 GiB).
+        long weights = plan.GetProperty("weight_bytes").GetInt64();
+        Assert.InRange(weights, 300L << 20, 1L << 30);
+        Assert.Equal(["rollout", "experience", "actor update", "critic update"], plan.GetProperty("phases").EnumerateObject().Select(p => p.Name));
+    }
+
+    [Fact]
+    public void AFrozenBaseWithoutLoraIsOneClearError()
+    {
+        var (code, _, err) = CliHarness.Run(["plan", "--stage", "sft", "--model", "llama-7b", "--base", "q4_0"]);
+        Assert.Equal(1, code);
+        Assert.Contains("LoRA", err);
+        Assert.DoesNotContain("   at ", err);
+        var (code2, _, err2) = CliHarness.Run(["plan", "--stage", "sft", "--model", "no-such-model"]);
+        Assert.Equal(1, code2);
+        Assert.Contains("no-such-model", err2);
+    }
+}
