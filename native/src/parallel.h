@@ -18,27 +18,32 @@ int num_threads();
 
 /** Calls body(thread, thread_count) through the pool's type-erased entry point. */
 template <class F>
-void run_on_threads(int threads, F& body) {
-  run_region(threads, [](void* ctx, int t, int nt) { (*static_cast<F*>(ctx))(t, nt); }, &body);
+void run_on_threads(int threads, F& body, Sharing sharing = Sharing::EveryThread) {
+  run_region(threads, [](void* ctx, int t, int nt) { (*static_cast<F*>(ctx))(t, nt); }, &body, sharing);
 }
 
 /** Runs body(begin, end) over [0, n) split into contiguous chunks, one per thread, in parallel when the
- *  work (n · cost_per_item) is worth more threads. The split depends only on n and the thread count. */
+ *  work (n · cost_per_item) is worth more threads. The split depends only on n and the thread count; threads take
+ *  chunks from a shared counter, so a thread that is slow to start has its chunk run by one that is free. */
 template <class F>
 void parallel_for(int64_t n, double cost_per_item, F&& body) {
   if (n <= 0) return;
   int threads = num_threads();
   double work = static_cast<double>(n) * cost_per_item;
-  if (work < 32768.0 || threads <= 1 || n == 1) {
-    body(int64_t{0}, n);
+  if (work < 32768.0 || threads <= 1 || n == 1) {  // on the caller alone (thread_index() is 0 in body)
+    auto whole = [&](int, int) { body(int64_t{0}, n); };
+    run_on_threads(1, whole);
     return;
   }
   int useful = static_cast<int>(n < threads ? n : threads);
-  auto chunk = [&](int t, int nt) {
-    int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    if (begin < end) body(begin, end);
+  std::atomic<int> next{0};
+  auto chunks = [&](int, int) {
+    for (int c = next.fetch_add(1, std::memory_order_relaxed); c < useful; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      int64_t begin = n * c / useful, end = n * (c + 1) / useful;
+      if (begin < end) body(begin, end);
+    }
   };
-  run_on_threads(useful, chunk);
+  run_on_threads(useful, chunks, Sharing::AnySubset);
 }
 
 /** Runs body(thread, thread_count) on every thread of one parallel region (thread_count is 1 when nested). */
@@ -148,6 +153,6 @@ void parallel_tasks(int64_t n, int threads, F&& body) {
   auto take = [&](int t, int) {
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed)) body(i, t);
   };
-  run_on_threads(threads, take);
+  run_on_threads(threads, take, Sharing::AnySubset);
 }
 }  // namespace sr

@@ -60,15 +60,17 @@ class Barrier {
   WaitWord generation_;
 };
 
-/** One worker's mailbox: the job counter it waits on. */
+/** One worker's mailbox: the job counter it waits on and the state of its part in the current job. */
 struct Mailbox {
+  enum : int { kIdle = 0, kPosted = 1, kRunning = 2, kCalledOff = 3 };
   WaitWord jobs;
+  std::atomic<int> state{kIdle};
 };
 
 class Team {
  public:
   /** Runs fn on `threads` threads of this team, the caller being thread 0. */
-  void run(int threads, RegionFn fn, void* ctx) {
+  void run(int threads, RegionFn fn, void* ctx, Sharing sharing) {
     grow(threads - 1);
     fn_ = fn;
     ctx_ = ctx;
@@ -76,11 +78,19 @@ class Team {
     error_ = nullptr;
     pending_.store(threads - 1, std::memory_order_relaxed);
     uint32_t done = done_.value.load(std::memory_order_relaxed);
-    for (int w = 0; w < threads - 1; ++w) {  // publish the job: the counter bump releases the fields above
-      mailboxes_[w]->jobs.value.fetch_add(1, std::memory_order_seq_cst);
-      wake_all(mailboxes_[w]->jobs);
+    for (int w = 0; w < threads - 1; ++w) {  // publish the job: the state store releases the fields above
+      Mailbox& mailbox = *mailboxes_[w];
+      mailbox.state.store(Mailbox::kPosted, std::memory_order_release);
+      mailbox.jobs.value.fetch_add(1, std::memory_order_seq_cst);
+      wake_all(mailbox.jobs);
     }
     execute(0);
+    if (sharing == Sharing::AnySubset) {
+      for (int w = 0; w < threads - 1; ++w) {  // the work is done or under way: call off the workers not started
+        int posted = Mailbox::kPosted;
+        if (mailboxes_[w]->state.compare_exchange_strong(posted, Mailbox::kCalledOff, std::memory_order_acq_rel)) finish_one();
+      }
+    }
     while (pending_.load(std::memory_order_acquire) != 0) done = wait_for_change(done_, done);
     if (error_) std::rethrow_exception(error_);
   }
@@ -103,11 +113,20 @@ class Team {
     uint32_t seen = 0;
     for (;;) {
       seen = wait_for_change(mailbox->jobs, seen);
+      // Take the posted job unless the caller called it off (then the job and its fields are not ours to touch).
+      int posted = Mailbox::kPosted;
+      if (!mailbox->state.compare_exchange_strong(posted, Mailbox::kRunning, std::memory_order_acq_rel)) continue;
       execute(thread);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        done_.value.fetch_add(1, std::memory_order_seq_cst);
-        wake_all(done_);
-      }
+      mailbox->state.store(Mailbox::kIdle, std::memory_order_relaxed);
+      finish_one();
+    }
+  }
+
+  /** Counts one worker out of the current job; the last one wakes the caller. */
+  void finish_one() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      done_.value.fetch_add(1, std::memory_order_seq_cst);
+      wake_all(done_);
     }
   }
 
@@ -165,7 +184,7 @@ class TeamLease {
 
 }  // namespace
 
-void run_region(int threads, RegionFn fn, void* ctx) {
+void run_region(int threads, RegionFn fn, void* ctx, Sharing sharing) {
   if (threads <= 1 || t_region != nullptr) {
     RegionContext alone{nullptr, 0, 1};
     RegionScope scope(&alone);
@@ -173,7 +192,7 @@ void run_region(int threads, RegionFn fn, void* ctx) {
     return;
   }
   TeamLease lease;
-  lease.get()->run(threads, fn, ctx);
+  lease.get()->run(threads, fn, ctx, sharing);
 }
 
 void region_barrier() {
