@@ -110,7 +110,11 @@ public sealed class ThreadsOptionTests
         Assert.True(line.GetProperty("busy_seconds").GetDouble() > 0);
         double stolen = line.GetProperty("stolen_fraction").GetDouble();
         Assert.InRange(stolen, 0.0, 1.0);
-        Assert.True(line.GetProperty("proportional_slowdown").GetDouble() >= 1.0);
+        // time per call = CPU per call / CPU received, so the slowdown is the CPU lost times the change in CPU per call
+        double slowdown = line.GetProperty("slowdown").GetDouble();
+        double proportional = line.GetProperty("proportional_slowdown").GetDouble(), ratio = line.GetProperty("cpu_per_call_ratio").GetDouble();
+        Assert.True(proportional > 0 && ratio > 0);
+        Assert.Equal(slowdown, proportional * ratio, 3e-3 * slowdown);  // the JSON keeps 4 significant digits
     }
 
     [Fact]

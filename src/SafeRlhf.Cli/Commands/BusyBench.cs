@@ -6,26 +6,33 @@ using SafeRlhf.Tensors.Profiling;
 
 namespace SafeRlhf.Cli.Commands;
 
-/// <summary>One kernel timed alone and beside a competing busy process: median time per call, this process's CPU
-/// time per call, and the share of the machine's CPU the competitor took while the kernel ran.</summary>
+/// <summary>One kernel timed alone and beside a competing busy process. Per phase: mean wall time per call, this
+/// process's CPU time per call and the CPU it received (in cores: CPU time over wall time). Since time per call is CPU
+/// per call over CPU received, the slowdown splits exactly into the CPU the process lost to others
+/// (<see cref="ProportionalSlowdown"/>) times the extra CPU each call burned (<see cref="CpuPerCallRatio"/>, 1 when
+/// no cycles go to waiting).</summary>
 public sealed record BusyBenchResult(string Kernel, string Shape, int Threads, int Cores, double AloneSeconds, double BusySeconds,
-    double AloneCpuSeconds, double BusyCpuSeconds, double StolenFraction)
+    double AloneCpuSeconds, double BusyCpuSeconds, double AloneCores, double BusyCores, double StolenFraction)
 {
     /// <summary>Busy time over alone time.</summary>
     public double Slowdown => BusySeconds / AloneSeconds;
 
-    /// <summary>The slowdown if the kernel lost exactly the CPU the competitor took: 1 / (1 − stolen fraction).</summary>
-    public double ProportionalSlowdown => 1.0 / Math.Max(1e-9, 1.0 - StolenFraction);
+    /// <summary>The slowdown from the CPU lost alone: CPU received alone over CPU received beside the competitor.</summary>
+    public double ProportionalSlowdown => AloneCores / BusyCores;
+
+    /// <summary>CPU per call beside the competitor over CPU per call alone (above 1: cycles spent waiting).</summary>
+    public double CpuPerCallRatio => BusyCpuSeconds / AloneCpuSeconds;
 
     public string ToJson() => string.Create(CultureInfo.InvariantCulture,
         $"{{\"kernel\":\"{Kernel}\",\"shape\":\"{Shape}\",\"threads\":{Threads},\"cores\":{Cores},\"alone_seconds\":{AloneSeconds:G6}," +
-        $"\"busy_seconds\":{BusySeconds:G6},\"slowdown\":{Slowdown:G4},\"stolen_fraction\":{StolenFraction:G4}," +
-        $"\"proportional_slowdown\":{ProportionalSlowdown:G4},\"alone_cpu_seconds\":{AloneCpuSeconds:G6},\"busy_cpu_seconds\":{BusyCpuSeconds:G6}}}");
+        $"\"busy_seconds\":{BusySeconds:G6},\"slowdown\":{Slowdown:G4},\"proportional_slowdown\":{ProportionalSlowdown:G4}," +
+        $"\"cpu_per_call_ratio\":{CpuPerCallRatio:G4},\"alone_cpu_seconds\":{AloneCpuSeconds:G6},\"busy_cpu_seconds\":{BusyCpuSeconds:G6}," +
+        $"\"alone_cores\":{AloneCores:G4},\"busy_cores\":{BusyCores:G4},\"stolen_fraction\":{StolenFraction:G4}}}");
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Kernel,-12} {Shape,-24} {AloneSeconds * 1e3,9:F2} ms alone {BusySeconds * 1e3,9:F2} ms busy  ×{Slowdown,5:F2} " +
-        $"(competitor took {100 * StolenFraction,4:F0} % of the CPU: ×{ProportionalSlowdown:F2} if proportional)  " +
-        $"CPU/call {AloneCpuSeconds * 1e3:F2} → {BusyCpuSeconds * 1e3:F2} ms");
+        $"{Kernel,-11} {Shape,-24} {AloneSeconds * 1e3,8:F2} → {BusySeconds * 1e3,8:F2} ms  ×{Slowdown,5:F2} = " +
+        $"×{ProportionalSlowdown,4:F2} CPU lost ({AloneCores:F2} → {BusyCores:F2} cores) · ×{CpuPerCallRatio,4:F2} CPU/call " +
+        $"({AloneCpuSeconds * 1e3:F2} → {BusyCpuSeconds * 1e3:F2} ms); competitor {100 * StolenFraction:F0} % of the machine");
 }
 
 /// <summary>`saferlhf bench --busy`: how the native kernels degrade on a shared machine. Each kernel runs at the chosen
@@ -46,7 +53,7 @@ public static class BusyBench
         var results = new List<BusyBenchResult>();
         if (!json)
             output.WriteLine($"# {used} native threads on {cores} cores; each kernel alone, then beside a busy process " +
-                             $"(/bin/sh loop), {budget:F1} s each; median time per call");
+                             $"(/bin/sh loop), {budget:F1} s each; mean time per call; load average {LoadAverage()}");
         try
         {
             var device = new Device(new NativeBackend());
@@ -61,8 +68,8 @@ public static class BusyBench
                 Sample busy;
                 using (var competitor = Competitor.Start())
                     busy = Measure(run, budget, competitor);
-                var r = new BusyBenchResult(c.Kernel, c.Shape, used, cores, alone.Median, busy.Median, alone.CpuPerCall, busy.CpuPerCall,
-                    busy.CompetitorCpu / (busy.Wall * cores));
+                var r = new BusyBenchResult(c.Kernel, c.Shape, used, cores, alone.Mean, busy.Mean, alone.CpuPerCall, busy.CpuPerCall,
+                    alone.Cpu / alone.Wall, busy.Cpu / busy.Wall, busy.CompetitorCpu / (busy.Wall * cores));
                 results.Add(r);
                 output.WriteLine(json ? r.ToJson() : r.ToString());
             }
@@ -74,29 +81,44 @@ public static class BusyBench
         return results;
     }
 
-    /// <summary>Median seconds per call, this process's CPU seconds per call, the window's wall seconds and the
-    /// competitor's CPU seconds over it.</summary>
-    private readonly record struct Sample(double Median, double CpuPerCall, double Wall, double CompetitorCpu);
+    /// <summary>The 1-minute load average when the system reports one (Linux), else "unknown".</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    /// <summary>Calls, wall seconds and this process's CPU seconds of one timing window, and the competitor's CPU
+    /// seconds over it.</summary>
+    private readonly record struct Sample(int Calls, double Wall, double Cpu, double CompetitorCpu)
+    {
+        public double Mean => Wall / Calls;
+        public double CpuPerCall => Cpu / Calls;
+    }
 
     private static Sample Measure(Action run, double budget, Competitor? competitor)
     {
         var self = Process.GetCurrentProcess();
-        var times = new List<double>();
+        int calls = 0;
         double competitorStart = competitor?.CpuSeconds() ?? 0;
         double cpuStart = self.TotalProcessorTime.TotalSeconds;
         long start = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetElapsedTime(start).TotalSeconds < budget || times.Count < 3)
+        while (Stopwatch.GetElapsedTime(start).TotalSeconds < budget || calls < 3)
         {
-            long t0 = Stopwatch.GetTimestamp();
             run();
-            times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            calls++;
         }
         double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
         self.Refresh();
         double cpu = self.TotalProcessorTime.TotalSeconds - cpuStart;
         double competitorCpu = (competitor?.CpuSeconds() ?? 0) - competitorStart;
-        times.Sort();
-        return new(times[times.Count / 2], cpu / times.Count, wall, competitorCpu);
+        return new(calls, wall, cpu, competitorCpu);
     }
 
     /// <summary>A child process that spins on one core until disposed.</summary>
