@@ -3,6 +3,7 @@
 // Teams live until the process exits (their workers sleep in the kernel when idle).
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -71,7 +72,7 @@ class Team {
  public:
   /** Runs fn on `threads` threads of this team, the caller being thread 0. */
   void run(int threads, RegionFn fn, void* ctx, Sharing sharing) {
-    grow(threads - 1);
+    threads = 1 + grow(threads - 1);
     fn_ = fn;
     ctx_ = ctx;
     thread_count_ = threads;
@@ -98,15 +99,20 @@ class Team {
   void barrier() { barrier_.arrive(thread_count_); }
 
  private:
-  /** Starts workers until there are at least `workers`. */
-  void grow(int workers) {
-    while (static_cast<int>(threads_.size()) < workers) {
-      int index = static_cast<int>(threads_.size());
-      mailboxes_.push_back(std::make_unique<Mailbox>());
-      Mailbox* mailbox = mailboxes_.back().get();
-      threads_.emplace_back([this, index, mailbox] { work(index + 1, mailbox); });
-      threads_.back().detach();
+  /** Starts workers until there are at least `workers`; returns how many of them this job gets (fewer when the
+   *  system refuses more threads: the region then runs on fewer, which every body allows for). */
+  int grow(int workers) {
+    try {
+      while (static_cast<int>(threads_.size()) < workers) {
+        int index = static_cast<int>(threads_.size());
+        if (mailboxes_.size() == threads_.size()) mailboxes_.push_back(std::make_unique<Mailbox>());
+        Mailbox* mailbox = mailboxes_.back().get();
+        threads_.emplace_back([this, index, mailbox] { work(index + 1, mailbox); });
+        threads_.back().detach();
+      }
+    } catch (const std::exception&) {  // std::system_error (no more threads) or std::bad_alloc
     }
+    return std::min(workers, static_cast<int>(threads_.size()));
   }
 
   void work(int thread, Mailbox* mailbox) {
