@@ -50,7 +50,8 @@ SR_API sr_status sr_cpu_features(uint32_t* features, char* brand, int32_t brand_
 
 /* ---------------- threads and machine probes ---------------- */
 
-/** Threads every kernel uses; 0 restores the default (all cores). */
+/** Threads every kernel uses (1 to 1024); 0 restores the default: the cores in the process's CPU affinity mask.
+ *  Kernels run on a pool whose idle threads spin briefly and then sleep. */
 SR_API sr_status sr_set_num_threads(int32_t threads);
 SR_API sr_status sr_get_num_threads(int32_t* threads);
 

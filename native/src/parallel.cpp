@@ -7,20 +7,13 @@
 
 namespace sr {
 namespace {
-std::atomic<int> g_threads{0};  // 0: not set, use all cores
-
-int default_threads() {
-#ifdef _OPENMP
-  return omp_get_num_procs();
-#else
-  return 1;
-#endif
-}
+std::atomic<int> g_threads{0};  // 0: not set, use the cores of the affinity mask
+constexpr int kMaxThreads = 1024;
 }  // namespace
 
 int num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : default_threads();
+  return n > 0 ? n : available_cores();
 }
 
 std::atomic<uint32_t> g_isa_mask{~0u};
@@ -36,7 +29,9 @@ uint32_t cpu_features() {
 }  // namespace sr
 
 extern "C" SR_API sr_status sr_set_num_threads(int32_t threads) {
-  if (threads < 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_set_num_threads: thread count must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (threads < 0 || threads > sr::kMaxThreads)
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_set_num_threads: thread count must be 0 (all cores) to " + std::to_string(sr::kMaxThreads) +
+                                         ", got " + std::to_string(threads));
   sr::g_threads.store(threads, std::memory_order_relaxed);
   return SR_OK;
 }

@@ -1,6 +1,7 @@
 // Threading and small helpers shared by the kernels: the thread count set from C# (sr_set_num_threads),
-// an OpenMP-or-serial parallel-for over index ranges, and aligned scratch buffers.
+// parallel-for over index ranges on the thread pool (thread_pool.h), and aligned scratch buffers.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -8,58 +9,54 @@
 #include <new>
 
 #include "saferlhf.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "thread_pool.h"
 
 namespace sr {
 
-/** Threads the kernels use (set by sr_set_num_threads; all cores by default). */
+/** Threads the kernels use (set by sr_set_num_threads; by default the cores in the process's affinity mask). */
 int num_threads();
 
+/** Calls body(thread, thread_count) through the pool's type-erased entry point. */
+template <class F>
+void run_on_threads(int threads, F& body, Sharing sharing = Sharing::EveryThread) {
+  run_region(threads, [](void* ctx, int t, int nt) { (*static_cast<F*>(ctx))(t, nt); }, &body, sharing);
+}
+
 /** Runs body(begin, end) over [0, n) split into contiguous chunks, one per thread, in parallel when the
- *  work (n · cost_per_item) is worth more threads. */
+ *  work (n · cost_per_item) is worth more threads. The split depends only on n and the thread count; threads take
+ *  chunks from a shared counter, so a thread that is slow to start has its chunk run by one that is free. */
 template <class F>
 void parallel_for(int64_t n, double cost_per_item, F&& body) {
   if (n <= 0) return;
   int threads = num_threads();
   double work = static_cast<double>(n) * cost_per_item;
-  if (work < 32768.0 || threads <= 1 || n == 1) {
-    body(int64_t{0}, n);
+  if (work < 32768.0 || threads <= 1 || n == 1) {  // on the caller alone (thread_index() is 0 in body)
+    auto whole = [&](int, int) { body(int64_t{0}, n); };
+    run_on_threads(1, whole);
     return;
   }
-  int64_t useful = n < threads ? n : threads;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(static_cast<int>(useful))
-  {
-    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-    if (begin < end) body(begin, end);
-  }
-#else
-  body(int64_t{0}, n);
-#endif
+  int useful = static_cast<int>(n < threads ? n : threads);
+  std::atomic<int> next{0};
+  auto chunks = [&](int, int) {
+    for (int c = next.fetch_add(1, std::memory_order_relaxed); c < useful; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      int64_t begin = n * c / useful, end = n * (c + 1) / useful;
+      if (begin < end) body(begin, end);
+    }
+  };
+  run_on_threads(useful, chunks, Sharing::AnySubset);
 }
 
-/** Runs body(thread, thread_count) on every thread of one parallel region. */
+/** Runs body(thread, thread_count) on every thread of one parallel region (thread_count is 1 when nested). */
 template <class F>
 void parallel_region(int threads, F&& body) {
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  body(0, 1);
+  run_on_threads(threads, body);
 }
 
-inline void barrier() {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-}
+/** Waits for every thread of the current parallel_region (a no-op outside one). */
+inline void barrier() { region_barrier(); }
+
+/** This thread's index in the current parallel region (0 outside one): for per-thread scratch. */
+inline int thread_index() { return region_thread(); }
 
 /** 64-byte aligned heap buffer (RAII). */
 template <class T>
@@ -142,18 +139,20 @@ inline uint16_t float_to_half(float f) {
 }  // namespace sr
 
 namespace sr {
-/** Runs body(task, thread) for every task in [0, n) with dynamic scheduling (tasks of uneven cost). */
+/** Runs body(task, thread) for every task in [0, n) with dynamic scheduling (tasks of uneven cost): threads
+ *  take the next task from a shared counter, so which thread runs a task varies but each task's work does not. */
 template <class F>
 void parallel_tasks(int64_t n, int threads, F&& body) {
   if (n <= 0) return;
   if (threads > n) threads = static_cast<int>(n);
-#ifdef _OPENMP
-  if (threads > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t i = 0; i < n; ++i) body(i, omp_get_thread_num());
+  if (threads <= 1) {
+    for (int64_t i = 0; i < n; ++i) body(i, 0);
     return;
   }
-#endif
-  for (int64_t i = 0; i < n; ++i) body(i, 0);
+  std::atomic<int64_t> next{0};
+  auto take = [&](int t, int) {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed)) body(i, t);
+  };
+  run_on_threads(threads, take, Sharing::AnySubset);
 }
 }  // namespace sr

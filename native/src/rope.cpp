@@ -52,11 +52,7 @@ extern "C" SR_API sr_status sr_rope_f32(const float* x, const int32_t* positions
     sr::Buffer<float> tables(static_cast<size_t>(threads) * 2 * half);
     int64_t row = heads * head_dim;
     sr::parallel_for(tokens, 3.0 * static_cast<double>(row), [&](int64_t b, int64_t e) {
-#ifdef _OPENMP
-      float* cosv = tables.data() + static_cast<int64_t>(omp_get_thread_num()) * 2 * half;
-#else
-      float* cosv = tables.data();
-#endif
+      float* cosv = tables.data() + static_cast<int64_t>(sr::thread_index()) * 2 * half;
       float* sinv = cosv + half;
       for (int64_t t = b; t < e; ++t) {
         double p = positions[t];

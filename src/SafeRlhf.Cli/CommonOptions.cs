@@ -11,6 +11,14 @@ public static class CommonOptions
         DefaultValueFactory = _ => DeviceFactory.DefaultName,
     };
 
+    /// <summary>Threads of the native CPU kernels (the cpu device); 0 leaves the choice to SAFERLHF_THREADS, then
+    /// OMP_NUM_THREADS, then the cores this process may use.</summary>
+    public static Option<int> Threads() => new("--threads")
+    {
+        Description = $"Native CPU threads for --device cpu (default 0: ${SafeRlhf.Backends.Cpu.Native.ThreadCount.Variable}, " +
+                      $"else ${SafeRlhf.Backends.Cpu.Native.ThreadCount.OpenMpVariable}, else the cores this process may use)",
+    };
+
     public static Option<string?> Config() => new("--config") { Description = "JSON config file (keys as in the run's config.json)" };
 
     public static Option<string[]> Set() => new("--set")

@@ -13,13 +13,14 @@ public static class DeviceFactory
     public static readonly string[] Names = ["cpu", "reference", "ilgpu-cpu", "cuda"];
     public const string DefaultName = "cpu";
 
+    /// <summary>Creates the device; for cpu, <paramref name="threads"/> is the `--threads` value (0: automatic, see
+    /// <see cref="ResolveThreads"/>).</summary>
     public static Device Create(string name, int threads = 0)
     {
         switch (name)
         {
             case "cpu":
-                if (threads < 0) throw new CliException($"--threads: must be ≥ 0 (0 = all cores), got {threads}");
-                NativeBackend.Threads = threads;
+                NativeBackend.Threads = ResolveThreads(threads);
                 return new Device(new NativeBackend());
             case "reference":
                 return new Device(new ReferenceBackend());
@@ -34,6 +35,34 @@ public static class DeviceFactory
         }
     }
 
+    /// <summary>The native thread count for a `--threads` value: the value itself when positive, otherwise
+    /// SAFERLHF_THREADS, then OMP_NUM_THREADS, then the cores this process may use. Invalid values are reported
+    /// as errors naming the option or variable.</summary>
+    public static int ResolveThreads(int threads)
+    {
+        try
+        {
+            return ThreadCount.FromEnvironment(threads).Count;
+        }
+        catch (ArgumentException ex)
+        {
+            throw new CliException(ex.Message);
+        }
+    }
+
+    private static string ThreadText()
+    {
+        try
+        {
+            var choice = ThreadCount.FromEnvironment();
+            return $"{choice.Count} threads by default from {(choice.Source == "cores" ? "the cores" : "$" + choice.Source)}";
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message;
+        }
+    }
+
     /// <summary>One line per device this build knows, with its availability.</summary>
     public static IEnumerable<string> Describe()
     {
@@ -41,7 +70,7 @@ public static class DeviceFactory
         try
         {
             var f = CpuFeatures.Detect();
-            cpu = $"native C++ kernels ({f.KernelIsa}, {Environment.ProcessorCount} threads) on {f.Brand}; features {f.Flags}";
+            cpu = $"native C++ kernels ({f.KernelIsa}, {Environment.ProcessorCount} cores, {ThreadText()}) on {f.Brand}; features {f.Flags}";
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException or BackendException)
         {

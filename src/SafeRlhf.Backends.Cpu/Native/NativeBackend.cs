@@ -4,7 +4,7 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Backends.Cpu.Native;
 
 /// <summary>The CPU fast path: F32 kernels in libsaferlhf_native (AVX-512 / AVX2 / scalar, chosen at run time,
-/// threaded with OpenMP). F64 tensors, non-contiguous operands and ops without a native kernel (strided or
+/// threaded on the native library's own pool). F64 tensors, non-contiguous operands and ops without a native kernel (strided or
 /// converting copies, gather/scatter, where, reductions, most elementwise ops) are delegated explicitly to
 /// <see cref="ReferenceBackend"/>, which shares the same <see cref="CpuStorage"/>.</summary>
 public sealed unsafe partial class NativeBackend : IBackend
@@ -19,7 +19,13 @@ public sealed unsafe partial class NativeBackend : IBackend
 
     public string Name => "cpu";
 
-    /// <summary>Threads the native kernels use (process-wide); 0 restores the default (all cores).</summary>
+    /// <summary>A backend on the native kernels; the first one applies the thread-count default of <see cref="Threads"/>
+    /// unless a count was set before.</summary>
+    /// <exception cref="ArgumentException">SAFERLHF_THREADS or OMP_NUM_THREADS holds an invalid value.</exception>
+    public NativeBackend() => NativeProbe.EnsureConfigured();
+
+    /// <summary>Threads the native kernels use (process-wide); 0 restores the default: SAFERLHF_THREADS, then
+    /// OMP_NUM_THREADS, then the cores this process may use (<see cref="ThreadCount"/>).</summary>
     public static int Threads
     {
         get => NativeProbe.Threads;

@@ -20,7 +20,9 @@ public static class NativeProbe
         return gbps;
     }
 
-    /// <summary>Threads the native kernels use; setting 0 restores the default (all cores).</summary>
+    /// <summary>Threads the native kernels use; setting 0 restores the default: <see cref="ThreadCount.FromEnvironment"/>
+    /// (SAFERLHF_THREADS, then OMP_NUM_THREADS, then the cores this process may use).</summary>
+    /// <exception cref="ArgumentException">Setting 0 while one of those variables holds an invalid value.</exception>
     public static int Threads
     {
         get
@@ -28,6 +30,20 @@ public static class NativeProbe
             NativeMethods.Check(NativeMethods.sr_get_num_threads(out int n), "sr_get_num_threads");
             return n;
         }
-        set => NativeMethods.Check(NativeMethods.sr_set_num_threads(value), "sr_set_num_threads");
+        set
+        {
+            int count = value == 0 ? ThreadCount.FromEnvironment().Count : value;
+            NativeMethods.Check(NativeMethods.sr_set_num_threads(count), "sr_set_num_threads");
+            Volatile.Write(ref s_configured, 1);
+        }
+    }
+
+    private static int s_configured;
+
+    /// <summary>Applies the default of <see cref="Threads"/> unless a count was already set in this process, so the
+    /// environment variables hold from the first kernel on.</summary>
+    internal static void EnsureConfigured()
+    {
+        if (Volatile.Read(ref s_configured) == 0) Threads = 0;
     }
 }

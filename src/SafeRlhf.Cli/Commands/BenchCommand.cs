@@ -23,28 +23,40 @@ public static class BenchCommand
             Description = $"Device to benchmark ({string.Join(", ", Devices)})",
             DefaultValueFactory = _ => "cpu",
         };
-        var threadsOption = new Option<int>("--threads") { Description = "Native CPU threads (0: all cores; cpu only)" };
+        var threadsOption = CommonOptions.Threads();
         var jsonOption = new Option<bool>("--json") { Description = "One JSON object per line" };
         var quickOption = new Option<bool>("--quick") { Description = "Smaller shapes and shorter timing (a smoke run)" };
+        var busyOption = new Option<bool>("--busy")
+        {
+            Description = "Time each kernel alone, then beside a competing busy process, and compare the slowdown with the CPU it took " +
+                          "(cpu only; default kernels: the w1 GEMM and swiglu_fwd)",
+        };
         var command = new Command("bench", "Benchmark the kernels: time, GFLOP/s, GB/s and % of the device's peak")
         {
-            kernelOption, deviceOption, threadsOption, jsonOption, quickOption,
+            kernelOption, deviceOption, threadsOption, jsonOption, quickOption, busyOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () => Execute(
             parse.GetValue(kernelOption), parse.GetValue(deviceOption)!, parse.GetValue(threadsOption),
-            parse.GetValue(jsonOption), parse.GetValue(quickOption), Console.Out)));
+            parse.GetValue(jsonOption), parse.GetValue(quickOption), Console.Out, parse.GetValue(busyOption))));
         return command;
     }
 
     /// <summary>Runs the benchmark and writes its lines to <paramref name="output"/>; returns the exit code.</summary>
-    public static int Execute(string? kernel, string device, int threads, bool json, bool quick, TextWriter output)
+    public static int Execute(string? kernel, string device, int threads, bool json, bool quick, TextWriter output, bool busy = false)
     {
         if (!Devices.Contains(device))
             throw new CliException($"--device: bench runs on {string.Join(", ", Devices)}, not '{device}'");
-        if (threads < 0) throw new CliException($"--threads: must be ≥ 0 (0 = all cores), got {threads}");
+        threads = DeviceFactory.ResolveThreads(threads);
         var names = device == "cpu" ? KernelBench.Kernels : GpuKernelBench.Kernels;
         if (kernel is not null && !names.Any(n => n.Contains(kernel, StringComparison.OrdinalIgnoreCase)))
             throw new CliException($"--kernel: unknown kernel '{kernel}' (valid: {string.Join(", ", names)})");
+
+        if (busy)
+        {
+            if (device != "cpu") throw new CliException($"--busy: measures the native CPU kernels (--device cpu), not '{device}'");
+            BusyBench.Run(kernel, threads, json, quick, output);
+            return 0;
+        }
 
         switch (device)
         {

@@ -36,6 +36,7 @@ public static class GenerateCommand
         var topPOption = new Option<double>("--top-p") { Description = "Nucleus sampling mass in (0, 1]", DefaultValueFactory = _ => 0.9 };
         var seedOption = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 42 };
         var deviceOption = CommonOptions.Device();
+        var threadsOption = CommonOptions.Threads();
         var keepOption = new Option<bool>("--keep-quantized")
         {
             Description = "Keep F16/BF16/Q8_0/Q4_0 matrices as stored instead of converting them to F32",
@@ -43,7 +44,7 @@ public static class GenerateCommand
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON object {prompt_ids, generated_ids, text} instead of streaming" };
         var command = new Command("generate", "Generate text from a LLaMA model")
         {
-            modelOption, tokenizerOption, promptOption, maxNewOption, temperatureOption, topPOption, seedOption, deviceOption, keepOption, jsonOption,
+            modelOption, tokenizerOption, promptOption, maxNewOption, temperatureOption, topPOption, seedOption, deviceOption, threadsOption, keepOption, jsonOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -66,7 +67,7 @@ public static class GenerateCommand
             }
             if (!File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new CliException($"model not found: {modelPath}");
 
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!);
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var options = parse.GetValue(keepOption) ? LlamaLoadOptions.FrozenStorage : new LlamaLoadOptions();
             using var weights = Open(modelPath);
             using var model = Wrap(() => LlamaLoader.FromWeightFile(weights, device, options));

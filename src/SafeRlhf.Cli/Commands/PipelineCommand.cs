@@ -12,19 +12,20 @@ public static class PipelineCommand
         var outOption = new Option<string?>("--out") { Description = "Run folder (default: runs/pipeline-<time>)" };
         var seedOption = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1 };
         var deviceOption = CommonOptions.Device();
+        var threadsOption = CommonOptions.Threads();
         var quietOption = CommonOptions.Quiet();
         var configOption = CommonOptions.Config();
         var setOption = CommonOptions.Set();
         var command = new Command("pipeline", "Run SFT, reward and cost models, PPO, PPO-Lagrangian and reward shaping on the built-in task, then evaluate")
         {
-            outOption, seedOption, deviceOption, quietOption, configOption, setOption,
+            outOption, seedOption, deviceOption, threadsOption, quietOption, configOption, setOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var defaults = new PipelineOptions { Seed = parse.GetValue(seedOption) };
             var options = ConfigLoader.Load(defaults, parse.GetValue(configOption), parse.GetValue(setOption) ?? []);
             if (!parse.GetValue(quietOption)) Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!);
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
             var summary = RunWithProgress.Execute(parse.GetValue(quietOption), run, (onStep, onMessage, cancel) =>

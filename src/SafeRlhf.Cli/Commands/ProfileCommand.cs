@@ -33,7 +33,7 @@ public static class ProfileCommand
     public static Command Create()
     {
         var deviceOption = CommonOptions.Device();
-        var threadsOption = new Option<int>("--threads") { Description = "Native CPU threads (0: all cores; cpu only)" };
+        var threadsOption = CommonOptions.Threads();
         var stageOption = new Option<string>("--stage")
         {
             Description = "sft: forward + backward + AdamW on [batch, seq] tokens; rollout: KV-cache generation of " +

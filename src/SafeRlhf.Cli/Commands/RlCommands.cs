@@ -44,7 +44,7 @@ public static class RlCommands
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new EvalConfig(), "'policy', 'reward_model', 'cost_model' and 'data'");
-            return RunEval(c, DeviceFactory.Create(parse.GetValue(device)!), parse.GetValue(@out), parse.GetValue(quiet));
+            return RunEval(c, device.Create(parse), parse.GetValue(@out), parse.GetValue(quiet));
         }));
         return command;
     }
@@ -58,22 +58,29 @@ public static class RlCommands
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new ArenaConfig(), "'policy_a', 'policy_b', 'reward_model', 'cost_model' and 'data'");
-            return RunArena(c, DeviceFactory.Create(parse.GetValue(device)!), parse.GetValue(@out), parse.GetValue(quiet));
+            return RunArena(c, device.Create(parse), parse.GetValue(@out), parse.GetValue(quiet));
         }));
         return command;
     }
 
     // ---------------- command plumbing ----------------
 
-    private static (Command, Option<string?>, Option<string[]>, Option<string?>, Option<string>, Option<bool>) Skeleton(string name, string description)
+    /// <summary>`--device` and `--threads` of one command.</summary>
+    private sealed record DeviceOptions(Option<string> Device, Option<int> Threads)
+    {
+        public Device Create(ParseResult parse) => DeviceFactory.Create(parse.GetValue(Device)!, parse.GetValue(Threads));
+    }
+
+    private static (Command, Option<string?>, Option<string[]>, Option<string?>, DeviceOptions, Option<bool>) Skeleton(string name, string description)
     {
         var configOption = CommonOptions.Config();
         var setOption = CommonOptions.Set();
         var outOption = new Option<string?>("--out") { Description = $"Run folder (default: runs/{name}-<time>)" };
         var deviceOption = CommonOptions.Device();
+        var threadsOption = CommonOptions.Threads();
         var quietOption = CommonOptions.Quiet();
-        var command = new Command(name, description) { configOption, setOption, outOption, deviceOption, quietOption };
-        return (command, configOption, setOption, outOption, deviceOption, quietOption);
+        var command = new Command(name, description) { configOption, setOption, outOption, deviceOption, threadsOption, quietOption };
+        return (command, configOption, setOption, outOption, new DeviceOptions(deviceOption, threadsOption), quietOption);
     }
 
     private static T Load<T>(ParseResult parse, Option<string?> config, Option<string[]> set, T defaults, string required) where T : RlInputsConfig
@@ -96,7 +103,7 @@ public static class RlCommands
                 "'actor', 'reward_model', 'cost_model' and 'data'");
             var c = ConfigLoader.Load(new RlConfig(), configFile, parse.GetValue(set) ?? []);
             c.Validate();
-            return RunRl(name, mode, c, DeviceFactory.Create(parse.GetValue(device)!), outPath, resume is not null, parse.GetValue(quiet));
+            return RunRl(name, mode, c, device.Create(parse), outPath, resume is not null, parse.GetValue(quiet));
         }));
         return command;
     }

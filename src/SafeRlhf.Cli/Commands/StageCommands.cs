@@ -26,9 +26,10 @@ public static class StageCommands
         var setOption = CommonOptions.Set();
         var outOption = new Option<string?>("--out") { Description = $"Run folder (default: runs/{stage}-<time>)" };
         var deviceOption = CommonOptions.Device();
+        var threadsOption = CommonOptions.Threads();
         var resumeOption = CommonOptions.Resume();
         var quietOption = CommonOptions.Quiet();
-        var command = new Command(stage, description + StageKeys) { configOption, setOption, outOption, deviceOption, resumeOption, quietOption };
+        var command = new Command(stage, description + StageKeys) { configOption, setOption, outOption, deviceOption, threadsOption, resumeOption, quietOption };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             string? resume = parse.GetValue(resumeOption);
@@ -37,7 +38,7 @@ public static class StageCommands
                 "'model' and 'data'");
             var config = ConfigLoader.Load(defaults(), configFile, parse.GetValue(setOption) ?? []);
             config.Validate();
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!);
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             return new StageRun<T>(stage, config, device, quiet).Execute(outPath, resume is not null);
         }));
         return command;
