@@ -15,6 +15,7 @@ public static class Program
             BenchCommand.Create(),
             ProfileCommand.Create(),
             GenerateCommand.Create(),
+            InitCommand.Create(),
             StageCommands.Sft(),
             StageCommands.Reward(),
             StageCommands.Cost(),
