@@ -6,14 +6,15 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Llama.Init;
 
 /// <summary>Writes a randomly initialised LLaMA checkpoint (the weights of <see cref="RandomWeights"/>) that
-/// <see cref="LlamaLoader"/> loads, without ever holding more than one chunk of rows in memory: the header is laid
-/// out from the configuration first, then every tensor is generated, encoded and written in chunks of at most
-/// <see cref="ChunkElements"/> values through buffers that are reused for the whole file. A 7B model therefore
-/// takes a few megabytes to write, whatever its size on disk.</summary>
+/// <see cref="LlamaLoader"/> loads, without ever holding more than one chunk of values in memory: the header is
+/// laid out from the configuration first, then every tensor is generated (in parallel), encoded and written in chunks
+/// of at most <see cref="ChunkElements"/> values through buffers that are reused for the whole file. A 7B model
+/// therefore takes a few megabytes to write, whatever its size on disk.</summary>
 public static class RandomCheckpoint
 {
-    /// <summary>Most values generated and encoded at once (whole rows; a longer row is one chunk).</summary>
-    public const int ChunkElements = 1 << 18;
+    /// <summary>Most values generated and encoded at once: a multiple of the quantization block and of
+    /// <see cref="RandomTensorValues.SegmentElements"/> (so chunks start at segment and block boundaries).</summary>
+    public const int ChunkElements = 1 << 19;
 
     /// <summary>GGUF metadata key holding the seed.</summary>
     public const string SeedKey = "saferlhf.init.seed";
@@ -38,7 +39,7 @@ public static class RandomCheckpoint
     public static void Write(string path, LlamaConfig config, RandomCheckpointOptions options, Action<int, int>? progress = null)
     {
         var plan = Plan(config, options);
-        var encoder = new ChunkEncoder(plan.Max(t => ChunkRows(t.Dims) * RowLength(t.Dims)));
+        var encoder = new ChunkEncoder();
         int done = 0;
         StreamedTensor Streamed(string storedName, string name, int[] dims, DType dtype) => new(storedName, dtype, dims, stream =>
         {
@@ -69,10 +70,6 @@ public static class RandomCheckpoint
         return options.MatrixType;
     }
 
-    private static int RowLength(int[] dims) => dims.Length == 0 ? 1 : Math.Max(1, dims[^1]);
-
-    private static int ChunkRows(int[] dims) => Math.Max(1, ChunkElements / RowLength(dims));
-
     private static List<KeyValuePair<string, object>> GgufMetadata(LlamaConfig c, RandomCheckpointOptions options,
         IReadOnlyList<(string Name, int[] Dims, DType DType)> plan)
     {
@@ -98,25 +95,22 @@ public static class RandomCheckpoint
         ];
     }
 
-    /// <summary>Generates, encodes and writes tensors in chunks of whole rows through two reused buffers.</summary>
-    private sealed class ChunkEncoder(int capacity)
+    /// <summary>Generates, encodes and writes tensors in chunks through two reused buffers.</summary>
+    private sealed class ChunkEncoder
     {
-        private readonly float[] _values = new float[capacity];
-        private byte[] _bytes = [];
+        private readonly float[] _values = new float[ChunkElements];
+        private readonly byte[] _bytes = new byte[DType.F32.ByteCount(ChunkElements)];
 
         public void Write(Stream stream, RandomTensorValues source, int[] dims, DType dtype)
         {
-            int rowLength = RowLength(dims);
-            long rows = RawTensor.Count(dims) / rowLength;
-            int chunkRows = ChunkRows(dims);
-            for (long row = 0; row < rows; row += chunkRows)
+            long count = RawTensor.Count(dims);
+            for (long at = 0; at < count; at += ChunkElements)
             {
-                int n = (int)Math.Min(chunkRows, rows - row) * rowLength;
-                var values = _values.AsSpan(0, n);
+                int n = (int)Math.Min(ChunkElements, count - at);
+                var values = _values.AsMemory(0, n);
                 source.Fill(values);
                 int bytes = (int)dtype.ByteCount(n);
-                if (_bytes.Length < bytes) _bytes = new byte[Math.Max(bytes, (int)dtype.ByteCount(_values.Length / rowLength * rowLength))];
-                WeightEncoder.Encode(dtype, values, _bytes.AsSpan(0, bytes));
+                WeightEncoder.Encode(dtype, values.Span, _bytes.AsSpan(0, bytes));
                 stream.Write(_bytes, 0, bytes);
             }
         }
