@@ -45,6 +45,11 @@ public sealed class InitCommandTests : IDisposable
         var ids = doc.RootElement.GetProperty("generated_ids").EnumerateArray().Select(e => e.GetInt32()).ToList();
         Assert.InRange(ids.Count, 1, 8);
         Assert.All(ids, id => Assert.InRange(id, 0, LlamaConfig.Tiny.VocabSize - 1));
+        // The model has no vocabulary of its own.
+        var noTokenizer = CliHarness.Run("generate", "--model", model, "--prompt", "Once upon a time");
+        Assert.NotEqual(0, noTokenizer.Code);
+        Assert.Contains("holds no vocabulary; pass --tokenizer PATH", noTokenizer.Error);
+
         using var loaded = LlamaLoader.Load(model, TestDevices.Native, LlamaLoadOptions.FrozenStorage);
         Assert.Equal(type == "f32" ? DType.F32 : Enum.Parse<DType>(type.ToUpperInvariant()), loaded.Layers[1].W3.Weight.DType);
     }

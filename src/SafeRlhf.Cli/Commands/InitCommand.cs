@@ -62,7 +62,7 @@ public static class InitCommand
             long bytes = RandomCheckpoint.DataBytes(config, options);
             if (!quiet)
                 Console.Error.WriteLine($"{options.Name}: {config.NLayers} layers, dim {config.Dim}, vocab {config.VocabSize}, " +
-                                        $"{config.ParameterCount:N0} weights, {bytes / 1e9:F2} GB of tensor data");
+                                        $"{config.ParameterCount:N0} weights, {Size(bytes)} of tensor data");
             var watch = Stopwatch.StartNew();
             RandomCheckpoint.Write(path, config, options, quiet ? null : (done, total) =>
             {
@@ -114,6 +114,8 @@ public static class InitCommand
         "safetensors" => CheckpointFormat.Safetensors,
         _ => throw new CliException($"--format: unknown format '{name}' (valid: gguf, safetensors)"),
     };
+
+    private static string Size(long bytes) => bytes >= 1_000_000_000 ? $"{bytes / 1e9:F2} GB" : $"{bytes / 1e6:F1} MB";
 
     /// <summary>Creates the folder, or accepts an empty one; anything else is an error naming --out.</summary>
     private static string OutputFolder(string folder)
