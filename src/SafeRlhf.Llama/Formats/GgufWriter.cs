@@ -29,10 +29,10 @@ public static class GgufWriter
         AtomicFile.Write(path, fs =>
         {
             fs.Write(header);
-            foreach (var t in tensors)
+            for (int i = 0; i < tensors.Count; i++)
             {
-                t.WriteChecked(fs);
-                Pad(fs);
+                if (i > 0) Pad(fs);
+                tensors[i].WriteChecked(fs);
             }
         });
     }
