@@ -11,6 +11,8 @@ namespace SafeRlhf.Cli.Commands;
 /// where it is used (its vocabulary must not be larger than the model's; see --vocab).</summary>
 public static class InitCommand
 {
+    /// <summary>The command with its options; progress (about one line per layer) goes to stderr, the model's
+    /// path to stdout.</summary>
     public static Command Create()
     {
         var presetOption = new Option<string>("--preset")
