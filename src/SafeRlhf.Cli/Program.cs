@@ -16,6 +16,7 @@ public static class Program
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),
+            InitCommand.Create(),
             StageCommands.Sft(),
             StageCommands.Reward(),
             StageCommands.Cost(),

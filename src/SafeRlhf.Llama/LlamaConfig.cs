@@ -38,12 +38,35 @@ public sealed record LlamaConfig
     /// <summary>LLaMA-2 7B (rms_norm_eps 1e-5, 4096 context).</summary>
     public static LlamaConfig Llama2_7B => Llama7B with { SeqLen = 4096, NormEps = 1e-5 };
 
-    /// <summary>Presets by name for the driver.</summary>
-    public static LlamaConfig Preset(string name) => name switch
+    /// <summary>A tiny model for tests and quick runs: the built-in pipeline's shape (dim 64, 2 layers, 4 heads /
+    /// 2 KV heads, hidden 160) with the 512-token vocabulary of the llama2.c tok512 tokenizer.</summary>
+    public static LlamaConfig Tiny => new()
     {
+        Dim = 64, HiddenDim = 160, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 512, SeqLen = 256,
+    };
+
+    /// <summary>The llama2.c stories110M shape (dim 768, 12 layers, 12 heads, hidden 2048) with the 32000-token
+    /// LLaMA vocabulary.</summary>
+    public static LlamaConfig Llama110M => new()
+    {
+        Dim = 768, HiddenDim = 2048, NLayers = 12, NHeads = 12, NKvHeads = 12, VocabSize = 32000, SeqLen = 1024,
+    };
+
+    /// <summary>The preset names that <see cref="Preset"/> accepts, in the order the driver lists them.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "llama-110m", "llama-7b", "llama2-7b"];
+
+    /// <summary>Presets by name for the driver (names as in <see cref="PresetNames"/>).</summary>
+    public static LlamaConfig Preset(string name) => TryPreset(name)
+        ?? throw new ArgumentException($"unknown model preset '{name}' (valid: {string.Join(", ", PresetNames)})");
+
+    /// <summary>The preset of that name, or null when there is none.</summary>
+    public static LlamaConfig? TryPreset(string name) => name switch
+    {
+        "tiny" => Tiny,
+        "llama-110m" => Llama110M,
         "llama-7b" => Llama7B,
         "llama2-7b" => Llama2_7B,
-        _ => throw new ArgumentException($"unknown model preset '{name}' (valid: llama-7b, llama2-7b)"),
+        _ => null,
     };
 
     /// <summary>Throws with a message naming the field when the shape is inconsistent.</summary>

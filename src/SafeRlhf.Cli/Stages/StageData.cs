@@ -36,6 +36,8 @@ public static class StageData
         }
         else if (weights.Format == WeightFileFormat.Gguf)
         {
+            if (!weights.Metadata.ContainsKey("tokenizer.ggml.tokens"))
+                throw new CliException($"no tokenizer found for {weights.Path}: the GGUF file holds no vocabulary; {howToName}");
             tokenizer = Wrap(() => SentencePieceBpeTokenizer.FromGguf(weights));
         }
         else

@@ -167,41 +167,33 @@ public static class Safetensors
 
     /// <summary>Writes tensors (in the given order) and string metadata. The file is written to a temporary file in
     /// the same folder, flushed, then moved over <paramref name="path"/>, so readers never see a partial file.</summary>
-    public static void Write(string path, IEnumerable<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        WriteStreamed(path, tensors.Select(t => new StreamedTensor(t.Name, t.DType, t.Dims, s => s.Write(t.Data.Span))).ToList(), metadata);
+
+    /// <summary>Writes tensors whose bytes are produced one at a time (in the given order): the header is laid out from
+    /// the names, types and shapes, then each tensor's <see cref="StreamedTensor.WriteData"/> runs once. Written
+    /// atomically like <see cref="Write"/>.</summary>
+    public static void WriteStreamed(string path, IReadOnlyList<StreamedTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var list = tensors.ToList();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var t in list)
+        foreach (var t in tensors)
         {
             if (t.Name == MetadataKey) throw new ArgumentException($"'{MetadataKey}' is reserved and cannot name a tensor");
             if (!names.Add(t.Name)) throw new ArgumentException($"tensor name '{t.Name}' occurs twice");
+            DTypeName(t.DType);
         }
-        byte[] header = BuildHeader(list, metadata);
-
-        string full = System.IO.Path.GetFullPath(path);
-        string folder = System.IO.Path.GetDirectoryName(full)!;
-        string temp = System.IO.Path.Combine(folder, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        byte[] header = BuildHeader(tensors, metadata);
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                Span<byte> length = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
-                fs.Write(length);
-                fs.Write(header);
-                foreach (var t in list) fs.Write(t.Data.Span);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            fs.Write(length);
+            fs.Write(header);
+            foreach (var t in tensors) t.WriteChecked(fs);
+        });
     }
 
-    private static byte[] BuildHeader(List<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(IReadOnlyList<StreamedTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -223,10 +215,10 @@ public static class Safetensors
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);
-                w.WriteNumberValue(offset + t.Data.Length);
+                w.WriteNumberValue(offset + t.ByteCount);
                 w.WriteEndArray();
                 w.WriteEndObject();
-                offset += t.Data.Length;
+                offset += t.ByteCount;
             }
             w.WriteEndObject();
         }

@@ -36,17 +36,7 @@ public static class LlamaCheckpoint
     /// <paramref name="metadata"/> (keys format, format_version, llama_config, quantized and lora_scales are reserved).</summary>
     public static void Save(LlamaModel model, string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var header = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (k, v) in metadata ?? new Dictionary<string, string>())
-        {
-            if (Reserved.Contains(k)) throw new ArgumentException($"checkpoint metadata key '{k}' is reserved", nameof(metadata));
-            header[k] = v;
-        }
-        var c = model.Config;
-        header[FormatKey] = FormatName;
-        header[VersionKey] = FormatVersion.ToString(CultureInfo.InvariantCulture);
-        header[ConfigKey] = JsonSerializer.Serialize(new ConfigJson(c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKvHeads, c.VocabSize,
-            c.SeqLen, c.NormEps, c.RopeTheta, c.RopeStyle.ToString(), c.TiedEmbeddings), Json);
+        var header = Header(model.Config, metadata);
 
         // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
         var tensors = new List<RawTensor>();
@@ -63,6 +53,24 @@ public static class LlamaCheckpoint
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
         Safetensors.Write(path, tensors, header);
+    }
+
+    /// <summary>The header metadata of a checkpoint of a model with <paramref name="config"/>: the caller's
+    /// <paramref name="metadata"/> (reserved keys refused), the format name and version and the configuration.</summary>
+    internal static Dictionary<string, string> Header(LlamaConfig config, IReadOnlyDictionary<string, string>? metadata)
+    {
+        var header = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in metadata ?? new Dictionary<string, string>())
+        {
+            if (Reserved.Contains(k)) throw new ArgumentException($"checkpoint metadata key '{k}' is reserved", nameof(metadata));
+            header[k] = v;
+        }
+        var c = config;
+        header[FormatKey] = FormatName;
+        header[VersionKey] = FormatVersion.ToString(CultureInfo.InvariantCulture);
+        header[ConfigKey] = JsonSerializer.Serialize(new ConfigJson(c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKvHeads, c.VocabSize,
+            c.SeqLen, c.NormEps, c.RopeTheta, c.RopeStyle.ToString(), c.TiedEmbeddings), Json);
+        return header;
     }
 
     /// <summary>Reads a checkpoint written by <see cref="Save"/>: the same parameters, dtypes, quantized weights and

@@ -1,0 +1,131 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SafeRlhf.Llama;
+using SafeRlhf.Llama.Init;
+using SafeRlhf.Tensors;
+
+namespace SafeRlhf.Cli.Commands;
+
+/// <summary>`saferlhf init`: a randomly initialised LLaMA checkpoint of a preset's shape, written one chunk at a time
+/// into a new folder, so that runs at scale need no download. The model has no tokenizer: pass one with --tokenizer
+/// where it is used (its vocabulary must not be larger than the model's; see --vocab).</summary>
+public static class InitCommand
+{
+    /// <summary>The command with its options; progress (about one line per layer) goes to stderr, the model's
+    /// path to stdout.</summary>
+    public static Command Create()
+    {
+        var presetOption = new Option<string>("--preset")
+        {
+            Description = $"Model shape: {string.Join(", ", LlamaConfig.PresetNames)}",
+            Required = true,
+        };
+        var layersOption = new Option<int?>("--layers") { Description = "Number of layers (default: the preset's)" };
+        var vocabOption = new Option<int?>("--vocab") { Description = "Vocabulary size (default: the preset's)" };
+        var quantizeOption = new Option<string?>("--quantize")
+        {
+            Description = "Store the projection and classifier matrices as q8_0 or q4_0 (GGUF only; embeddings and norms stay F32)",
+        };
+        var dtypeOption = new Option<string>("--dtype")
+        {
+            Description = "Type of the matrices that are not quantized: f32, bf16 or f16",
+            DefaultValueFactory = _ => "f32",
+        };
+        var formatOption = new Option<string>("--format")
+        {
+            Description = "gguf (one file, llama.cpp names) or safetensors (one file, the configuration in its metadata)",
+            DefaultValueFactory = _ => "gguf",
+        };
+        var seedOption = new Option<ulong>("--seed") { Description = "Weight seed", DefaultValueFactory = _ => 1 };
+        var outOption = new Option<string>("--out") { Description = "Output folder (new or empty)", Required = true };
+        var quietOption = CommonOptions.Quiet();
+        var command = new Command("init", "Write a randomly initialised LLaMA checkpoint of a preset's shape")
+        {
+            presetOption, layersOption, vocabOption, quantizeOption, dtypeOption, formatOption, seedOption, outOption, quietOption,
+        };
+        command.SetAction(parse => CliRunner.Run(parse, () =>
+        {
+            var config = Config(parse.GetValue(presetOption)!, parse.GetValue(layersOption), parse.GetValue(vocabOption));
+            var options = new RandomCheckpointOptions
+            {
+                Seed = parse.GetValue(seedOption),
+                MatrixType = MatrixType(parse.GetValue(dtypeOption)!),
+                Quantize = Quantize(parse.GetValue(quantizeOption)),
+                Format = Format(parse.GetValue(formatOption)!),
+                Name = parse.GetValue(presetOption)!,
+            };
+            if (options.Quantize is not null && options.Format == CheckpointFormat.Safetensors)
+                throw new CliException("--quantize: safetensors cannot store quantized blocks; use --format gguf");
+            options.Validate();
+            string folder = OutputFolder(parse.GetValue(outOption)!);
+            string path = Path.Combine(folder, RandomCheckpoint.FileName(options.Format));
+
+            bool quiet = parse.GetValue(quietOption);
+            long bytes = RandomCheckpoint.DataBytes(config, options);
+            if (!quiet)
+                Console.Error.WriteLine($"{options.Name}: {config.NLayers} layers, dim {config.Dim}, vocab {config.VocabSize}, " +
+                                        $"{config.ParameterCount:N0} weights, {Size(bytes)} of tensor data");
+            var watch = Stopwatch.StartNew();
+            RandomCheckpoint.Write(path, config, options, quiet ? null : (done, total) =>
+            {
+                if (done == total || done % 9 == 0)
+                    Console.Error.WriteLine($"  {done}/{total} tensors, {watch.Elapsed.TotalSeconds:F1} s");
+            });
+            Console.Out.WriteLine(path);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static LlamaConfig Config(string preset, int? layers, int? vocab)
+    {
+        var config = LlamaConfig.TryPreset(preset)
+                     ?? throw new CliException($"--preset: unknown preset '{preset}' (valid: {string.Join(", ", LlamaConfig.PresetNames)})");
+        if (layers is { } l)
+        {
+            if (l < 1) throw new CliException($"--layers: must be ≥ 1, got {l}");
+            config = config with { NLayers = l };
+        }
+        if (vocab is { } v)
+        {
+            if (v < 1) throw new CliException($"--vocab: must be ≥ 1, got {v}");
+            config = config with { VocabSize = v };
+        }
+        return config.Validate();
+    }
+
+    private static DType MatrixType(string name) => name.ToLowerInvariant() switch
+    {
+        "f32" => DType.F32,
+        "bf16" => DType.BF16,
+        "f16" => DType.F16,
+        _ => throw new CliException($"--dtype: unknown type '{name}' (valid: f32, bf16, f16)"),
+    };
+
+    private static DType? Quantize(string? name) => name?.ToLowerInvariant() switch
+    {
+        null => null,
+        "q8_0" => DType.Q8_0,
+        "q4_0" => DType.Q4_0,
+        _ => throw new CliException($"--quantize: unknown type '{name}' (valid: q8_0, q4_0)"),
+    };
+
+    private static CheckpointFormat Format(string name) => name.ToLowerInvariant() switch
+    {
+        "gguf" => CheckpointFormat.Gguf,
+        "safetensors" => CheckpointFormat.Safetensors,
+        _ => throw new CliException($"--format: unknown format '{name}' (valid: gguf, safetensors)"),
+    };
+
+    private static string Size(long bytes) => bytes >= 1_000_000_000 ? $"{bytes / 1e9:F2} GB" : $"{bytes / 1e6:F1} MB";
+
+    /// <summary>Creates the folder, or accepts an empty one; anything else is an error naming --out.</summary>
+    private static string OutputFolder(string folder)
+    {
+        if (File.Exists(folder)) throw new CliException($"--out: {folder} is a file; give a new or empty folder");
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+            throw new CliException($"--out: {folder} exists and is not empty; give a new or empty folder");
+        Directory.CreateDirectory(folder);
+        return folder;
+    }
+}

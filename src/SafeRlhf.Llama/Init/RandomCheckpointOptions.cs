@@ -1,0 +1,46 @@
+using SafeRlhf.Tensors;
+
+namespace SafeRlhf.Llama.Init;
+
+/// <summary>File formats that <see cref="RandomCheckpoint"/> writes.</summary>
+public enum CheckpointFormat
+{
+    /// <summary>One GGUF file (llama.cpp names and metadata); stores Q8_0 and Q4_0 blocks as they are.</summary>
+    Gguf,
+    /// <summary>One safetensors file with the configuration in its metadata, as <see cref="Loading.LlamaCheckpoint"/>
+    /// writes it; F32, F16 and BF16 only.</summary>
+    Safetensors,
+}
+
+/// <summary>What <see cref="RandomCheckpoint"/> writes.</summary>
+public sealed record RandomCheckpointOptions
+{
+    /// <summary>Model seed; each tensor's generator is derived from it and the tensor name.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>Stored type of the projection and classifier matrices that are not quantized: F32, F16 or BF16.
+    /// The embedding and the norm weights are always F32.</summary>
+    public DType MatrixType { get; init; } = DType.F32;
+
+    /// <summary>Quantize the projection and classifier matrices to Q8_0 or Q4_0 (GGUF only); a matrix whose row
+    /// length is not a multiple of 32 is stored as <see cref="MatrixType"/>. Null: no quantization.</summary>
+    public DType? Quantize { get; init; }
+
+    /// <summary>The file format.</summary>
+    public CheckpointFormat Format { get; init; } = CheckpointFormat.Gguf;
+
+    /// <summary>Model name stored in the file (GGUF general.name, safetensors metadata).</summary>
+    public string Name { get; init; } = "random";
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the option when the combination cannot be written.</summary>
+    public RandomCheckpointOptions Validate()
+    {
+        if (MatrixType is not (DType.F32 or DType.F16 or DType.BF16))
+            throw new ArgumentException($"matrix type must be F32, F16 or BF16, got {MatrixType}");
+        if (Quantize is { } q && !q.IsQuantized())
+            throw new ArgumentException($"quantize: {q} is not a quantized type (Q8_0 and Q4_0 are)");
+        if (Quantize is not null && Format == CheckpointFormat.Safetensors)
+            throw new ArgumentException($"safetensors cannot store {Quantize} blocks: write GGUF to quantize");
+        return this;
+    }
+}
