@@ -11,18 +11,20 @@ public sealed unsafe partial class NativeBackend : IBackend
 {
     private readonly ReferenceBackend _reference;
 
-    /// <summary>A backend on the process's shared host memory pool.</summary>
+    /// <summary>A backend on the native kernels and the process's shared host memory pool; the first one applies the
+    /// thread-count default of <see cref="Threads"/> unless a count was set before.</summary>
+    /// <exception cref="ArgumentException">SAFERLHF_THREADS or OMP_NUM_THREADS holds an invalid value.</exception>
     public NativeBackend() : this(CpuAllocator.Shared) { }
 
     /// <summary>A backend whose tensors come from <paramref name="allocator"/> (its own counters, e.g. to plan memory).</summary>
-    public NativeBackend(CpuAllocator allocator) => _reference = new ReferenceBackend(allocator);
+    /// <exception cref="ArgumentException">SAFERLHF_THREADS or OMP_NUM_THREADS holds an invalid value.</exception>
+    public NativeBackend(CpuAllocator allocator)
+    {
+        NativeProbe.EnsureConfigured();
+        _reference = new ReferenceBackend(allocator);
+    }
 
     public string Name => "cpu";
-
-    /// <summary>A backend on the native kernels; the first one applies the thread-count default of <see cref="Threads"/>
-    /// unless a count was set before.</summary>
-    /// <exception cref="ArgumentException">SAFERLHF_THREADS or OMP_NUM_THREADS holds an invalid value.</exception>
-    public NativeBackend() => NativeProbe.EnsureConfigured();
 
     /// <summary>Threads the native kernels use (process-wide); 0 restores the default: SAFERLHF_THREADS, then
     /// OMP_NUM_THREADS, then the cores this process may use (<see cref="ThreadCount"/>).</summary>
