@@ -69,14 +69,20 @@ public sealed class LoraCommandTests : IDisposable
         return MemoryMarshal.Cast<byte, float>(raw.Data.Span).ToArray();
     }
 
-    /// <summary>The base weight <paramref name="name"/> as the original model quantized to Q8_0 holds it (dequantized).</summary>
-    private static float[] QuantizedOriginal(string name)
+    /// <summary>The Q8_0 blocks of the base weight <paramref name="name"/> as the original model quantized on load holds them.</summary>
+    private static byte[] QuantizedOriginal(string name)
     {
         using var original = LlamaLoader.Load(Model, TestDevices.Native, new LlamaLoadOptions { Quantize = DType.Q8_0 });
         var weight = original.NamedParameters().Single(p => p.Name == name).Tensor;
         Assert.Equal(DType.Q8_0, weight.DType);
-        using var dense = Ops.Dequantize(weight);
-        return dense.ToFloatArray();
+        return weight.ToBytes();
+    }
+
+    /// <summary>A checkpoint tensor that must be a frozen Q8_0 matrix, kept as stored (its blocks, not a dequantized copy).</summary>
+    private static byte[] Q8(RawTensor raw)
+    {
+        Assert.Equal(DType.Q8_0, raw.DType);
+        return raw.Data.ToArray();
     }
 
     [Fact]
@@ -98,7 +104,7 @@ public sealed class LoraCommandTests : IDisposable
         }
         // The frozen base is the Q8_0-quantized original, untouched by training, targeted or not.
         foreach (var name in new[] { "layers.0.attention.wq.weight", "layers.2.attention.wk.weight" })
-            Assert.Equal(QuantizedOriginal(name), Floats(file[name]));
+            Assert.Equal(QuantizedOriginal(name), Q8(file[name]));
         // Weights LoRA does not target and that are not matrices stay as loaded (frozen).
         using var original = LlamaLoader.Load(Model, TestDevices.Native);
         var norm = original.NamedParameters().Single(p => p.Name == "layers.1.attention_norm.weight").Tensor.ToFloatArray();
@@ -160,7 +166,7 @@ public sealed class LoraCommandTests : IDisposable
             Assert.Equal(File.ReadAllBytes(Path.Combine(whole, f)), File.ReadAllBytes(Path.Combine(split, f)));
 
         using var actor = Safetensors.Read(Path.Combine(whole, "actor.safetensors"));
-        Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Floats(actor["layers.3.attention.wq.weight"]));
+        Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Q8(actor["layers.3.attention.wq.weight"]));
         Assert.Contains(Floats(actor["layers.3.attention.wq.lora.b"]), v => v != 0);
         // The critics train adapters and their heads; their base stays the reward/cost model's.
         using var critic = Safetensors.Read(Path.Combine(whole, "checkpoint-3", "cost_critic.safetensors"));
@@ -168,7 +174,10 @@ public sealed class LoraCommandTests : IDisposable
         var criticNames = critic.Tensors.Select(t => t.Name).ToList();
         Assert.Contains(criticNames, n => n.EndsWith(".lora.a", StringComparison.Ordinal));
         foreach (var raw in costModel.Tensors.Where(t => t.Name.EndsWith(".weight", StringComparison.Ordinal) && t.Name.Contains("layers.")))
-            Assert.Equal(Floats(raw), Floats(critic[raw.Name]));
+        {
+            Assert.Equal(raw.DType, critic[raw.Name].DType);
+            Assert.Equal(raw.Data.ToArray(), critic[raw.Name].Data.ToArray());
+        }
 
         // The adapter actor is a policy the other commands load; the score models' base must then be named.
         var evalConfig = new JsonObject

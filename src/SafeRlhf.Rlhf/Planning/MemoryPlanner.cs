@@ -64,17 +64,19 @@ public static class MemoryPlanner
         var owned = new List<IDisposable>();
         try
         {
+            bool lora = s.LoraRank > 0;
+            var specs = BaseSpecs(c, s.BaseType);
             Dictionary<string, Tensor> shared;
             using (TensorScope.Suspend())
             using (MemoryTags.As(MemoryCategory.Weights))
-                shared = BaseWeights(c, device, s.BaseType);
+                shared = specs.Where(p => lora && !p.Value.DType.IsCompute())
+                    .ToDictionary(p => p.Key, p => Tensor.Zeros(device, p.Value.DType, p.Value.Dims), StringComparer.Ordinal);
             owned.AddRange(shared.Values);
-            bool lora = s.LoraRank > 0;
             LlamaModel Policy(bool trainable)
             {
                 using var _ = TensorScope.Suspend();
                 using var tag = MemoryTags.As(MemoryCategory.Weights);
-                var m = LlamaModel.FromTensors(c, device, PerModel(shared, device, lora));
+                var m = LlamaModel.FromTensors(c, device, PerModel(specs, shared, device));
                 owned.Add(m);
                 if (lora && trainable) m.AddLora(s.LoraRank, 2.0 * s.LoraRank, s.LoraTargets, rng);
                 if (!trainable || lora)
@@ -147,21 +149,19 @@ public static class MemoryPlanner
         }
     }
 
-    /// <summary>Zero weights of a LLaMA config by Meta name; projection and classifier matrices in <paramref name="baseType"/>.</summary>
-    private static Dictionary<string, Tensor> BaseWeights(LlamaConfig c, Device device, DType baseType)
-    {
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, dims, isLinear) in LlamaLoader.Parameters(c))
+    /// <summary>The weights of a LLaMA config by Meta name: projection and classifier matrices in <paramref name="baseType"/>
+    /// (where the type can hold them), everything else F32.</summary>
+    private static Dictionary<string, (DType DType, int[] Dims)> BaseSpecs(LlamaConfig c, DType baseType) =>
+        LlamaLoader.Parameters(c).ToDictionary(p => p.Name, p =>
         {
-            bool stored = isLinear && baseType != DType.F32 && (!baseType.IsQuantized() || dims[^1] % DTypeInfo.QuantBlock == 0);
-            tensors[name] = Tensor.Zeros(device, stored ? baseType : DType.F32, dims);
-        }
-        return tensors;
-    }
+            bool stored = p.IsLinear && baseType != DType.F32 && (!baseType.IsQuantized() || p.Dims[^1] % DTypeInfo.QuantBlock == 0);
+            return (stored ? baseType : DType.F32, p.Dims);
+        }, StringComparer.Ordinal);
 
-    /// <summary>A model's weights: views of the shared frozen stored-type matrices under LoRA, its own tensors otherwise.</summary>
-    private static Dictionary<string, Tensor> PerModel(Dictionary<string, Tensor> shared, Device device, bool lora) =>
-        shared.ToDictionary(p => p.Key,
-            p => lora && !p.Value.DType.IsCompute() ? p.Value.Detach() : Tensor.Zeros(device, p.Value.DType, p.Value.Shape.ToArray()),
+    /// <summary>A model's zero weights: views of the shared frozen matrices, its own tensors for the rest.</summary>
+    private static Dictionary<string, Tensor> PerModel(Dictionary<string, (DType DType, int[] Dims)> specs,
+        Dictionary<string, Tensor> shared, Device device) =>
+        specs.ToDictionary(p => p.Key,
+            p => shared.TryGetValue(p.Key, out var t) ? t.Detach() : Tensor.Zeros(device, p.Value.DType, p.Value.Dims),
             StringComparer.Ordinal);
 }
