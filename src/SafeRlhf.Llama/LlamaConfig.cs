@@ -20,7 +20,8 @@ public sealed record LlamaConfig
     /// <summary>The output classifier shares the token embedding matrix.</summary>
     public bool TiedEmbeddings { get; init; }
 
-    public int HeadDim => Dim / NHeads;
+    /// <summary>Dim / NHeads (0 while NHeads is not positive, so that an invalid config can still be printed).</summary>
+    public int HeadDim => NHeads > 0 ? Dim / NHeads : 0;
     public int KvDim => NKvHeads * HeadDim;
 
     /// <summary>LLaMA-1 7B as in its HF config.json (rms_norm_eps 1e-6).</summary>
