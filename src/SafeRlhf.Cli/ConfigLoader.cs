@@ -25,9 +25,10 @@ public static class ConfigLoader
         {
             return LoadUnchecked(defaults, file, sets);
         }
-        catch (Exception e) when (e is InvalidOperationException or NotSupportedException)
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or ArgumentException)
         {
-            // Syntactically valid JSON that System.Text.Json cannot turn into strings (a lone surrogate escape) or values.
+            // Syntactically valid JSON that System.Text.Json cannot turn into strings (a lone surrogate escape) or values,
+            // or an object that repeats a key.
             throw new CliException($"{(file is null ? "--set" : $"--config: {file}")}: a key or value cannot be read ({e.Message})");
         }
     }

@@ -22,17 +22,17 @@ public sealed class ReaderFuzzTests(ITestOutputHelper output)
     /// <summary>The readers under fuzzing, one line each.</summary>
     public static readonly IReadOnlyList<FuzzTarget> All =
     [
-        Target("llama2c", FuzzInputKind.Binary, () => Assets.Require("models/stories260K.bin"), "model.bin", LoadAndRun),
-        Target("gguf", FuzzInputKind.Binary, () => Assets.Require("models/llama-2-tiny-random.gguf"), "model.gguf", LoadGgufAndRun) with { DefaultInputs = 500 },
-        Target("safetensors", FuzzInputKind.Binary, () => Assets.Require("golden/stories260K_train_golden.safetensors"), "golden.safetensors", ReadAllTensors) with { DefaultInputs = 500 },
-        Target("llama-checkpoint", FuzzInputKind.Binary, () => FuzzSeeds.Checkpoint, "model.safetensors", LoadAndRun),
+        Target("llama2c", FuzzInputKind.Binary, () => Assets.Require("models/stories260K.bin"), "model.bin", LoadAndRun) with { DefaultInputs = 500 },
+        Target("gguf", FuzzInputKind.Binary, () => Assets.Require("models/llama-2-tiny-random.gguf"), "model.gguf", LoadGgufAndRun) with { DefaultInputs = 250 },
+        Target("safetensors", FuzzInputKind.Binary, () => Assets.Require("golden/stories260K_train_golden.safetensors"), "golden.safetensors", ReadAllTensors) with { DefaultInputs = 250 },
+        Target("llama-checkpoint", FuzzInputKind.Binary, () => FuzzSeeds.Checkpoint, "model.safetensors", LoadAndRun) with { DefaultInputs = 500 },
         Target("hf-config", FuzzInputKind.Json, () => FuzzSeeds.HfFile(HfCheckpoint.ConfigFile), HfCheckpoint.ConfigFile, LoadAndRun)
-            with { ReadFolder = true, Siblings = () => [FuzzSeeds.HfFile(HfCheckpoint.IndexFile), FuzzSeeds.HfFile(FuzzSeeds.Shard0), FuzzSeeds.HfFile(FuzzSeeds.Shard1)] },
+            with { ReadFolder = true, Template = () => FuzzSeeds.HfFolder },
         Target("hf-index", FuzzInputKind.Json, () => FuzzSeeds.HfFile(HfCheckpoint.IndexFile), HfCheckpoint.IndexFile, LoadAndRun)
-            with { ReadFolder = true, Siblings = () => [FuzzSeeds.HfFile(HfCheckpoint.ConfigFile), FuzzSeeds.HfFile(FuzzSeeds.Shard0), FuzzSeeds.HfFile(FuzzSeeds.Shard1)] },
+            with { ReadFolder = true, Template = () => FuzzSeeds.HfFolder },
         Target("hf-shard", FuzzInputKind.Binary, () => FuzzSeeds.HfFile(FuzzSeeds.Shard0), FuzzSeeds.Shard0, LoadAndRun)
-            with { ReadFolder = true, Siblings = () => [FuzzSeeds.HfFile(HfCheckpoint.ConfigFile), FuzzSeeds.HfFile(HfCheckpoint.IndexFile), FuzzSeeds.HfFile(FuzzSeeds.Shard1)] },
-        Target("sentencepiece", FuzzInputKind.Binary, () => Assets.Require("tokenizer/llama_tokenizer.model"), "tokenizer.model", RunSentencePiece),
+            with { ReadFolder = true, Template = () => FuzzSeeds.HfFolder },
+        Target("sentencepiece", FuzzInputKind.Binary, () => Assets.Require("tokenizer/llama_tokenizer.model"), "tokenizer.model", RunSentencePiece) with { DefaultInputs = 500 },
         Target("llama2c-tokenizer", FuzzInputKind.Binary, () => Assets.Require("models/tok512.bin"), "tokenizer.bin", RunLlama2cTokenizer),
     ];
 

@@ -41,9 +41,9 @@ public static class FuzzRunner
         var clock = Stopwatch.StartNew();
         try
         {
-            foreach (string sibling in target.Siblings())
-                File.Copy(sibling, Path.Combine(work, Path.GetFileName(sibling)), overwrite: true);
+            if (target.Template?.Invoke() is { } template) CopyTree(template, work);
             string file = Path.Combine(work, target.FileName);
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
             for (int index = only ?? 0; index < (only is null ? inputs : only.Value + 1); index++)
             {
                 byte[] input = mutator.Mutate(seed, index, out string kind);
@@ -74,6 +74,13 @@ public static class FuzzRunner
     }
 
     private static readonly object ReportLock = new();
+
+    private static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)), overwrite: true);
+        foreach (string d in Directory.GetDirectories(from)) CopyTree(d, Path.Combine(to, Path.GetFileName(d)));
+    }
 
     private static (FuzzOutcome, string) RunOne(FuzzTarget target, string path, long inputBytes, TimeSpan timeout)
     {

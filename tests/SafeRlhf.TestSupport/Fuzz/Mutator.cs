@@ -44,6 +44,7 @@ public sealed partial class Mutator
     private readonly (int Start, int Length)[] _strings;
     private readonly int[] _lineStarts;
     private readonly Mutator? _decompressed;
+    private readonly Mutator? _compressed;
 
     /// <summary>Prepares mutations of <paramref name="seed"/> (field and token positions are found once).</summary>
     public Mutator(byte[] seed, FuzzInputKind kind)
@@ -56,6 +57,7 @@ public sealed partial class Mutator
             using var plain = new MemoryStream();
             gz.CopyTo(plain);
             _decompressed = new Mutator(plain.ToArray(), FuzzInputKind.JsonLines);
+            _compressed = new Mutator(seed, FuzzInputKind.Binary);
         }
         var fields = new List<int>();
         for (int at = 0; at + 4 <= Math.Min(seed.Length, HeaderBytes); at += 4)
@@ -116,7 +118,7 @@ public sealed partial class Mutator
     {
         if (_decompressed is not null)
         {
-            if (kind.StartsWith("gzip-", StringComparison.Ordinal)) return Binary(_seed, kind["gzip-".Length..], rng);
+            if (kind.StartsWith("gzip-", StringComparison.Ordinal)) return _compressed!.Apply(kind["gzip-".Length..], rng);
             return Compress(_decompressed.Apply(kind, rng));
         }
         return kind switch
