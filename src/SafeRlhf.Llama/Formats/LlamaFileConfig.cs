@@ -44,17 +44,14 @@ public sealed record LlamaFileConfig
     }
 
     /// <summary>Number of tensors a model of this configuration has (<see cref="LlamaTensorNames.Expected"/>).</summary>
-    public long TensorCount => 2 + 9L * NLayers + (SharedClassifier ? 0 : 1);
+    public long TensorCount() => 2 + 9L * NLayers + (SharedClassifier ? 0 : 1);
 
     /// <summary>Number of parameters the configuration implies, in double so that absurd headers cannot overflow.</summary>
-    public double ParameterCount
+    public double ParameterCount()
     {
-        get
-        {
-            double dim = Dim, kv = (double)NKvHeads * HeadDim;
-            double perLayer = 2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * (double)HiddenDim * dim;
-            return (SharedClassifier ? 1 : 2) * (double)VocabSize * dim + NLayers * perLayer + dim;
-        }
+        double dim = Dim, kv = (double)NKvHeads * HeadDim;
+        double perLayer = 2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * (double)HiddenDim * dim;
+        return (SharedClassifier ? 1 : 2) * (double)VocabSize * dim + NLayers * perLayer + dim;
     }
 
     /// <summary>Throws a <see cref="WeightFormatException"/> naming <paramref name="path"/> when the file, which holds
@@ -66,8 +63,8 @@ public sealed record LlamaFileConfig
         if (tensorCount == 0) return this;
         if (NLayers > tensorCount)
             throw new WeightFormatException(path, null,
-                $"the configuration has {NLayers} layers ({TensorCount} tensors), the file holds only {tensorCount} tensors");
-        double needed = ParameterCount * minBytesPerParameter;
+                $"the configuration has {NLayers} layers ({TensorCount()} tensors), the file holds only {tensorCount} tensors");
+        double needed = ParameterCount() * minBytesPerParameter;
         if (needed > bytes)
             throw new WeightFormatException(path, null,
                 $"the configuration ({this}) needs at least {needed:G4} bytes of weights, the file holds {bytes}");
