@@ -80,11 +80,12 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
             throw new WeightFormatException(gguf.Path, "tokenizer.ggml.scores", $"{scores.Length} scores for {tokens.Length} tokens");
         if (types is not null && types.Length != tokens.Length)
             throw new WeightFormatException(gguf.Path, "tokenizer.ggml.token_type", $"{types.Length} types for {tokens.Length} tokens");
+        // A special-token id must name a token; the optional padding id may also be -1 (as int32 or uint32): none.
         int Id(string key, int fallback, bool optional = false)
         {
             if (!m.TryGetValue(key, out var v)) return fallback;
-            long? l = GgufReader.ToInt64(v);
-            if (l is null || (optional && l == -1)) return l is null ? throw new WeightFormatException(gguf.Path, key, $"token id {v} is not an integer") : -1;
+            long l = GgufReader.ToInt64(v) ?? throw new WeightFormatException(gguf.Path, key, $"token id {v} is not an integer");
+            if (optional && l is -1 or uint.MaxValue) return -1;
             if (l < 0 || l >= tokens.Length)
                 throw new WeightFormatException(gguf.Path, key, $"token id {l} is outside the vocabulary of {tokens.Length} tokens");
             return (int)l;
