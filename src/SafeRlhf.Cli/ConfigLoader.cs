@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -16,15 +17,37 @@ public static class ConfigLoader
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    /// <summary>Effective configuration: <paramref name="defaults"/>, then <paramref name="file"/>, then the --set
+    /// overrides. Anything wrong throws <see cref="CliException"/> naming the file or option and the key.</summary>
     public static T Load<T>(T defaults, string? file, IEnumerable<string> sets)
+    {
+        try
+        {
+            return LoadUnchecked(defaults, file, sets);
+        }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or ArgumentException)
+        {
+            // Syntactically valid JSON that System.Text.Json cannot turn into strings (a lone surrogate escape) or values,
+            // or an object that repeats a key.
+            throw new CliException($"{(file is null ? "--set" : $"--config: {file}")}: a key or value cannot be read ({e.Message})");
+        }
+    }
+
+    /// <summary>The text of a file that must be UTF-8; invalid bytes throw <see cref="DecoderFallbackException"/>.</summary>
+    public static string ReadUtf8(string path) => StrictUtf8.GetString(File.ReadAllBytes(path));
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static T LoadUnchecked<T>(T defaults, string? file, IEnumerable<string> sets)
     {
         var root = JsonSerializer.SerializeToNode(defaults, Json)!.AsObject();
         if (file is not null)
         {
             if (!File.Exists(file)) throw new CliException($"--config: file not found: {file}");
             JsonNode? overrides;
-            try { overrides = JsonNode.Parse(File.ReadAllText(file)); }
+            try { overrides = JsonNode.Parse(ReadUtf8(file)); }
             catch (JsonException ex) { throw new CliException($"--config: {file} is not valid JSON (line {ex.LineNumber + 1}): {ex.Message}"); }
+            catch (DecoderFallbackException) { throw new CliException($"--config: {file} is not valid UTF-8 text"); }
             if (overrides is not JsonObject obj) throw new CliException($"--config: {file} must hold a JSON object");
             Merge(root, obj, "", file);
         }

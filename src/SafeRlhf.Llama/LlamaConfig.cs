@@ -20,7 +20,8 @@ public sealed record LlamaConfig
     /// <summary>The output classifier shares the token embedding matrix.</summary>
     public bool TiedEmbeddings { get; init; }
 
-    public int HeadDim => Dim / NHeads;
+    /// <summary>Dim / NHeads (0 while NHeads is not positive, so that an invalid config can still be printed).</summary>
+    public int HeadDim => NHeads > 0 ? Dim / NHeads : 0;
     public int KvDim => NKvHeads * HeadDim;
 
     /// <summary>Weights in the model: embedding, per layer 4 attention + 3 feed-forward matrices and 2 norms, the

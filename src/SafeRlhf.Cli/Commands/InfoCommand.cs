@@ -11,7 +11,7 @@ public static class InfoCommand
     public static Command Create()
     {
         var command = new Command("info", "Show devices, CPU features, memory, and native library / ILGPU versions");
-        command.SetAction(_ =>
+        command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             Console.WriteLine($"saferlhf        {typeof(InfoCommand).Assembly.GetName().Version}");
             Console.WriteLine($".NET            {RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
@@ -20,7 +20,7 @@ public static class InfoCommand
             Console.WriteLine($"native library  {NativeLibraryVersion()}");
             foreach (var device in DeviceFactory.Describe()) Console.WriteLine($"device          {device}");
             return 0;
-        });
+        }));
         return command;
     }
 

@@ -287,15 +287,25 @@ public static class RlCommands
     {
         var steps = new List<IReadOnlyDictionary<string, double>>();
         if (!File.Exists(metricsPath)) return steps;
-        foreach (var line in File.ReadLines(metricsPath).Where(l => !string.IsNullOrWhiteSpace(l)))
+        int lineNumber = 0;
+        foreach (var line in File.ReadLines(metricsPath))
         {
-            using var doc = JsonDocument.Parse(line);
-            var values = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var p in doc.RootElement.EnumerateObject())
-                if (p.Value.ValueKind == JsonValueKind.Number && p.Name != "step") values[p.Name] = p.Value.GetDouble();
-                else if (p.Value.ValueKind == JsonValueKind.String && p.Name != "stage")
-                    values[p.Name] = double.Parse(p.Value.GetString()!, CultureInfo.InvariantCulture); // NaN, Infinity
-            steps.Add(values);
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                var values = new Dictionary<string, double>(StringComparer.Ordinal);
+                foreach (var p in doc.RootElement.EnumerateObject())
+                    if (p.Value.ValueKind == JsonValueKind.Number && p.Name != "step") values[p.Name] = p.Value.GetDouble();
+                    else if (p.Value.ValueKind == JsonValueKind.String && p.Name != "stage")
+                        values[p.Name] = double.Parse(p.Value.GetString()!, CultureInfo.InvariantCulture); // NaN, Infinity
+                steps.Add(values);
+            }
+            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+            {
+                throw new CliException($"corrupt run folder: {metricsPath}:{lineNumber}: not a metrics row ({e.Message})");
+            }
         }
         return steps;
     }

@@ -60,7 +60,7 @@ public sealed record LoraConfig
         {
             return JsonSerializer.Deserialize<LoraConfig>(json, Json) ?? throw new JsonException("null");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
         {
             throw new CliException($"corrupt score model: {file}: metadata '{MetadataKey}' is not a LoRA config ({e.Message})");
         }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SafeRlhf.Llama.Formats;
@@ -156,8 +157,11 @@ public static partial class StageCheckpoint
         string statePath = Path.Combine(folder, StateFile);
         if (!File.Exists(statePath)) throw new CliException($"corrupt checkpoint: {statePath} is missing");
         TrainerStateFile? state;
-        try { state = JsonSerializer.Deserialize<TrainerStateFile>(File.ReadAllText(statePath), Json); }
-        catch (JsonException e) { throw new CliException($"corrupt checkpoint: {statePath} is not valid trainer state ({e.Message})"); }
+        try { state = JsonSerializer.Deserialize<TrainerStateFile>(ConfigLoader.ReadUtf8(statePath), Json); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or DecoderFallbackException)
+        {
+            throw new CliException($"corrupt checkpoint: {statePath} is not valid trainer state ({e.Message})");
+        }
         if (state is null || state.Format != FormatName || state.RngState is null || state.Losses is null)
             throw new CliException($"corrupt checkpoint: {statePath} is not a {FormatName} file");
         if (state.Version < OldestReadableVersion || state.Version > FormatVersion)

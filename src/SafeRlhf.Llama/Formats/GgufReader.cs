@@ -21,6 +21,9 @@ public static partial class GgufReader
     public const uint Magic = 0x46554747; // "GGUF" little-endian
     public const int DefaultAlignment = 32;
 
+    /// <summary>Largest general.alignment accepted.</summary>
+    public const int MaxAlignment = 1 << 20;
+
     /// <summary>Reads a GGUF file. With <paramref name="metaNames"/> the llama tensor names (token_embd, blk.N.attn_q, …)
     /// are renamed to Meta names (tok_embeddings, layers.N.attention.wq, …); GGUF already stores wq/wk in Meta order.</summary>
     public static WeightFile Read(string path, bool metaNames = true)
@@ -97,8 +100,8 @@ public static partial class GgufReader
         if (metadata.TryGetValue("general.alignment", out var alignValue))
         {
             alignment = ToInt64(alignValue) ?? 0;
-            if (alignment <= 0 || (alignment & (alignment - 1)) != 0)
-                throw new WeightFormatException(path, "general.alignment", $"alignment {alignValue} is not a power of two");
+            if (alignment <= 0 || (alignment & (alignment - 1)) != 0 || alignment > MaxAlignment)
+                throw new WeightFormatException(path, "general.alignment", $"alignment {alignValue} is not a power of two up to {MaxAlignment}");
         }
         long dataStart = (r.Position + alignment - 1) / alignment * alignment;
 
@@ -110,7 +113,8 @@ public static partial class GgufReader
                 throw new WeightFormatException(path, name, $"{dtype} needs a row length that is a multiple of {DTypeInfo.QuantBlock}, got [{string.Join(", ", dims)}]");
             if (offset % (ulong)alignment != 0)
                 throw new WeightFormatException(path, name, $"data offset {offset} is not a multiple of the alignment {alignment}");
-            long bytes = RawTensor.ByteCount(dtype, dims);
+            if (!RawTensor.TryByteCount(dtype, dims, out long bytes))
+                throw new WeightFormatException(path, name, $"shape [{string.Join(", ", dims)}] is too large");
             if (offset > (ulong)file.Length || (long)offset + dataStart > file.Length - bytes)
                 throw new WeightFormatException(path, name,
                     $"extends past the end of the file: data bytes [{dataStart + (decimal)offset}, {dataStart + (decimal)offset + bytes}), the file has {file.Length}");
@@ -120,7 +124,7 @@ public static partial class GgufReader
             tensors.Add(new RawTensor(metaNames ? ToMetaName(name) : name, dtype, dims, file.Memory(start, (int)bytes)));
         }
 
-        var config = ReadConfig(metadata, tensors, path, metaNames);
+        var config = ReadConfig(metadata, tensors, path, metaNames, file.Length);
         return new WeightFile(path, WeightFileFormat.Gguf, metadata, tensors, config, consumed, file);
     }
 
@@ -160,8 +164,8 @@ public static partial class GgufReader
         if (depth > 4) throw new WeightFormatException(path, key, "arrays nested too deeply");
         var elementType = (GgufValueType)r.ReadUInt32();
         ulong count = r.ReadUInt64();
-        if (count > (ulong)r.Remaining)
-            throw new WeightFormatException(path, key, $"truncated: array of {count} elements cannot fit in the remaining {r.Remaining} bytes");
+        if (count > (ulong)(r.Remaining / MinBytes(elementType)))
+            throw new WeightFormatException(path, key, $"truncated: array of {count} {elementType} elements cannot fit in the remaining {r.Remaining} bytes");
         int n = (int)count;
         T[] Fill<T>(Func<T> read)
         {
@@ -188,6 +192,17 @@ public static partial class GgufReader
         };
     }
 
+    // Fewest bytes one element of an array of this type takes (a string is at least its 8-byte length, an array its
+    // type and count), so that a count is checked against the file before the array is allocated.
+    private static long MinBytes(GgufValueType type) => type switch
+    {
+        GgufValueType.UInt8 or GgufValueType.Int8 or GgufValueType.Bool => 1,
+        GgufValueType.UInt16 or GgufValueType.Int16 => 2,
+        GgufValueType.UInt32 or GgufValueType.Int32 or GgufValueType.Float32 => 4,
+        GgufValueType.Array => 12,
+        _ => 8,
+    };
+
     /// <summary>An integer metadata value of any width as long (null when not an integer or out of range).</summary>
     public static long? ToInt64(object value) => value switch
     {
@@ -196,7 +211,10 @@ public static partial class GgufReader
         _ => null,
     };
 
-    private static LlamaFileConfig? ReadConfig(Dictionary<string, object> m, List<RawTensor> tensors, string path, bool metaNames)
+    // Q4_0 stores 32 weights in 18 bytes: no supported type takes less than half a byte per weight.
+    private const double MinBytesPerParameter = 0.5;
+
+    private static LlamaFileConfig? ReadConfig(Dictionary<string, object> m, List<RawTensor> tensors, string path, bool metaNames, long fileLength)
     {
         if (!m.TryGetValue("general.architecture", out var archValue) || archValue is not string arch || arch != "llama") return null;
         int Int(string key, int? fallback = null)
@@ -216,7 +234,7 @@ public static partial class GgufReader
         string embd = metaNames ? LlamaTensorNames.TokEmbeddings : "token_embd.weight";
         string output = metaNames ? LlamaTensorNames.Output : "output.weight";
         int? vocab = m.TryGetValue("tokenizer.ggml.tokens", out var tokens) && tokens is string[] list ? list.Length : null;
-        vocab ??= tensors.FirstOrDefault(t => t.Name == embd)?.Dims[0];
+        vocab ??= tensors.FirstOrDefault(t => t.Name == embd)?.Dims is [int rows, ..] ? rows : null;
         int heads = Int("llama.attention.head_count");
         return new LlamaFileConfig
         {
@@ -230,7 +248,7 @@ public static partial class GgufReader
             NormEps = Real("llama.attention.layer_norm_rms_epsilon", 1e-5),
             RopeTheta = Real("llama.rope.freq_base", 10000.0),
             SharedClassifier = !tensors.Any(t => t.Name == output),
-        }.Validate(path);
+        }.Validate(path).CheckFits(path, tensors.Count, fileLength, MinBytesPerParameter);
     }
 
     /// <summary>The Meta name of a llama.cpp tensor name (unchanged when it is not a LLaMA parameter).</summary>
@@ -244,7 +262,7 @@ public static partial class GgufReader
         }
         var match = BlockName().Match(ggufName);
         if (!match.Success) return ggufName;
-        int l = int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+        if (!int.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int l)) return ggufName;
         return match.Groups[2].Value switch
         {
             "attn_norm" => LlamaTensorNames.AttentionNorm(l),

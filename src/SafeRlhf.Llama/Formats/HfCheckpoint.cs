@@ -69,6 +69,22 @@ public static partial class HfCheckpoint
 
     private static List<(string, string)> ReadIndex(string indexPath, Dictionary<string, object> metadata)
     {
+        try
+        {
+            return ReadIndexUnchecked(indexPath, metadata);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw NotUnicode(indexPath, e);
+        }
+    }
+
+    // JsonElement throws InvalidOperationException for strings that are not valid UTF-8 or hold a lone surrogate escape.
+    private static WeightFormatException NotUnicode(string path, InvalidOperationException e) =>
+        new(path, null, $"a key or string is not valid Unicode ({e.Message})", e);
+
+    private static List<(string, string)> ReadIndexUnchecked(string indexPath, Dictionary<string, object> metadata)
+    {
         using var doc = ParseJson(indexPath);
         var root = doc.RootElement;
         if (root.TryGetProperty("metadata", out var meta) && meta.ValueKind == JsonValueKind.Object)
@@ -77,7 +93,7 @@ public static partial class HfCheckpoint
                 {
                     JsonValueKind.String => p.Value.GetString()!,
                     JsonValueKind.Number when p.Value.TryGetInt64(out long l) => l,
-                    JsonValueKind.Number => p.Value.GetDouble(),
+                    JsonValueKind.Number when p.Value.TryGetDouble(out double d) => d,
                     _ => p.Value.GetRawText(),
                 };
         if (!root.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
@@ -87,7 +103,7 @@ public static partial class HfCheckpoint
         {
             if (p.Value.ValueKind != JsonValueKind.String) throw new WeightFormatException(indexPath, p.Name, "weight_map value is not a file name");
             string shard = p.Value.GetString()!;
-            if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+            if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains("..") || shard.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
                 throw new WeightFormatException(indexPath, p.Name, $"shard name '{shard}' leaves the checkpoint folder");
             order.Add((p.Name, shard));
         }
@@ -99,6 +115,18 @@ public static partial class HfCheckpoint
     /// max_position_embeddings, rms_norm_eps (default 1e-6), rope_theta (default 10000), tie_word_embeddings.</summary>
     public static LlamaFileConfig ReadConfig(string configPath)
     {
+        try
+        {
+            return ReadConfigUnchecked(configPath);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw NotUnicode(configPath, e);
+        }
+    }
+
+    private static LlamaFileConfig ReadConfigUnchecked(string configPath)
+    {
         using var doc = ParseJson(configPath);
         var root = doc.RootElement;
         int Int(string key, int? fallback = null)
@@ -108,8 +136,13 @@ public static partial class HfCheckpoint
                 throw new WeightFormatException(configPath, key, $"'{key}' is not an integer");
             return fallback ?? throw new WeightFormatException(configPath, key, $"'{key}' is missing");
         }
-        double Double(string key, double fallback) =>
-            root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
+        double Double(string key, double fallback)
+        {
+            if (!root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+            return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d)
+                ? d
+                : throw new WeightFormatException(configPath, key, $"'{key}' is not a number");
+        }
         bool Bool(string key, bool fallback) =>
             root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
 
@@ -160,7 +193,8 @@ public static partial class HfCheckpoint
         }
         var m = LayerName().Match(hfName);
         if (!m.Success) return hfName;
-        int layer = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        if (!int.TryParse(m.Groups[1].Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer))
+            return hfName;
         return m.Groups[2].Value switch
         {
             "self_attn.q_proj.weight" => LlamaTensorNames.Wq(layer),

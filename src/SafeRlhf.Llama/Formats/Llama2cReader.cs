@@ -57,6 +57,10 @@ public static class Llama2cReader
         string path = file.Path;
         var r = new ByteReader(file) { Context = "header" };
         var c = ReadHeader(r, path);
+        // Every tensor takes at least 4 bytes: a layer count the file cannot hold is refused before anything is built.
+        if (c.TensorCount() > (file.Length - HeaderBytes) / 4)
+            throw new WeightFormatException(path, null,
+                $"n_layers {c.NLayers} implies {c.TensorCount()} tensors, more than a file of {file.Length} bytes can hold ({c})");
         var tensors = new List<RawTensor>();
 
         void Stacked(Func<int, string> name, params int[] dims)

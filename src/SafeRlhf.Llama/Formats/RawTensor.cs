@@ -90,6 +90,22 @@ public sealed class RawTensor
         return n;
     }
 
+    /// <summary>Bytes that a tensor of this type and these dims occupies, or false when the count overflows 64 bits
+    /// (a header's dims are checked with this before anything else uses them).</summary>
+    public static bool TryByteCount(DType dtype, ReadOnlySpan<int> dims, out long bytes)
+    {
+        bytes = 0;
+        long n = 1;
+        foreach (int d in dims)
+        {
+            if (d < 0) return false;
+            if (d != 0 && n > long.MaxValue / 8 / d) return false;
+            n *= d;
+        }
+        bytes = dtype.ByteCount(n);
+        return true;
+    }
+
     /// <summary>Bytes that a tensor of this type and these dims occupies.</summary>
     public static long ByteCount(DType dtype, ReadOnlySpan<int> dims) => dtype.ByteCount(Count(dims));
 

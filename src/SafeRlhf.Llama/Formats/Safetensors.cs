@@ -61,19 +61,29 @@ public static class Safetensors
             var metadata = new Dictionary<string, object>(StringComparer.Ordinal);
             var entries = new List<(long Begin, RawTensor Tensor)>();
             long consumed = dataStart;
-            foreach (var property in doc.RootElement.EnumerateObject())
+            int index = 0;
+            try
             {
-                if (property.Name == MetadataKey)
+                foreach (var property in doc.RootElement.EnumerateObject())
                 {
-                    if (property.Value.ValueKind != JsonValueKind.Object)
-                        throw new WeightFormatException(path, null, "__metadata__ is not an object");
-                    foreach (var m in property.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-                    continue;
+                    index++;
+                    if (property.Name == MetadataKey)
+                    {
+                        if (property.Value.ValueKind != JsonValueKind.Object)
+                            throw new WeightFormatException(path, null, "__metadata__ is not an object");
+                        foreach (var m in property.Value.EnumerateObject())
+                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                        continue;
+                    }
+                    var (begin, tensor) = ReadEntry(file, property.Name, property.Value, dataStart, dataLength);
+                    consumed = Math.Max(consumed, dataStart + begin + StoredBytes(property.Value));
+                    entries.Add((begin, tensor));
                 }
-                var (begin, tensor) = ReadEntry(file, property.Name, property.Value, dataStart, dataLength);
-                consumed = Math.Max(consumed, dataStart + begin + StoredBytes(property.Value));
-                entries.Add((begin, tensor));
+            }
+            catch (InvalidOperationException e)
+            {
+                // Syntactically valid JSON whose strings are not valid UTF-8 / UTF-16 (a lone surrogate escape).
+                throw new WeightFormatException(path, null, $"header entry {index}: a name or string is not valid Unicode ({e.Message})", e);
             }
             var tensors = entries.OrderBy(e => e.Begin).Select(e => e.Tensor).ToList();
             return (tensors, metadata, consumed);
@@ -108,10 +118,11 @@ public static class Safetensors
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int v) || v < 0) throw Bad($"invalid shape {shapeElement.GetRawText()}");
             dims[k++] = v;
         }
-        if (!offsetsElement[0].TryGetInt64(out long begin) || !offsetsElement[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (offsetsElement[0].ValueKind != JsonValueKind.Number || offsetsElement[1].ValueKind != JsonValueKind.Number ||
+            !offsetsElement[0].TryGetInt64(out long begin) || !offsetsElement[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Bad($"invalid data_offsets {offsetsElement.GetRawText()}");
 
-        (DType dtype, int storedSize) = dtypeName switch
+        (DType dtype, _) = dtypeName switch
         {
             "F64" => (DType.F64, 8),
             "F32" => (DType.F32, 4),
@@ -123,10 +134,10 @@ public static class Safetensors
             "Q4_0" => (DType.Q4_0, 0),
             _ => throw Bad($"unsupported dtype '{dtypeName}' (supported: F64, F32, F16, BF16, I32, I64, and Q8_0, Q4_0 in saferlhf checkpoints)"),
         };
-        long numel = RawTensor.Count(dims);
         if (dtype.IsQuantized() && (dims.Length == 0 || dims[^1] % DTypeInfo.QuantBlock != 0))
             throw Bad($"{dtypeName} [{string.Join(", ", dims)}]: the last dim must be a multiple of {DTypeInfo.QuantBlock}");
-        long bytes = dtype.IsQuantized() ? dtype.ByteCount(numel) : numel * storedSize;
+        if (!RawTensor.TryByteCount(dtype, dims, out long bytes)) throw Bad($"shape {shapeElement.GetRawText()} is too large");
+        if (dtypeName == "I64") bytes *= 2;
         if (end - begin != bytes)
             throw Bad($"data_offsets [{begin}, {end}) hold {end - begin} bytes, but {dtypeName} [{string.Join(", ", dims)}] needs {bytes}");
         if (end > dataLength)

@@ -64,7 +64,7 @@ public sealed class WeightFile : IDisposable
     public bool TryGetTensor(string name, [MaybeNullWhen(false)] out RawTensor tensor) => _byName.TryGetValue(name, out tensor);
 
     /// <summary>Reads a weight file, choosing the reader from its content: a folder is a Hugging Face checkpoint,
-    /// "GGUF" magic is GGUF, a .safetensors name is safetensors, anything else a llama2.c checkpoint.</summary>
+    /// "GGUF" magic (or a .gguf name, or a magic with one damaged byte) is GGUF, a .safetensors name is safetensors, anything else a llama2.c checkpoint.</summary>
     public static WeightFile Open(string path)
     {
         if (Directory.Exists(path)) return HfCheckpoint.Read(path);
@@ -72,11 +72,22 @@ public sealed class WeightFile : IDisposable
         Span<byte> magic = stackalloc byte[4];
         int n;
         using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
-        if (n == 4 && magic.SequenceEqual("GGUF"u8)) return GgufReader.Read(path);
+        if (n == 4 && LooksLikeGguf(magic, path)) return GgufReader.Read(path);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return Safetensors.Read(path);
         return Llama2cReader.Read(path);
     }
 
+    // "GGUF" magic, a .gguf name, or three of the four magic bytes in place (a damaged GGUF file is reported as one).
+    private static bool LooksLikeGguf(ReadOnlySpan<byte> magic, string path)
+    {
+        if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return true;
+        int matching = 0;
+        for (int i = 0; i < 4; i++)
+            if (magic[i] == "GGUF"u8[i]) matching++;
+        return matching >= 3;
+    }
+
+    /// <summary>Unmaps the file (tensor data handed out becomes unusable).</summary>
     public void Dispose()
     {
         foreach (var owner in _owners) owner.Dispose();

@@ -2,18 +2,14 @@ namespace SafeRlhf.Llama.Formats;
 
 /// <summary>A weight file is truncated, corrupt or of an unsupported kind. The message names the file and,
 /// where one is concerned, the tensor (or metadata key).</summary>
-public sealed class WeightFormatException : Exception
+public sealed class WeightFormatException : InputFormatException
 {
     /// <summary>Creates the exception; the message becomes "<paramref name="path"/>: tensor 'name': message".</summary>
     public WeightFormatException(string path, string? tensor, string message, Exception? inner = null)
-        : base(Compose(path, tensor, message), inner)
+        : base(path, Compose(path, tensor, message), inner)
     {
-        FilePath = path;
         TensorName = tensor;
     }
-
-    /// <summary>The file (or checkpoint folder) being read.</summary>
-    public string FilePath { get; }
 
     /// <summary>The tensor or metadata key concerned, when there is one.</summary>
     public string? TensorName { get; }

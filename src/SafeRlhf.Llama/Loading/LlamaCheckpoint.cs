@@ -103,6 +103,8 @@ public static class LlamaCheckpoint
                     throw new WeightFormatException(path, name, "LoRA scale given for a layer the model does not have");
                 var a = file[name + ".lora.a"];
                 var b = file[name + ".lora.b"];
+                if (a.Dims is not [> 0, _] || !double.IsFinite(scale))
+                    throw new WeightFormatException(path, a.Name, $"LoRA adapter [{string.Join(", ", a.Dims)}] with scale {scale} is not a [rank, in] matrix with a finite scale");
                 int rank = a.Dims[0];
                 using (TensorScope.Suspend())
                 using (GradMode.NoGrad())
@@ -147,7 +149,7 @@ public static class LlamaCheckpoint
         {
             c = JsonSerializer.Deserialize<ConfigJson>(json, Json) ?? throw new JsonException("null");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
         {
             throw new WeightFormatException(file.Path, ConfigKey, $"metadata is not a valid configuration ({e.Message})", e);
         }
@@ -179,7 +181,7 @@ public static class LlamaCheckpoint
                 result[name] = parse(element.ValueKind == JsonValueKind.String ? element.GetString()! : element.GetRawText())
                                ?? throw new WeightFormatException(file.Path, name, $"invalid '{key}' entry {element.GetRawText()}");
         }
-        catch (Exception e) when (e is JsonException or InvalidCastException)
+        catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException)
         {
             throw new WeightFormatException(file.Path, key, $"metadata is not a JSON object ({e.Message})", e);
         }

@@ -74,6 +74,11 @@ public static class LlamaLoader
         IReadOnlyDictionary<string, DType>? requantize)
     {
         if (options.MaxSeqLen is { } cap && cap < config.SeqLen) config = config with { SeqLen = cap };
+        // The layer count is checked against the file before any per-layer structure is built (a file with a few
+        // tensors missing gets past this and has the first missing one named below).
+        if (config.NLayers > file.Tensors.Count)
+            throw new WeightFormatException(file.Path, null,
+                $"the configuration has {config.NLayers} layers ({2 + 9L * config.NLayers} tensors), the file holds only {file.Tensors.Count} tensors");
         using var suspend = TensorScope.Suspend();
         using var noGrad = GradMode.NoGrad();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);

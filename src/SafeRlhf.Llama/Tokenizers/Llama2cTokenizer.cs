@@ -13,28 +13,38 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     private readonly byte[][] _pieces;
     private readonly float[] _scores;
     private readonly Dictionary<string, int> _lookup;
+    private readonly int _longestPiece;
+
+    /// <summary>Smallest vocabulary the encoder can use: &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt; and the 256 byte-fallback tokens
+    /// (id = byte + 3).</summary>
+    public const int MinVocabSize = 259;
 
     /// <summary>Builds a tokenizer from pieces (raw bytes) and scores.</summary>
     public Llama2cTokenizer(IReadOnlyList<byte[]> pieces, IReadOnlyList<float> scores, int maxTokenLength)
     {
         if (pieces.Count != scores.Count) throw new ArgumentException($"{pieces.Count} pieces but {scores.Count} scores");
-        if (pieces.Count < 3) throw new ArgumentException("a llama2.c vocabulary has at least <unk>, <s>, </s>");
+        if (pieces.Count < MinVocabSize)
+            throw new ArgumentException($"a llama2.c vocabulary has at least {MinVocabSize} tokens (<unk>, <s>, </s> and the 256 byte tokens), got {pieces.Count}");
         _pieces = pieces.ToArray();
         _scores = scores.ToArray();
-        MaxTokenLength = Math.Max(maxTokenLength, _pieces.Max(p => p.Length));
+        _longestPiece = _pieces.Max(p => p.Length);
+        MaxTokenLength = Math.Max(maxTokenLength, _longestPiece);
         _lookup = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < _pieces.Length; i++) _lookup.TryAdd(Key(_pieces[i]), i);
     }
 
     /// <summary>Reads a llama2.c tokenizer file; <paramref name="vocabSize"/> (from the model header) is checked
-    /// when given, else every entry up to the end of the file is read.</summary>
+    /// when given, else every entry up to the end of the file is read. A file that cannot be used throws a
+    /// <see cref="TokenizerFormatException"/> naming it.</summary>
     public static Llama2cTokenizer Load(string path, int? vocabSize = null)
     {
         var bytes = File.ReadAllBytes(path);
-        InvalidDataException Bad(string message) => new($"{path}: {message}");
+        TokenizerFormatException Bad(string message) => new(path, null, message);
         if (bytes.Length < 4) throw Bad("too short for a llama2.c tokenizer");
         int maxLen = BinaryPrimitives.ReadInt32LittleEndian(bytes);
-        if (maxLen <= 0) throw Bad($"invalid max_token_length {maxLen}");
+        if (maxLen <= 0 || maxLen > bytes.Length) throw Bad($"invalid max_token_length {maxLen} (the file has {bytes.Length} bytes)");
+        if (vocabSize is < MinVocabSize || vocabSize > bytes.Length / 8)
+            throw Bad($"vocabulary of {vocabSize} tokens: needs at least {MinVocabSize}, and a file of {bytes.Length} bytes holds at most {bytes.Length / 8}");
         var pieces = new List<byte[]>();
         var scores = new List<float>();
         int pos = 4;
@@ -51,6 +61,8 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             pos += len;
         }
         if (pos != bytes.Length) throw Bad($"{bytes.Length - pos} bytes follow the {pieces.Count} tokens");
+        if (pieces.Count < MinVocabSize)
+            throw Bad($"{pieces.Count} tokens; a llama2.c vocabulary has at least {MinVocabSize} (<unk>, <s>, </s> and the 256 byte tokens)");
         return new Llama2cTokenizer(pieces, scores, maxLen);
     }
 
@@ -116,7 +128,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             start = i + 1;
         }
 
-        var pair = new byte[2 * MaxTokenLength + 2];
+        var pair = new byte[2 * _longestPiece + 2];
         while (true)
         {
             float bestScore = -1e10f;

@@ -43,11 +43,26 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
         }
         _mergeable = mergeable.GetAlternateLookup<ReadOnlySpan<char>>();
         _userDefined = userDefined.OrderByDescending(s => s.Length).ToArray();
-        if ((uint)model.UnkId >= (uint)_pieces.Length) throw new InvalidDataException($"unk id {model.UnkId} is outside the vocabulary");
+        if ((uint)model.UnkId >= (uint)_pieces.Length) throw new InvalidDataException($"unk id {model.UnkId} is outside the vocabulary of {_pieces.Length}");
+        if ((uint)model.BosId >= (uint)_pieces.Length) throw new InvalidDataException($"bos id {model.BosId} is outside the vocabulary of {_pieces.Length}");
+        if ((uint)model.EosId >= (uint)_pieces.Length) throw new InvalidDataException($"eos id {model.EosId} is outside the vocabulary of {_pieces.Length}");
+        if (model.PadId < -1 || model.PadId >= _pieces.Length) throw new InvalidDataException($"pad id {model.PadId} is outside the vocabulary of {_pieces.Length}");
     }
 
-    /// <summary>Reads a SentencePiece .model file (e.g. the LLaMA tokenizer.model).</summary>
-    public static SentencePieceBpeTokenizer Load(string path) => new(SentencePieceModel.Load(path));
+    /// <summary>Reads a SentencePiece .model file (e.g. the LLaMA tokenizer.model); a file that cannot be used throws a
+    /// <see cref="TokenizerFormatException"/> naming it.</summary>
+    public static SentencePieceBpeTokenizer Load(string path)
+    {
+        var model = SentencePieceModel.Load(path);
+        try
+        {
+            return new SentencePieceBpeTokenizer(model);
+        }
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
+        {
+            throw new TokenizerFormatException(path, null, e.Message, e);
+        }
+    }
 
     public static SentencePieceBpeTokenizer Load(Stream stream) => new(SentencePieceModel.Load(stream));
 
@@ -65,11 +80,20 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
             throw new WeightFormatException(gguf.Path, "tokenizer.ggml.scores", $"{scores.Length} scores for {tokens.Length} tokens");
         if (types is not null && types.Length != tokens.Length)
             throw new WeightFormatException(gguf.Path, "tokenizer.ggml.token_type", $"{types.Length} types for {tokens.Length} tokens");
-        int Id(string key, int fallback) => m.TryGetValue(key, out var v) && GgufReader.ToInt64(v) is long l ? (int)l : fallback;
+        // A special-token id must name a token; the optional padding id may also be -1 (as int32 or uint32): none.
+        int Id(string key, int fallback, bool optional = false)
+        {
+            if (!m.TryGetValue(key, out var v)) return fallback;
+            long l = GgufReader.ToInt64(v) ?? throw new WeightFormatException(gguf.Path, key, $"token id {v} is not an integer");
+            if (optional && l is -1 or uint.MaxValue) return -1;
+            if (l < 0 || l >= tokens.Length)
+                throw new WeightFormatException(gguf.Path, key, $"token id {l} is outside the vocabulary of {tokens.Length} tokens");
+            return (int)l;
+        }
         var pieces = new SentencePiece[tokens.Length];
         for (int i = 0; i < tokens.Length; i++)
             pieces[i] = new SentencePiece(tokens[i], scores?[i] ?? 0f, (SentencePieceType)(types?[i] ?? (int)SentencePieceType.Normal));
-        return new SentencePieceBpeTokenizer(new SentencePieceModel
+        var model = new SentencePieceModel
         {
             Pieces = pieces,
             Kind = SentencePieceModel.ModelKind.Bpe,
@@ -77,12 +101,20 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
             UnkId = Id("tokenizer.ggml.unknown_token_id", 0),
             BosId = Id("tokenizer.ggml.bos_token_id", 1),
             EosId = Id("tokenizer.ggml.eos_token_id", 2),
-            PadId = Id("tokenizer.ggml.padding_token_id", -1),
+            PadId = Id("tokenizer.ggml.padding_token_id", -1, optional: true),
             NormalizerName = "identity",
             AddDummyPrefix = !m.TryGetValue("tokenizer.ggml.add_space_prefix", out var prefix) || prefix is not false,
             RemoveExtraWhitespaces = false,
             EscapeWhitespaces = true,
-        });
+        };
+        try
+        {
+            return new SentencePieceBpeTokenizer(model);
+        }
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
+        {
+            throw new WeightFormatException(gguf.Path, "tokenizer.ggml.tokens", e.Message, e);
+        }
     }
 
     /// <summary>The parsed model.</summary>

@@ -46,6 +46,7 @@ public sealed class SentencePieceModel
     public bool RemoveExtraWhitespaces { get; init; } = true;
     public bool EscapeWhitespaces { get; init; } = true;
 
+    /// <summary>Reads a .model file; one that cannot be parsed throws a <see cref="TokenizerFormatException"/> naming it.</summary>
     public static SentencePieceModel Load(string path)
     {
         try
@@ -54,7 +55,7 @@ public sealed class SentencePieceModel
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new TokenizerFormatException(path, null, e.Message, e);
         }
     }
 

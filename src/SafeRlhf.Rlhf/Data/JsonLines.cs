@@ -21,10 +21,30 @@ internal static class JsonLines
         ArgumentNullException.ThrowIfNull(path);
         var rows = new List<T>();
         var skipped = new List<int>();
-        using var stream = OpenRead(path);
-        int lineNumber = 0;
-        foreach (var bytes in Lines(stream))
+        Stream stream;
+        try
         {
+            stream = OpenRead(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new DatasetFormatException(path, 0, e.Message, e);
+        }
+        using var owned = stream;
+        using var lines = Lines(stream).GetEnumerator();
+        int lineNumber = 0;
+        while (true)
+        {
+            try
+            {
+                if (!lines.MoveNext()) break;
+            }
+            catch (InvalidDataException e)
+            {
+                // Compressed data that cannot be decompressed (corrupt or truncated gzip).
+                throw new DatasetFormatException(path, lineNumber + 1, $"corrupt gzip data: {e.Message}", e);
+            }
+            var bytes = lines.Current;
             lineNumber++;
             try
             {
@@ -35,7 +55,7 @@ internal static class JsonLines
                     throw new RowFormatException($"expected a JSON object, found {document.RootElement.ValueKind}");
                 rows.Add(parse(document.RootElement, lineNumber));
             }
-            catch (Exception e) when (e is JsonException or RowFormatException or DecoderFallbackException)
+            catch (Exception e) when (e is JsonException or RowFormatException or DecoderFallbackException or InvalidOperationException)
             {
                 if (!skipMalformed)
                 {
@@ -43,6 +63,7 @@ internal static class JsonLines
                     {
                         JsonException => $"invalid JSON: {e.Message}",
                         DecoderFallbackException => "the line is not valid UTF-8",
+                        InvalidOperationException => $"a key or string is not valid Unicode ({e.Message})",
                         _ => e.Message,
                     };
                     throw new DatasetFormatException(path, lineNumber, reason, e);
@@ -53,7 +74,8 @@ internal static class JsonLines
         return new DatasetReadResult<T>(rows, skipped);
     }
 
-    /// <summary>The file's bytes, decompressed if it starts with the gzip magic 1f 8b.</summary>
+    /// <summary>The file's bytes, decompressed if it starts with the gzip magic 1f 8b (checked against the gzip trailer:
+    /// a truncated file throws <see cref="InvalidDataException"/> at its end).</summary>
     public static Stream OpenRead(string path)
     {
         var file = File.OpenRead(path);
@@ -63,7 +85,7 @@ internal static class JsonLines
             int read = file.ReadAtLeast(magic, 2, throwOnEndOfStream: false);
             file.Position = 0;
             return read == 2 && magic[0] == 0x1f && magic[1] == 0x8b
-                ? new BufferedStream(new GZipStream(file, CompressionMode.Decompress), 1 << 16)
+                ? new BufferedStream(CheckedGzipStream.Open(file), 1 << 16)
                 : file;
         }
         catch
