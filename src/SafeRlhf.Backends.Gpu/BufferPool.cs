@@ -47,6 +47,9 @@ internal sealed class BufferPool : IDisposable
     /// <summary>Takes back a buffer that served a request of <paramref name="bytes"/> bytes.</summary>
     public void Return(MemoryBuffer1D<byte, Stride1D.Dense> buffer, long bytes)
     {
+        // On a GPU the next user's memset and kernels queue behind this buffer's last kernel on the same stream. The CPU
+        // accelerator gives no such order for host-side memsets, so a buffer is reused only once its kernels are done.
+        if (_accelerator.AcceleratorType == AcceleratorType.CPU) _accelerator.Synchronize();
         long size = buffer.Length;
         lock (_lock)
         {

@@ -108,6 +108,8 @@ public sealed class RlCommandTests : IDisposable
         }
         var ppoResult = ReadJson(Path.Combine(ppoRun, "result.json"));
         Assert.Equal(2, ppoResult.GetProperty("steps").GetInt32());
+        // The device pool's high-water mark held at least the five models' weights (stories260K: about 260K weights each).
+        Assert.True(ppoResult.GetProperty("peak_device_bytes").GetInt64() >= 5 * 200_000 * sizeof(float));
         Assert.Equal(metrics[1].GetProperty("lambda").GetDouble(), ppoResult.GetProperty("final_lambda").GetDouble());
         Assert.Equal(metrics.Select(m => m.GetProperty("lambda").GetDouble()),
             ppoResult.GetProperty("lambda_trace").EnumerateArray().Select(e => e.GetDouble()));

@@ -14,8 +14,8 @@ public static class QuantizedBlocks
         for (int b = 0; b < nb; b++)
         {
             var xs = x.Slice(b * 32, 32);
-            if (dtype == DType.Q8_0) QuantizeQ8_0(xs, blocks.Slice(b * DTypeInfo.Q8_0BlockBytes, DTypeInfo.Q8_0BlockBytes));
-            else if (dtype == DType.Q4_0) QuantizeQ4_0(xs, blocks.Slice(b * DTypeInfo.Q4_0BlockBytes, DTypeInfo.Q4_0BlockBytes));
+            if (dtype == DType.Q8_0) QuantBlocks.QuantizeQ8_0(xs, blocks.Slice(b * DTypeInfo.Q8_0BlockBytes, DTypeInfo.Q8_0BlockBytes));
+            else if (dtype == DType.Q4_0) QuantBlocks.QuantizeQ4_0(xs, blocks.Slice(b * DTypeInfo.Q4_0BlockBytes, DTypeInfo.Q4_0BlockBytes));
             else throw new TensorDTypeException($"QuantizeRow: {dtype} is not quantized");
         }
     }
@@ -43,32 +43,6 @@ public static class QuantizedBlocks
                 }
             }
             else throw new TensorDTypeException($"DequantizeRow: {dtype} is not quantized");
-        }
-    }
-
-    private static void QuantizeQ8_0(ReadOnlySpan<float> x, Span<byte> blk)
-    {
-        float amax = 0;
-        foreach (float v in x) amax = MathF.Max(amax, MathF.Abs(v));
-        float d = amax / 127f;
-        float id = d != 0 ? 1f / d : 0f;
-        BitConverter.TryWriteBytes(blk, (Half)d);
-        for (int j = 0; j < 32; j++) blk[2 + j] = (byte)(sbyte)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero);
-    }
-
-    private static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> blk)
-    {
-        float amax = 0, max = 0;
-        foreach (float v in x)
-            if (MathF.Abs(v) > amax) { amax = MathF.Abs(v); max = v; }
-        float d = max / -8f;
-        float id = d != 0 ? 1f / d : 0f;
-        BitConverter.TryWriteBytes(blk, (Half)d);
-        for (int j = 0; j < 16; j++)
-        {
-            int q0 = Math.Min(15, (int)(sbyte)(x[j] * id + 8.5f));
-            int q1 = Math.Min(15, (int)(sbyte)(x[j + 16] * id + 8.5f));
-            blk[2 + j] = (byte)(q0 | (q1 << 4));
         }
     }
 }

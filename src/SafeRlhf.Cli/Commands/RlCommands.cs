@@ -252,6 +252,7 @@ public static class RlCommands
             return 0;
         }
 
+        long peakDeviceBytes = device.Backend.Memory.PeakReservedBytes;   // of the steps and checkpoints, before the final save
         string actorPath = Path.Combine(run.Path, "actor.safetensors");
         LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name });
         var last = history[^1];
@@ -270,12 +271,14 @@ public static class RlCommands
             ["mean_cost"] = history.Average(m => m["cost"]),
             ["lambda_trace"] = mode == RlMode.PpoLagrangian ? history.Select(m => m["lambda"]).ToArray() : null,
             ["actor"] = actorPath,
+            ["peak_device_bytes"] = peakDeviceBytes,
         };
         run.WriteJson("result.json", result);
         if (quiet) Console.WriteLine(Path.Combine(run.Path, "result.json"));
         else
             Console.WriteLine($"{name}: done, {history.Count} steps, reward {last["reward"]:F3}, cost {last["cost"]:F3}" +
-                              (last.TryGetValue("lambda", out var l) ? $", λ {l:F3}" : "") + $"; actor {actorPath}");
+                              (last.TryGetValue("lambda", out var l) ? $", λ {l:F3}" : "") +
+                              $"; peak device memory {DeviceOutOfMemoryException.Format(peakDeviceBytes)}; actor {actorPath}");
         return 0;
     }
 

@@ -204,19 +204,7 @@ public static partial class StageCheckpoint
     /// <summary>Writes every parameter of <paramref name="module"/> as stored (for models without a LLaMA checkpoint
     /// form); quantized (frozen) weights are written dequantized to F32.</summary>
     public static void SaveModule(Module module, string path, IReadOnlyDictionary<string, string> metadata)
-    {
-        var tensors = new List<RawTensor>();
-        using (TensorScope.Suspend())
-        using (GradMode.NoGrad())
-        {
-            foreach (var (name, t) in module.NamedParameters())
-            {
-                using var contiguous = t.IsContiguous ? null : t.Contiguous();
-                tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
-            }
-        }
-        Safetensors.Write(path, tensors, metadata);
-    }
+        => Safetensors.WriteTensors(path, module.NamedParameters(), metadata);
 
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
     /// file; a missing tensor or a different dtype or shape throws <see cref="CliException"/>. Frozen base weights kept

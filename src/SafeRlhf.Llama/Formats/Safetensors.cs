@@ -181,6 +181,19 @@ public static class Safetensors
     public static void Write(string path, IEnumerable<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
         WriteStreamed(path, tensors.Select(t => new StreamedTensor(t.Name, t.DType, t.Dims, s => s.Write(t.Data.Span))).ToList(), metadata);
 
+    /// <summary>Writes tensors as they are held (a Q8_0/Q4_0 matrix as its blocks), one at a time, so that only one
+    /// tensor's bytes are ever copied to the host at once.</summary>
+    public static void WriteTensors(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var suspend = TensorScope.Suspend();
+        using var noGrad = Tensors.Autograd.GradMode.NoGrad();
+        WriteStreamed(path, tensors.Select(p => new StreamedTensor(p.Name, p.Tensor.DType, p.Tensor.Shape.ToArray(), s =>
+        {
+            using var contiguous = p.Tensor.IsContiguous ? null : p.Tensor.Contiguous();
+            s.Write((contiguous ?? p.Tensor).ToBytes());
+        })).ToList(), metadata);
+    }
+
     /// <summary>Writes tensors whose bytes are produced one at a time (in the given order): the header is laid out from
     /// the names, types and shapes, then each tensor's <see cref="StreamedTensor.WriteData"/> runs once. Written
     /// atomically like <see cref="Write"/>.</summary>

@@ -31,11 +31,11 @@ public static class WeightEncoder
                 break;
             case DType.Q8_0:
                 for (int b = 0; b < values.Length / DTypeInfo.QuantBlock; b++)
-                    EncodeQ8_0(values.Slice(b * DTypeInfo.QuantBlock, DTypeInfo.QuantBlock), destination.Slice(b * DTypeInfo.Q8_0BlockBytes, DTypeInfo.Q8_0BlockBytes));
+                    QuantBlocks.QuantizeQ8_0(values.Slice(b * DTypeInfo.QuantBlock, DTypeInfo.QuantBlock), destination.Slice(b * DTypeInfo.Q8_0BlockBytes, DTypeInfo.Q8_0BlockBytes));
                 break;
             case DType.Q4_0:
                 for (int b = 0; b < values.Length / DTypeInfo.QuantBlock; b++)
-                    EncodeQ4_0(values.Slice(b * DTypeInfo.QuantBlock, DTypeInfo.QuantBlock), destination.Slice(b * DTypeInfo.Q4_0BlockBytes, DTypeInfo.Q4_0BlockBytes));
+                    QuantBlocks.QuantizeQ4_0(values.Slice(b * DTypeInfo.QuantBlock, DTypeInfo.QuantBlock), destination.Slice(b * DTypeInfo.Q4_0BlockBytes, DTypeInfo.Q4_0BlockBytes));
                 break;
             default:
                 throw new ArgumentException($"{dtype} is not a weight type that can be encoded (F32, F16, BF16, Q8_0, Q4_0 are)");
@@ -49,35 +49,5 @@ public static class WeightEncoder
         if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
         uint rounding = 0x7FFF + ((bits >> 16) & 1);
         return (ushort)((bits + rounding) >> 16);
-    }
-
-    private static void EncodeQ8_0(ReadOnlySpan<float> x, Span<byte> block)
-    {
-        float amax = 0;
-        foreach (float v in x) amax = MathF.Max(amax, MathF.Abs(v));
-        float d = amax / 127f;
-        float id = d != 0 ? 1f / d : 0f;
-        BinaryPrimitives.WriteHalfLittleEndian(block, (Half)d);
-        for (int j = 0; j < DTypeInfo.QuantBlock; j++) block[2 + j] = (byte)(sbyte)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero);
-    }
-
-    private static void EncodeQ4_0(ReadOnlySpan<float> x, Span<byte> block)
-    {
-        float amax = 0, max = 0;
-        foreach (float v in x)
-            if (MathF.Abs(v) > amax)
-            {
-                amax = MathF.Abs(v);
-                max = v;
-            }
-        float d = max / -8f;
-        float id = d != 0 ? 1f / d : 0f;
-        BinaryPrimitives.WriteHalfLittleEndian(block, (Half)d);
-        for (int j = 0; j < DTypeInfo.QuantBlock / 2; j++)
-        {
-            int q0 = Math.Min(15, (int)(sbyte)(x[j] * id + 8.5f));
-            int q1 = Math.Min(15, (int)(sbyte)(x[j + 16] * id + 8.5f));
-            block[2 + j] = (byte)(q0 | (q1 << 4));
-        }
     }
 }

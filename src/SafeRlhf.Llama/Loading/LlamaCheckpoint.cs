@@ -38,21 +38,13 @@ public static class LlamaCheckpoint
     {
         var header = Header(model.Config, metadata);
 
-        // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
-        var tensors = new List<RawTensor>();
-        using (TensorScope.Suspend())
-        using (GradMode.NoGrad())
-            foreach (var (name, t) in model.NamedParameters())
-            {
-                using var contiguous = t.IsContiguous ? null : t.Contiguous();
-                tensors.Add(new RawTensor(name, t.DType, t.Shape.ToArray(), (contiguous ?? t).ToBytes()));
-            }
         var scales = LinearsByName(model).Where(p => p.Linear.Lora is not null)
             .ToDictionary(p => p.Name, p => p.Linear.Lora!.ScaleFactor, StringComparer.Ordinal);
         if (scales.Count > 0) header[LoraScalesKey] = JsonSerializer.Serialize(scales);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
-        Safetensors.Write(path, tensors, header);
+        // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
+        Safetensors.WriteTensors(path, model.NamedParameters(), header);
     }
 
     /// <summary>The header metadata of a checkpoint of a model with <paramref name="config"/>: the caller's

@@ -22,6 +22,19 @@ public sealed record FuzzReport(string Target, int Seed, int Inputs, IReadOnlyDi
 /// SAFERLHF_FUZZ_REPORT (a file that receives one summary line per reader).</summary>
 public static class FuzzRunner
 {
+    /// <summary>Runs <paramref name="target"/>, writes its summary and sample refusals to the test output, and fails on
+    /// any defect, or when no input was refused (the mutations would not reach the reader) unless
+    /// <paramref name="mayRefuseNone"/>.</summary>
+    public static void RunAndAssert(FuzzTarget target, Xunit.Abstractions.ITestOutputHelper output, bool mayRefuseNone = false)
+    {
+        var report = Run(target);
+        output.WriteLine(report.Summary);
+        foreach (var (kind, message) in report.SampleRefusals) output.WriteLine($"  {kind}: {message}");
+        Xunit.Assert.True(report.Defects.Count == 0, $"{report.Summary}\n{string.Join("\n", report.Defects.Take(5))}");
+        Xunit.Assert.True(mayRefuseNone || report.Counts[FuzzOutcome.Refused] > 0,
+            $"no input was refused: the mutations do not reach the reader ({report.Summary})");
+    }
+
     /// <summary>Fuzzes <paramref name="target"/> and returns the report (the caller asserts that it has no defects).</summary>
     public static FuzzReport Run(FuzzTarget target)
     {
