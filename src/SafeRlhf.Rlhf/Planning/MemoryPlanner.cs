@@ -79,8 +79,8 @@ public static class MemoryPlanner
                 var m = LlamaModel.FromTensors(c, device, PerModel(specs, shared, device));
                 owned.Add(m);
                 if (lora && trainable) m.AddLora(s.LoraRank, 2.0 * s.LoraRank, s.LoraTargets, rng);
-                if (!trainable || lora)
-                    foreach (var (name, p) in m.NamedParameters()) p.RequiresGrad = trainable && name.Contains(".lora.", StringComparison.Ordinal);
+                if (!trainable)
+                    foreach (var (_, p) in m.NamedParameters()) p.RequiresGrad = false;
                 return m;
             }
             ScoreModel Score(bool trainable)

@@ -133,15 +133,17 @@ public sealed class PpoTrainer : IDisposable
         // ---- actor update ----
         double actorLoss;
         using (MemoryTags.InPhase("actor update"))
-        using (new TensorScope())
         {
-            var logp = PolicyOps.LogProbs(_actor, seq).Narrow(1, start, positions - start);
-            var loss = ActorLoss(logp, Slice(oldLogp, start), advantages, spanMask, _o.ClipRangeRatio);
-            actorLoss = loss.Item();
-            TrainingGuard.CheckFinite("actor loss", actorLoss, StepsDone);
-            loss.Backward();
+            using (new TensorScope())
+            {
+                var logp = PolicyOps.LogProbs(_actor, seq).Narrow(1, start, positions - start);
+                var loss = ActorLoss(logp, Slice(oldLogp, start), advantages, spanMask, _o.ClipRangeRatio);
+                actorLoss = loss.Item();
+                TrainingGuard.CheckFinite("actor loss", actorLoss, StepsDone);
+                loss.Backward();
+            }
+            Apply(_actorOptimizer, _actor);
         }
-        using (MemoryTags.InPhase("actor update")) Apply(_actorOptimizer, _actor);
 
         // ---- critic updates ----
         double rewardCriticLoss = CriticStep(_rewardCritic, _rewardCriticOptimizer, seq, Slice(oldRewardValues, start), rewardReturns, spanMask, start);

@@ -9,6 +9,8 @@ internal static class GoldenSupport
 {
     public static string Stories260K => Assets.Require("models/stories260K.bin");
     public static string Tok512 => Assets.Require("models/tok512.bin");
+    /// <summary>A short prompt of tok512 ids (BOS first) for forward passes of stories260K-sized models.</summary>
+    public static readonly int[] Prompt = [1, 403, 407, 261, 378, 432, 383];
 
     public static Device DeviceNamed(string name) => name switch
     {

@@ -13,7 +13,6 @@ namespace SafeRlhf.Llama.Tests.Golden;
 public sealed class LlamaLoaderTests
 {
     private static readonly Device Dev = TestDevices.Native;
-    private static readonly int[] Prompt = [1, 403, 407, 261, 378, 432, 383];
 
     [Fact]
     public void Llama2cSharedClassifierBecomesTiedEmbeddings()

@@ -13,7 +13,6 @@ namespace SafeRlhf.Llama.Tests.Init;
 public sealed class RandomCheckpointTests
 {
     private static readonly Device Dev = TestDevices.Native;
-    private static readonly int[] Prompt = [1, 403, 407, 261, 378, 432, 383];
 
     private static Dictionary<string, Tensor> ByName(LlamaModel model) =>
         model.NamedParameters().ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal);
