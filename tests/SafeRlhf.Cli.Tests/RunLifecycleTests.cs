@@ -33,7 +33,7 @@ public sealed class RunLifecycleTests : IDisposable
         return path;
     }
 
-    private string Config(int steps, string? model = null, string? data = null, int? stopAfter = null, string? tokenizer = null)
+    private string Config(int steps, string? model = null, string? data = null, int? stopAfter = null, int? loraRank = null)
     {
         var config = new JsonObject
         {
@@ -44,7 +44,7 @@ public sealed class RunLifecycleTests : IDisposable
             ["train"] = new JsonObject { ["steps"] = steps, ["batch_size"] = 2, ["lr"] = 3e-3, ["warmup_ratio"] = 0.0 },
         };
         if (stopAfter is { } s) config["stop_after_steps"] = s;
-        if (tokenizer is not null) config["tokenizer"] = tokenizer;
+        if (loraRank is { } rank) config["lora"] = new JsonObject { ["rank"] = rank };
         string path = Path.Combine(_dir, $"sft-{Guid.NewGuid():N}.json");
         File.WriteAllText(path, config.ToJsonString());
         return path;
@@ -150,7 +150,7 @@ public sealed class RunLifecycleTests : IDisposable
         Assert.Matches(@"^sft: full fine-tuning, base F32, ([\d,]+) of \1 parameters train \(100\.00 %\)", line.Trim());
 
         string lora = Path.Combine(_dir, "summary-lora");
-        var l = CliHarness.Run("sft", "--config", Config(steps: 1), "--set", "lora.rank=2", "--out", lora, "--device", "cpu");
+        var l = CliHarness.Run("sft", "--config", Config(steps: 1, loraRank: 2), "--out", lora, "--device", "cpu");
         Ok(l);
         Assert.Contains(l.Out.Split('\n'), x => x.StartsWith("sft: LoRA rank 2 on wq, wk, wv, wo, base F32, ", StringComparison.Ordinal));
     }

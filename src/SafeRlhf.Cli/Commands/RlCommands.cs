@@ -193,7 +193,7 @@ public static partial class RlCommands
 
         var models = weights.Select(w => new CheckpointModel(w.Item1, w.Item2 is LlamaModel actor
             ? path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name })
-            : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name)))).ToList();
+            : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name, config.ScoreBase ?? config.Actor)))).ToList();
         var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, config.Actor);
         using var stopAfter = new CancellationTokenSource();
         var state = session.NewState(models, extras, stopAfter,
@@ -263,6 +263,7 @@ public static partial class RlCommands
         return 0;
     }
 
-    private static Dictionary<string, string> CriticMetadata(string stage) =>
-        new() { ["stage"] = stage, ["format"] = "saferlhf-score-model" };
+    /// <summary>A critic file's metadata; <c>base_model</c> names the model whose frozen base an adapters-only critic uses.</summary>
+    private static Dictionary<string, string> CriticMetadata(string stage, string baseModel) =>
+        new() { ["stage"] = stage, ["format"] = "saferlhf-score-model", ["base_model"] = baseModel };
 }

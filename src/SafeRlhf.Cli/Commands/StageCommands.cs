@@ -111,7 +111,11 @@ public static class StageCommands
                     var model = ScoreModel.Create(backbone, rng);
                     var kind = stage == "cost" ? ScoreTrainer.Kind.Cost : ScoreTrainer.Kind.Reward;
                     var scoreMetadata = new Dictionary<string, string>(metadata) { ["format"] = RlModels.ScoreModelFormat };
-                    if (config.Lora is not null) scoreMetadata[LoraConfig.MetadataKey] = config.Lora.ToJson();
+                    if (config.Lora is not null)
+                    {
+                        scoreMetadata[LoraConfig.MetadataKey] = config.Lora.ToJson();
+                        scoreMetadata["base_model"] = config.Model;   // the file holds the adapters and head only
+                    }
                     else if (LlamaCheckpoint.HasAdapters(weights))
                         throw new CliException($"{config.Model} holds LoRA adapters: a score model starts from a model without them " +
                                                "(train the reward or cost model on its base with 'lora')");

@@ -59,7 +59,7 @@ public static class RlModels
         {
             ModuleFiles.LoadInto(model, file);
         }
-        catch (CliException e)
+        catch (CheckpointException e)
         {
             model.Dispose();
             throw new CliException($"config: '{key}': {e.Message} (set 'score_base' to the model it was trained from)");

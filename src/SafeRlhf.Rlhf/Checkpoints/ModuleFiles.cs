@@ -11,25 +11,52 @@ namespace SafeRlhf.Rlhf.Checkpoints;
 /// <summary>Weights of modules without a LLaMA checkpoint form (score models, critics) and the metrics log of a run.</summary>
 public static class ModuleFiles
 {
-    /// <summary>Writes every parameter of <paramref name="module"/> as stored; quantized (frozen) weights are written
+    /// <summary>The metadata key that marks a file holding a LoRA module's adapters and trainable parameters only.</summary>
+    public const string SavedParametersKey = "saved_parameters";
+
+    /// <summary>The value of <see cref="SavedParametersKey"/>: adapters and trainable parameters; the frozen base comes
+    /// from the base model, which the <c>base_model</c> metadata names.</summary>
+    public const string AdaptersOnly = "adapters_and_trainable";
+
+    /// <summary>Writes the parameters of <paramref name="module"/> as stored. A module with LoRA adapters is written
+    /// without its frozen base (which the base model holds): adapters and trainable parameters (a score head) only,
+    /// marked <see cref="AdaptersOnly"/>. Without adapters every parameter is written, quantized (frozen) weights
     /// dequantized to F32.</summary>
     public static void Save(Module module, string path, IReadOnlyDictionary<string, string> metadata)
-        => Safetensors.WriteTensors(path, module.NamedParameters(), metadata);
+    {
+        var parameters = module.NamedParameters().ToList();
+        if (!parameters.Any(p => IsAdapter(p.Name)))
+        {
+            Safetensors.WriteTensors(path, parameters, metadata);
+            return;
+        }
+        var marked = new Dictionary<string, string>(metadata) { [SavedParametersKey] = AdaptersOnly };
+        Safetensors.WriteTensors(path, parameters.Where(p => p.Tensor.RequiresGrad || IsAdapter(p.Name)), marked);
+    }
+
+    private static bool IsAdapter(string name) => name.Contains(".lora.", StringComparison.Ordinal);
 
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
     /// file; a missing tensor or a different dtype or shape throws <see cref="CheckpointException"/>. Frozen base weights
     /// kept in a storage type (F16, BF16, Q8_0, Q4_0: the base under LoRA, which training never changes) are checked for
-    /// presence and shape only (files of earlier versions hold quantized ones dequantized).</summary>
+    /// presence and shape only (files of earlier versions hold quantized ones dequantized). A file of adapters only
+    /// (<see cref="AdaptersOnly"/>) leaves the frozen base weights of <paramref name="module"/> as loaded from its base
+    /// model; every adapter and trainable parameter must be in it.</summary>
     public static void LoadInto(Module module, string path)
     {
         try
         {
             using var file = Safetensors.Read(path);
+            bool adaptersOnly = file.Metadata.TryGetValue(SavedParametersKey, out var saved) && saved?.ToString() == AdaptersOnly;
             using var suspend = TensorScope.Suspend();
             using var noGrad = GradMode.NoGrad();
             foreach (var (name, t) in module.NamedParameters())
             {
-                if (!file.TryGetTensor(name, out var raw)) throw new CheckpointException($"corrupt checkpoint: {path} has no tensor '{name}'");
+                if (!file.TryGetTensor(name, out var raw))
+                {
+                    if (adaptersOnly && !t.RequiresGrad && !IsAdapter(name)) continue;
+                    throw new CheckpointException($"corrupt checkpoint: {path} has no tensor '{name}'");
+                }
                 var dims = t.Shape.ToArray();
                 if (!t.RequiresGrad && LlamaLoadOptions.StorageTypes.Contains(t.DType))
                 {
