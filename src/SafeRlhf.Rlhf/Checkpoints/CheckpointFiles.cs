@@ -47,7 +47,7 @@ public sealed record CheckpointSchedule(int Every, int StopAfter, int StartStep,
     public const int DefaultEvery = 50;
 
     /// <summary>True when the run stops (with a checkpoint) after step <paramref name="step"/>.</summary>
-    public bool StopsAfter(int step) => StopAfter > 0 && StartStep < StopAfter && step >= StopAfter && step < TotalSteps;
+    public bool StopsAfter(int step) => StopAfter > 0 && StartStep < StopAfter && step == StopAfter && step < TotalSteps;
 
     /// <summary>True when a checkpoint is written after step <paramref name="step"/>.</summary>
     public bool SavesAfter(int step) => step == TotalSteps || (Every > 0 && step % Every == 0) || StopsAfter(step);
