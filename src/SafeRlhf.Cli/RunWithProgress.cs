@@ -5,21 +5,25 @@ using Spectre.Console;
 namespace SafeRlhf.Cli;
 
 /// <summary>Runs a training job with a live progress bar per stage (ETA and the latest loss, reward, cost and λ),
-/// logging every step to the run's metrics.jsonl. Ctrl-C (SIGINT) cancels the job cleanly: the job sees its
-/// cancellation token set between steps. A SIGINT sent by another process (`kill -INT`) is handled the same way, unless
+/// logging every step to the run's metrics.jsonl. Ctrl-C (SIGINT) and SIGTERM (what kill, Docker, Slurm and Kubernetes
+/// send) cancel the job cleanly: the job sees its cancellation token set between steps. A SIGINT sent by another process (`kill -INT`) is handled the same way, unless
 /// the process was started with SIGINT ignored (as shells start background jobs), which the runtime respects.</summary>
 public static class RunWithProgress
 {
     public delegate T Job<T>(Action<StepMetrics> onStep, Action<string> onMessage, CancellationToken cancel);
 
-    public static T Execute<T>(bool quiet, RunFolder run, Job<T> job)
+    /// <param name="onSignal">told which signal (SIGINT or SIGTERM) cancelled the job, before the job sees it.</param>
+    public static T Execute<T>(bool quiet, RunFolder run, Job<T> job, Action<PosixSignal>? onSignal = null)
     {
         using var cancel = new CancellationTokenSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+        void Stop(PosixSignalContext context)
         {
             context.Cancel = true;
+            onSignal?.Invoke(context.Signal);
             cancel.Cancel();
-        });
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         if (quiet || Console.IsOutputRedirected)
         {
             return job(m =>

@@ -168,15 +168,18 @@ public sealed class LoraCommandTests : IDisposable
         using var actor = Safetensors.Read(Path.Combine(whole, "actor.safetensors"));
         Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Q8(actor["layers.3.attention.wq.weight"]));
         Assert.Contains(Floats(actor["layers.3.attention.wq.lora.b"]), v => v != 0);
-        // The critics train adapters and their heads; their base stays the reward/cost model's.
+        // The critics train adapters and their heads; their base stays the reward/cost model's. Like the cost model's
+        // file, a critic's file holds its adapters and head only (no copy of the frozen base) and names the base model.
         using var critic = Safetensors.Read(Path.Combine(whole, "checkpoint-3", "cost_critic.safetensors"));
         using var costModel = Safetensors.Read(ModelOf(cost));
-        var criticNames = critic.Tensors.Select(t => t.Name).ToList();
-        Assert.Contains(criticNames, n => n.EndsWith(".lora.a", StringComparison.Ordinal));
-        foreach (var raw in costModel.Tensors.Where(t => t.Name.EndsWith(".weight", StringComparison.Ordinal) && t.Name.Contains("layers.")))
+        foreach (var file in new[] { critic, costModel })
         {
-            Assert.Equal(raw.DType, critic[raw.Name].DType);
-            Assert.Equal(raw.Data.ToArray(), critic[raw.Name].Data.ToArray());
+            var names = file.Tensors.Select(t => t.Name).ToList();
+            Assert.Contains(names, n => n.EndsWith(".lora.a", StringComparison.Ordinal));
+            Assert.Contains("score_head.weight", names);
+            Assert.DoesNotContain(names, n => n.EndsWith("attention.wq.weight", StringComparison.Ordinal) || n.EndsWith("tok_embeddings.weight", StringComparison.Ordinal));
+            Assert.Equal("adapters_and_trainable", file.Metadata["saved_parameters"].ToString());
+            Assert.Equal(Path.GetFullPath(Model), file.Metadata["base_model"].ToString());
         }
 
         // The adapter actor is a policy the other commands load; the score models' base must then be named.

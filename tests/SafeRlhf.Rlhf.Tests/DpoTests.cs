@@ -1,5 +1,6 @@
 using SafeRlhf.Llama;
 using SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Tests.Oracles;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors;
 using SafeRlhf.Tensors.Autograd;

@@ -1,4 +1,5 @@
 using SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Tests.Oracles;
 
 namespace SafeRlhf.Rlhf.Tests;
 

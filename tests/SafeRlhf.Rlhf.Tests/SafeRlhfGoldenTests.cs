@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Tests.Oracles;
 using SafeRlhf.TestSupport;
 
 namespace SafeRlhf.Rlhf.Tests;

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using SafeRlhf.Rlhf.Losses;
 using SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Tests.Oracles;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors;
 using SafeRlhf.TestSupport;
@@ -66,7 +68,7 @@ public sealed class TensorLossGoldenTests
         // Advantages and returns come from the golden file itself, so this checks only the tensor losses.
         var combined = Matrix(expected.GetProperty("combined_advantages"));
         var newLogp = ToTensor(Tail(Matrix(inputs.GetProperty("new_log_probs")), start, positions), dtype);
-        var actor = PpoTrainer.ActorLoss(newLogp, Tail(Matrix(inputs.GetProperty("old_log_probs")), start, positions), combined, mask,
+        var actor = PpoLosses.ActorLoss(newLogp, Tail(Matrix(inputs.GetProperty("old_log_probs")), start, positions), combined, mask,
             hyper.GetProperty("clip_range_ratio").GetDouble());
         Near(expected.GetProperty("actor_loss").GetDouble(), actor.Item(), rtol);
 
@@ -77,7 +79,7 @@ public sealed class TensorLossGoldenTests
                  })
         {
             var v = ToTensor(Tail(Matrix(inputs.GetProperty(values)), start, positions), dtype);
-            var loss = PpoTrainer.CriticLoss(v, Tail(Matrix(inputs.GetProperty(oldValues)), start, positions), Matrix(expected.GetProperty(returns)),
+            var loss = PpoLosses.CriticLoss(v, Tail(Matrix(inputs.GetProperty(oldValues)), start, positions), Matrix(expected.GetProperty(returns)),
                 mask, hyper.GetProperty("clip_range_value").GetDouble());
             Near(expected.GetProperty(name).GetDouble(), loss.Item(), rtol);
         }
@@ -95,14 +97,14 @@ public sealed class TensorLossGoldenTests
         var dev = TestDevices.Reference;
         Tensor T(string name) { var v = Vector(inputs.GetProperty(name)); return PolicyOps.FromValues(dev, dtype, v, v.Length); }
 
-        var rm = ScoreTrainer.PairLoss(T("rm_end_scores_better"), T("rm_end_scores_worse"), null, null, reg);
+        var rm = ScorePairLosses.SequenceWise(T("rm_end_scores_better"), T("rm_end_scores_worse"), null, null, reg);
         Near(expected.GetProperty("reward_model_loss").GetDouble(), rm.Item(), rtol);
 
         // The golden file applies the formula of docs/SAFE_RLHF.md literally, −logσ(s·c) with s = +1 for a safe response;
         // the trainer passes the reference implementation's sign k = −s (CostModelLoss.CostSign) so that safe responses
         // get negative costs. The formula is the same; here the file's sign convention is passed explicitly.
         double[] Signs(string name) => Vector(inputs.GetProperty(name)).Select(s => (double)CostModelLoss.SafetySign(s != 0)).ToArray();
-        var cm = ScoreTrainer.PairLoss(T("cm_end_scores_unsafer"), T("cm_end_scores_safer"), Signs("cm_unsafer_is_safe"), Signs("cm_safer_is_safe"), reg);
+        var cm = ScorePairLosses.SequenceWise(T("cm_end_scores_unsafer"), T("cm_end_scores_safer"), Signs("cm_unsafer_is_safe"), Signs("cm_safer_is_safe"), reg);
         Near(expected.GetProperty("cost_model_loss").GetDouble(), cm.Item(), rtol);
     }
 
@@ -116,10 +118,10 @@ public sealed class TensorLossGoldenTests
         var adv = M();
         var oldValues = M();
         var returns = M();
-        GradCheck.Check(TestDevices.Reference, x => PpoTrainer.ActorLoss(x[0], old, adv, mask, 0.2), [GradCheck.Random(rng, 3, 4)]);
-        GradCheck.Check(TestDevices.Reference, x => PpoTrainer.CriticLoss(x[0], oldValues, returns, mask, 0.5), [GradCheck.Random(rng, 3, 4)]);
+        GradCheck.Check(TestDevices.Reference, x => PpoLosses.ActorLoss(x[0], old, adv, mask, 0.2), [GradCheck.Random(rng, 3, 4)]);
+        GradCheck.Check(TestDevices.Reference, x => PpoLosses.CriticLoss(x[0], oldValues, returns, mask, 0.5), [GradCheck.Random(rng, 3, 4)]);
         var signs = new double[] { -1, 1, 1 };
-        GradCheck.Check(TestDevices.Reference, x => ScoreTrainer.PairLoss(x[0], x[1], signs, signs.Select(s => -s).ToArray(), 0.01),
+        GradCheck.Check(TestDevices.Reference, x => ScorePairLosses.SequenceWise(x[0], x[1], signs, signs.Select(s => -s).ToArray(), 0.01),
             [GradCheck.Random(rng, 3), GradCheck.Random(rng, 3)]);
     }
 }

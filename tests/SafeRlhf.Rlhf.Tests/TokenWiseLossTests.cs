@@ -1,4 +1,6 @@
+using SafeRlhf.Rlhf.Losses;
 using SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Tests.Oracles;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors;
 using SafeRlhf.TestSupport;
@@ -48,11 +50,11 @@ public sealed class TokenWiseLossTests
         expected = expected / N + reg * (hEnd.Concat(lEnd).Sum(x => x * x) / (2 * N));
 
         var dev = TestDevices.Reference;
-        var loss = ScoreTrainer.TokenWisePairLoss(Tensor.FromArray(dev, h, N, L), Tensor.FromArray(dev, l, N, L), start, end,
+        var loss = ScorePairLosses.TokenWise(Tensor.FromArray(dev, h, N, L), Tensor.FromArray(dev, l, N, L), start, end,
             costSigns ? kh : null, costSigns ? kl : null, Tensor.FromArray(dev, hEnd, N), Tensor.FromArray(dev, lEnd, N), reg);
         Assert.Equal(expected, loss.Item(), 12);
 
-        GradCheck.Check(dev, x => ScoreTrainer.TokenWisePairLoss(x[0], x[1], start, end, costSigns ? kh : null, costSigns ? kl : null,
+        GradCheck.Check(dev, x => ScorePairLosses.TokenWise(x[0], x[1], start, end, costSigns ? kh : null, costSigns ? kl : null,
             x[0].Select(1, 3), x[1].Select(1, 2), reg), [GradCheck.Random(rng, N, L), GradCheck.Random(rng, N, L)]);
     }
 }

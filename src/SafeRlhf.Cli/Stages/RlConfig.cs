@@ -38,10 +38,21 @@ public sealed record RlConfig : RlInputsConfig
     /// <summary>The initial policy (usually the SFT model); the reference policy is a frozen copy of it.</summary>
     public string Actor { get; init; } = "";
     public PpoOptions Rl { get; init; } = new() { Steps = 10, BatchSize = 8 };
-    /// <summary>Save a checkpoint every this many steps (0 = only at the end, on interruption and at stop_after_steps).</summary>
-    public int CheckpointEvery { get; init; }
-    /// <summary>Stop with a checkpoint after this many steps in all (0 = run to rl.steps); continue with --resume.</summary>
+    /// <summary>Save a checkpoint every this many steps (default 50; 0 = only at the end, on interruption and at
+    /// stop_after_steps).</summary>
+    public int CheckpointEvery { get; init; } = Rlhf.Checkpoints.CheckpointSchedule.DefaultEvery;
+    /// <summary>Stop with a checkpoint once the run reaches this many steps in all (0 = run to rl.steps); continue
+    /// with --resume (which does not stop there again).</summary>
     public int StopAfterSteps { get; init; }
+
+    /// <summary>This config with every file path made absolute (against the current folder), so that config.json
+    /// names the same files wherever the run is resumed from.</summary>
+    public RlConfig WithAbsolutePaths() => this with
+    {
+        Actor = ConfigPaths.Absolute(Actor)!, RewardModel = ConfigPaths.Absolute(RewardModel)!, CostModel = ConfigPaths.Absolute(CostModel)!,
+        ScoreBase = ConfigPaths.Absolute(ScoreBase), Tokenizer = ConfigPaths.Absolute(Tokenizer), Data = ConfigPaths.Absolute(Data)!,
+        PtxData = ConfigPaths.Absolute(PtxData),
+    };
     /// <summary>LoRA adapters for the actor and both critics instead of full fine-tuning (null). The actor's base
     /// loads as the block says (optionally quantized) and the reference policy is the actor with its adapters off;
     /// an actor that already holds adapters (a LoRA SFT model) trains those, against a frozen copy of itself.</summary>

@@ -1,3 +1,4 @@
+using SafeRlhf.Rlhf.Checkpoints;
 using SafeRlhf.Llama;
 using SafeRlhf.Llama.Formats;
 using SafeRlhf.Llama.Loading;
@@ -20,11 +21,11 @@ public static class RlModels
         if (File.Exists(path)) return path;
         if (Directory.Exists(path))
         {
-            string latest = Path.Combine(path, StageCheckpoint.LatestFile);
+            string latest = Path.Combine(path, RunCheckpoints.LatestFile);
             string folder = File.Exists(latest) ? Path.Combine(path, File.ReadAllText(latest).Trim()) : path;
-            string file = Path.Combine(folder, StageCheckpoint.ModelFile);
+            string file = Path.Combine(folder, RunCheckpoints.ModelFile);
             if (File.Exists(file)) return file;
-            throw new CliException($"config: '{key}': {path} holds no {StageCheckpoint.ModelFile} (expected a reward/cost run or checkpoint folder)");
+            throw new CliException($"config: '{key}': {path} holds no {RunCheckpoints.ModelFile} (expected a reward/cost run or checkpoint folder)");
         }
         throw new CliException($"config: '{key}': not found: {path}");
     }
@@ -56,9 +57,9 @@ public static class RlModels
         var model = ScoreModel.Create(backbone, new Rng(0));
         try
         {
-            StageCheckpoint.LoadInto(model, file);
+            ModuleFiles.LoadInto(model, file);
         }
-        catch (CliException e)
+        catch (CheckpointException e)
         {
             model.Dispose();
             throw new CliException($"config: '{key}': {e.Message} (set 'score_base' to the model it was trained from)");

@@ -14,13 +14,20 @@ public abstract record StageConfig
     /// <summary>Most tokens per sequence (prompt template + response + EOS); longer sequences are truncated.</summary>
     public int MaxLength { get; init; } = 512;
     public ulong Seed { get; init; } = 1;
-    /// <summary>Save a checkpoint every this many steps (0 = only at the end, on interruption and at stop_after_steps).</summary>
-    public int CheckpointEvery { get; init; }
-    /// <summary>Stop with a checkpoint after this many steps in all (0 = run to train.steps); continue with --resume.</summary>
+    /// <summary>Save a checkpoint every this many steps (default 50; 0 = only at the end, on interruption and at
+    /// stop_after_steps).</summary>
+    public int CheckpointEvery { get; init; } = Rlhf.Checkpoints.CheckpointSchedule.DefaultEvery;
+    /// <summary>Stop with a checkpoint once the run reaches this many steps in all (0 = run to train.steps); continue
+    /// with --resume (which does not stop there again).</summary>
     public int StopAfterSteps { get; init; }
     public TrainOptions Train { get; init; } = new();
     /// <summary>Train LoRA adapters on a frozen (optionally quantized) base instead of every weight; null = full fine-tuning.</summary>
     public LoraConfig? Lora { get; init; }
+
+    /// <summary>This config with every file path made absolute (against the current folder), so that config.json
+    /// names the same files wherever the run is resumed from.</summary>
+    public StageConfig WithAbsolutePaths() =>
+        this with { Model = ConfigPaths.Absolute(Model)!, Tokenizer = ConfigPaths.Absolute(Tokenizer), Data = ConfigPaths.Absolute(Data)! };
 
     /// <summary>Throws <see cref="CliException"/> naming the first invalid value.</summary>
     public virtual void Validate()
@@ -71,4 +78,11 @@ public sealed record DpoConfig : StageConfig
         base.Validate();
         if (!(Beta > 0) || !double.IsFinite(Beta)) throw new CliException($"config: 'beta' must be a positive number, got {Beta}");
     }
+}
+
+/// <summary>Paths of a config made absolute when a run starts.</summary>
+public static class ConfigPaths
+{
+    /// <summary>The full path of <paramref name="path"/>; null and empty stay as they are (the validation names them).</summary>
+    public static string? Absolute(string? path) => string.IsNullOrWhiteSpace(path) ? path : Path.GetFullPath(path);
 }

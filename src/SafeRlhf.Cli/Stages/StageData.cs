@@ -28,31 +28,28 @@ public static class StageData
     /// folder, or tok&lt;vocab&gt;.bin / tokenizer.bin / tokenizer.model beside the model file.</summary>
     public static ITextTokenizer Tokenizer(string? path, WeightFile weights, LlamaConfig config, string howToName = "set 'tokenizer' in the config")
     {
-        ITextTokenizer tokenizer;
-        if (path is not null)
-        {
-            if (!File.Exists(path)) throw new CliException($"tokenizer not found: {path}");
-            tokenizer = Wrap(() => TextTokenizer.Load(path));
-        }
-        else if (weights.Format == WeightFileFormat.Gguf)
-        {
-            if (!weights.Metadata.ContainsKey("tokenizer.ggml.tokens"))
-                throw new CliException($"no tokenizer found for {weights.Path}: the GGUF file holds no vocabulary; {howToName}");
-            tokenizer = Wrap(() => SentencePieceBpeTokenizer.FromGguf(weights));
-        }
-        else
-        {
-            bool folder = weights.Format == WeightFileFormat.HuggingFace;
-            string dir = folder ? weights.Path : Path.GetDirectoryName(Path.GetFullPath(weights.Path)) ?? ".";
-            string[] names = folder ? ["tokenizer.model"] : [$"tok{config.VocabSize}.bin", "tokenizer.bin", "tokenizer.model"];
-            var candidates = names.Select(n => Path.Combine(dir, n)).ToArray();
-            string found = candidates.FirstOrDefault(File.Exists)
-                ?? throw new CliException($"no tokenizer found for {weights.Path}: looked for {string.Join(", ", candidates)}; {howToName}");
-            tokenizer = Wrap(() => TextTokenizer.Load(found));
-        }
+        string source = TokenizerSource(path, weights, config, howToName);
+        var tokenizer = Wrap(() => weights.Format == WeightFileFormat.Gguf && path is null
+            ? SentencePieceBpeTokenizer.FromGguf(weights)
+            : TextTokenizer.Load(source));
         if (tokenizer.VocabSize > config.VocabSize)
             throw new CliException($"the tokenizer has {tokenizer.VocabSize} tokens, the model only {config.VocabSize}: use the model's own tokenizer");
         return tokenizer;
+    }
+
+    /// <summary>The file the tokenizer of <see cref="Tokenizer"/> is read from (the GGUF file itself for a GGUF vocabulary).</summary>
+    public static string TokenizerSource(string? path, WeightFile weights, LlamaConfig config, string howToName = "set 'tokenizer' in the config")
+    {
+        if (path is not null) return File.Exists(path) ? path : throw new CliException($"tokenizer not found: {path}");
+        if (weights.Format == WeightFileFormat.Gguf)
+            return weights.Metadata.ContainsKey("tokenizer.ggml.tokens") ? weights.Path
+                : throw new CliException($"no tokenizer found for {weights.Path}: the GGUF file holds no vocabulary; {howToName}");
+        bool folder = weights.Format == WeightFileFormat.HuggingFace;
+        string dir = folder ? weights.Path : Path.GetDirectoryName(Path.GetFullPath(weights.Path)) ?? ".";
+        string[] names = folder ? ["tokenizer.model"] : [$"tok{config.VocabSize}.bin", "tokenizer.bin", "tokenizer.model"];
+        var candidates = names.Select(n => Path.Combine(dir, n)).ToArray();
+        return candidates.FirstOrDefault(File.Exists)
+            ?? throw new CliException($"no tokenizer found for {weights.Path}: looked for {string.Join(", ", candidates)}; {howToName}");
     }
 
     /// <summary>BOS + "BEGINNING OF CONVERSATION: USER: {prompt} ASSISTANT:" + response + EOS, truncated to

@@ -87,13 +87,11 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
             costCritic.CopyFrom(costModel);
             using var trainer = new PpoTrainer(mode, actor, sft, rewardModel, costModel, rewardCritic, costCritic, options.Rl,
                 SamplePrompt, new Rng(options.Seed + 7), pad, eos, sftData);
-            for (int step = 0; step < options.Rl.Steps; step++)
+            TrainingLoop.Run(trainer, new TrainerState(), metrics =>
             {
-                cancel.ThrowIfCancellationRequested();
-                var metrics = trainer.Step();
                 if (mode == RlMode.PpoLagrangian) lambdaTrace.Add(metrics.Values["lambda"]);
                 OnStep?.Invoke(metrics);
-            }
+            }, cancel);
             Score(name, actor);
         }
         return new PipelineSummary(new SftSummary(sftLoss), new RewardModelSummary(rmAccuracy), new CostModelSummary(cmAccuracy, cmSign),

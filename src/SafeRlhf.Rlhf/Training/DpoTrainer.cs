@@ -1,5 +1,4 @@
 using SafeRlhf.Llama;
-using SafeRlhf.Nn;
 using SafeRlhf.Tensors;
 using SafeRlhf.Tensors.Autograd;
 
@@ -46,11 +45,7 @@ public static class DpoTrainer
             try { referenceLogp = (PolicyOps.LogProbs(reference ?? policy, batch) * weights).Sum(1); }
             finally { if (reference is null) policy.SetLoraEnabled(true); }
         }
-        var margin = (policyLogp - referenceLogp).Scale(beta);                              // implicit rewards [2n]
-        var diff = margin.Narrow(0, 0, n) - margin.Narrow(0, n, n);
-        var loss = diff.LogSigmoid().Neg().Mean();
-        double accuracy = diff.ToDoubleArray().Average(d => d > 0 ? 1.0 : 0.0);
-        return (loss, accuracy);
+        return Losses.DpoLoss.Compute(policyLogp, referenceLogp, beta);
     }
 
     /// <summary>Trains the policy; returns the mean loss of the last 10% of steps.</summary>
@@ -65,30 +60,12 @@ public static class DpoTrainer
         Rng rng, int padId, TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
         policy.UseGradientCheckpointing(options.GradientCheckpointing);
-        using var optimizer = new AdamW(policy.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
-        state.Begin(optimizer, options.Steps);
-        for (int step = state.Step; step < options.Steps; step++)
+        using var step = new SupervisedStep("dpo", "dpo loss", policy, options, () =>
         {
-            state.CheckCancelled(optimizer, cancel);
-            optimizer.Lr = options.LrAt(step);
-            double tokens = 0;
-            double loss, accuracy;
-            using (new TensorScope())
-            {
-                var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
-                tokens += batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length);
-                var (l, acc) = Loss(policy, reference, batch, beta, padId);
-                loss = l.Item();
-                accuracy = acc;
-                TrainingGuard.CheckFinite("dpo loss", loss, step);
-                l.Backward();
-            }
-            optimizer.ClipGradNorm(options.ClipNorm);
-            optimizer.Update();
-            policy.ZeroGrad();
-            onStep?.Invoke(new StepMetrics("dpo", step + 1, options.Steps, new Dictionary<string, double> { ["loss"] = loss, ["accuracy"] = accuracy, ["tokens"] = tokens }));
-            state.Completed(optimizer, loss);
-        }
-        return state.TailMean();
+            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var (loss, accuracy) = Loss(policy, reference, batch, beta, padId);
+            return new MicroBatch(loss, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
+        });
+        return TrainingLoop.Run(step, state, onStep, cancel);
     }
 }

@@ -1,5 +1,5 @@
 using SafeRlhf.Llama;
-using SafeRlhf.Nn;
+using SafeRlhf.Rlhf.Losses;
 using SafeRlhf.Tensors;
 using SafeRlhf.Tensors.Autograd;
 
@@ -61,11 +61,11 @@ public static class ScoreTrainer
         double[]? kHigh = kind == Kind.Cost ? signFirst.Select(x => -x).ToArray() : null;
         double[]? kLow = kind == Kind.Cost ? signSecond.Select(x => -x).ToArray() : null;
         Tensor total;
-        if (lossType == ScoreLossType.SequenceWise) total = PairLoss(high, low, kHigh, kLow, regularization);
+        if (lossType == ScoreLossType.SequenceWise) total = ScorePairLosses.SequenceWise(high, low, kHigh, kLow, regularization);
         else
         {
             var (start, stop) = TokenWiseSpans(first, second, batch.EndIndex);
-            total = TokenWisePairLoss(scores.Narrow(0, 0, n), scores.Narrow(0, n, n), start, stop, kHigh, kLow, high, low, regularization);
+            total = ScorePairLosses.TokenWise(scores.Narrow(0, 0, n), scores.Narrow(0, n, n), start, stop, kHigh, kLow, high, low, regularization);
         }
 
         var values = end.ToDoubleArray();
@@ -74,23 +74,6 @@ public static class ScoreTrainer
             ? Enumerable.Range(0, n).Average(i => ((-signFirst[i] * values[i] > 0 ? 1.0 : 0.0) + (-signSecond[i] * values[n + i] > 0 ? 1.0 : 0.0)) / 2)
             : double.NaN;
         return (total, accuracy, signAccuracy);
-    }
-
-    /// <summary>The pair loss on end scores: high [N] should exceed low [N] (better over worse, or unsafer over safer).
-    /// With cost signs k (−1 for safe, +1 for unsafe) the sign terms −logσ(k·c) are added for both responses.
-    /// Regularisation: reg·mean of the squared scores over [high; low].</summary>
-    public static Tensor PairLoss(Tensor high, Tensor low, double[]? highCostSign, double[]? lowCostSign, double regularization)
-    {
-        var loss = (high - low).LogSigmoid().Neg();
-        if (highCostSign is not null && lowCostSign is not null)
-        {
-            int n = high.Dim(0);
-            var kHigh = PolicyOps.FromValues(high.Device, high.DType, highCostSign, n);
-            var kLow = PolicyOps.FromValues(high.Device, high.DType, lowCostSign, n);
-            loss = loss - (high * kHigh).LogSigmoid() - (low * kLow).LogSigmoid();
-        }
-        var squares = Ops.Concat([high, low], 0).Square().Mean();
-        return loss.Mean() + squares.Scale(regularization);
     }
 
     /// <summary>Per pair: the first index at which the two sequences differ and the larger of their end indices.</summary>
@@ -111,28 +94,6 @@ public static class ScoreTrainer
         return (start, end);
     }
 
-    /// <summary>The token-wise pair loss of the reference: for pair i, the mean over positions t in [start_i, end_i] of
-    /// −logσ(h[t] − l[t]) (plus, with cost signs, the means of −logσ(k_h·h[t]) and −logσ(k_l·l[t])), plus
-    /// reg·mean(end scores²); then the mean over pairs. high, low [N, L] per-token scores; highEnd, lowEnd [N].</summary>
-    public static Tensor TokenWisePairLoss(Tensor high, Tensor low, int[] start, int[] end, double[]? highCostSign, double[]? lowCostSign,
-        Tensor highEnd, Tensor lowEnd, double regularization)
-    {
-        int n = high.Dim(0), l = high.Dim(1);
-        var weights = new double[n * l];
-        for (int i = 0; i < n; i++)
-            for (int t = start[i]; t <= end[i]; t++) weights[i * l + t] = 1.0 / (end[i] - start[i] + 1);
-        var w = PolicyOps.FromValues(high.Device, high.DType, weights, n, l);
-        var perToken = (high - low).LogSigmoid().Neg();
-        if (highCostSign is not null && lowCostSign is not null)
-        {
-            var kHigh = PolicyOps.FromValues(high.Device, high.DType, highCostSign, n, 1);
-            var kLow = PolicyOps.FromValues(high.Device, high.DType, lowCostSign, n, 1);
-            perToken = perToken - (high * kHigh).LogSigmoid() - (low * kLow).LogSigmoid();
-        }
-        var squares = Ops.Concat([highEnd, lowEnd], 0).Square().Mean();
-        return (perToken * w).Sum().Scale(1.0 / n) + squares.Scale(regularization);
-    }
-
     /// <summary>Trains a reward or cost model; returns the mean loss of the last 10% of steps.</summary>
     public static double Train(ScoreModel model, IReadOnlyList<PairExample> data, Kind kind, TrainOptions options, Rng rng, int padId,
         double regularization = 0.001, Action<StepMetrics>? onStep = null, CancellationToken cancel = default) =>
@@ -145,34 +106,14 @@ public static class ScoreTrainer
         TrainerState state, double regularization = 0.001, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
         model.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
-        using var optimizer = new AdamW(model.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
-        state.Begin(optimizer, options.Steps);
         string stage = kind == Kind.Reward ? "reward" : "cost";
-        for (int step = state.Step; step < options.Steps; step++)
+        using var step = new SupervisedStep(stage, $"{stage} model loss", model, options, () =>
         {
-            state.CheckCancelled(optimizer, cancel);
-            optimizer.Lr = options.LrAt(step);
-            double tokens = 0;
-            double loss = 0, accuracy = 0;
-            for (int micro = 0; micro < options.GradientAccumulation; micro++)
-            {
-                using var scope = new TensorScope();
-                var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
-                tokens += batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length);
-                var (l, acc, _) = Loss(model, batch, kind, padId, regularization, options.ScoreLoss);
-                var scaled = l.Scale(1.0 / options.GradientAccumulation);
-                loss += scaled.Item();
-                accuracy += acc / options.GradientAccumulation;
-                scaled.Backward();
-            }
-            TrainingGuard.CheckFinite($"{stage} model loss", loss, step);
-            optimizer.ClipGradNorm(options.ClipNorm);
-            optimizer.Update();
-            model.ZeroGrad();
-            onStep?.Invoke(new StepMetrics(stage, step + 1, options.Steps, new Dictionary<string, double> { ["loss"] = loss, ["accuracy"] = accuracy, ["tokens"] = tokens }));
-            state.Completed(optimizer, loss);
-        }
-        return state.TailMean();
+            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var (loss, accuracy, _) = Loss(model, batch, kind, padId, regularization, options.ScoreLoss);
+            return new MicroBatch(loss, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
+        });
+        return TrainingLoop.Run(step, state, onStep, cancel);
     }
 
     /// <summary>Ranking accuracy (and, for costs, sign accuracy) on held-out pairs, without gradients.</summary>

@@ -1,5 +1,4 @@
 using SafeRlhf.Llama;
-using SafeRlhf.Nn;
 using SafeRlhf.Tensors;
 
 namespace SafeRlhf.Rlhf.Training;
@@ -43,42 +42,11 @@ public static class SftTrainer
         TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
     {
         model.UseGradientCheckpointing(options.GradientCheckpointing);
-        using var optimizer = new AdamW(model.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
-        state.Begin(optimizer, options.Steps);
-        for (int step = state.Step; step < options.Steps; step++)
+        using var step = new SupervisedStep("sft", "sft loss", model, options, () =>
         {
-            state.CheckCancelled(optimizer, cancel);
-            optimizer.Lr = options.LrAt(step);
-            double tokens = 0;
-            double loss = 0;
-            for (int micro = 0; micro < options.GradientAccumulation; micro++)
-            {
-                using var scope = new TensorScope();
-                var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
-                tokens += batch.Sum(e => e.Prompt.Length + e.Response.Length);
-                var l = Loss(model, batch, padId).Scale(1.0 / options.GradientAccumulation);
-                loss += l.Item();
-                l.Backward();
-            }
-            TrainingGuard.CheckFinite("sft loss", loss, step);
-            optimizer.ClipGradNorm(options.ClipNorm);
-            optimizer.Update();
-            model.ZeroGrad();
-            onStep?.Invoke(new StepMetrics("sft", step + 1, options.Steps, new Dictionary<string, double> { ["loss"] = loss, ["lr"] = optimizer.Lr, ["tokens"] = tokens }));
-            state.Completed(optimizer, loss);
-        }
-        return state.TailMean();
+            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            return new MicroBatch(Loss(model, batch, padId), batch.Sum(e => e.Prompt.Length + e.Response.Length));
+        });
+        return TrainingLoop.Run(step, state, onStep, cancel);
     }
 }
-
-/// <summary>Stops training on a non-finite loss with a message naming the quantity and step.</summary>
-public static class TrainingGuard
-{
-    public static void CheckFinite(string what, double value, int step)
-    {
-        if (!double.IsFinite(value))
-            throw new NonFiniteLossException($"{what} is {value} at step {step + 1}; training stopped (the last saved checkpoint is kept)");
-    }
-}
-
-public sealed class NonFiniteLossException(string message) : Exception(message);

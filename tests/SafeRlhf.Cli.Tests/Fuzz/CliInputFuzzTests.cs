@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SafeRlhf.Cli.Stages;
+using SafeRlhf.Rlhf.Checkpoints;
 using SafeRlhf.TestSupport;
 using SafeRlhf.TestSupport.Fuzz;
 using Xunit.Abstractions;
@@ -24,10 +25,10 @@ public sealed class CliInputFuzzTests(ITestOutputHelper output)
     [
         Target("sft-config", FuzzInputKind.Json, () => Seeds.SftConfig, "sft.json", p => ConfigLoader.Load(new SftConfig(), p, []).Validate()),
         Target("ppo-lag-config", FuzzInputKind.Json, () => Seeds.RlConfig, "rl.json", p => ConfigLoader.Load(new RlConfig(), p, []).Validate()),
-        Target("trainer-state", FuzzInputKind.Json, () => Path.Combine(Seeds.Run, "checkpoint-2", StageCheckpoint.StateFile),
-            Path.Combine("checkpoint-2", StageCheckpoint.StateFile), p => StageCheckpoint.ReadLatest(p, "sft")) with { ReadFolder = true, Template = () => Seeds.Run },
-        Target("optimizer-moments", FuzzInputKind.Binary, () => Path.Combine(Seeds.Run, "checkpoint-2", StageCheckpoint.OptimizerFile),
-            Path.Combine("checkpoint-2", StageCheckpoint.OptimizerFile), p => StageCheckpoint.ReadLatest(p, "sft")) with { ReadFolder = true, Template = () => Seeds.Run, DefaultInputs = 250 },
+        Target("trainer-state", FuzzInputKind.Json, () => Path.Combine(Seeds.Run, "checkpoint-2", RunCheckpoints.StateFile),
+            Path.Combine("checkpoint-2", RunCheckpoints.StateFile), p => RunCheckpoints.ReadLatest(p, "sft")) with { ReadFolder = true, Template = () => Seeds.Run },
+        Target("optimizer-moments", FuzzInputKind.Binary, () => Path.Combine(Seeds.Run, "checkpoint-2", RunCheckpoints.OptimizerFile),
+            Path.Combine("checkpoint-2", RunCheckpoints.OptimizerFile), p => RunCheckpoints.ReadLatest(p, "sft")) with { ReadFolder = true, Template = () => Seeds.Run, DefaultInputs = 250 },
     ];
 
     /// <summary>xUnit cases: the target names.</summary>

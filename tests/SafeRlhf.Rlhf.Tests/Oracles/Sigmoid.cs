@@ -1,4 +1,4 @@
-namespace SafeRlhf.Rlhf.Math;
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>The logistic function σ(x) = 1 / (1 + e^−x) and its logarithm, both stable for large |x|.</summary>
 public static class Sigmoid

@@ -1,4 +1,6 @@
-namespace SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Math;
+
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>The clipped value loss of a critic:
 /// <code>

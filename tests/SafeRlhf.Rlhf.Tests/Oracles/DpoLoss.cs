@@ -1,4 +1,6 @@
-namespace SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Math;
+
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>Direct preference optimisation on N pairs of sequence log-probabilities (sums over response tokens):
 /// <code>

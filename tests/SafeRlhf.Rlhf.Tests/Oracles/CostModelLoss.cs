@@ -1,4 +1,6 @@
-namespace SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Math;
+
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>The sequence-wise cost-model loss on N (safer, unsafer) pairs, with a sign term per response:
 /// <code>

@@ -1,4 +1,6 @@
-namespace SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Math;
+
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>The sequence-wise reward-model loss on N preference pairs (scores at each sequence's last token):
 /// <code>

@@ -1,4 +1,6 @@
-namespace SafeRlhf.Rlhf.Math;
+using SafeRlhf.Rlhf.Math;
+
+namespace SafeRlhf.Rlhf.Tests.Oracles;
 
 /// <summary>The PPO masked mean: the mean over rows of each row's mean over its valid positions,
 /// masked_mean(x, m) = mean_b( Σ_t x[b,t]·m[b,t] / Σ_t m[b,t] ).</summary>
