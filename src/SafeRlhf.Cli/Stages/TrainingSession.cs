@@ -78,9 +78,12 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
             OnCheckpoint = (s, interrupted) =>
             {
                 if (s.Step == _savedStep || (interrupted && s.Step == 0)) return;
-                if (interrupted || schedule.SavesAfter(s.Step))
+                if (interrupted && !ranks.IsSingle && s.Optimizers.Any(o => o.Optimizer.Sharded))
+                    Console.Error.WriteLine($"interrupted: no checkpoint of step {s.Step} (sharded optimizer state needs every rank, " +
+                                            "and a rank may be gone); the last scheduled checkpoint stands");
+                else if (interrupted || schedule.SavesAfter(s.Step))
                 {
-                    LastCheckpoint = Save(s, models, extras, lagrange);
+                    LastCheckpoint = Save(s, models, extras, lagrange, check: !interrupted);
                     _savedStep = s.Step;
                 }
                 if (!interrupted && schedule.StopsAfter(s.Step)) stopAfter.Cancel();
@@ -88,12 +91,17 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
         };
     }
 
-    /// <summary>Saves a checkpoint (rank 0 writes; every rank first checks that the ranks still hold the same weights and
-    /// random state, and takes part in gathering sharded optimizer moments).</summary>
-    private string Save(TrainerState s, IReadOnlyList<CheckpointModel> models, IReadOnlyList<CheckpointModel> extras, Func<LagrangeState?>? lagrange)
+    /// <summary>Saves a checkpoint: rank 0 writes what it holds, which every rank holds alike. With
+    /// <paramref name="check"/> (scheduled saves, when every rank is known to be alive) the ranks first confirm that they
+    /// still hold the same weights and random state; every rank takes part in gathering sharded optimizer moments.</summary>
+    private string Save(TrainerState s, IReadOnlyList<CheckpointModel> models, IReadOnlyList<CheckpointModel> extras,
+        Func<LagrangeState?>? lagrange, bool check)
     {
-        foreach (var (file, module) in _weights) ranks.CheckIdentical(module, $"before the checkpoint of step {s.Step} ({file})");
-        ranks.CheckIdentical(rng.State, $"before the checkpoint of step {s.Step} (random state)");
+        if (check)
+        {
+            foreach (var (file, module) in _weights) ranks.CheckIdentical(module, $"before the checkpoint of step {s.Step} ({file})");
+            ranks.CheckIdentical(rng.State, $"before the checkpoint of step {s.Step} (random state)");
+        }
         using var scope = new TensorScope();
         if (ranks.WritesFiles)
             return RunCheckpoints.Save(run.Path, stage, s.Step, settings.TotalSteps, models, s.Optimizers, rng, s.Losses, lagrange?.Invoke(), extras);
