@@ -172,6 +172,39 @@ SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, const uint16_t
 SR_API sr_status sr_bf16_matmul_backward_f32(const float* dy, const uint16_t* w, float* dx, int64_t n, int64_t m,
                                              int64_t k);
 
+
+/* ---------------- communicator for data parallel (comm.cpp; mpi/comm_mpi.cpp, nccl/comm_nccl.cpp) ---------------- */
+
+/** A communicator over the ranks of a job. MPI moves host memory; NCCL moves CUDA device memory. A transport
+ *  exists only when CMake found its library at build time (sr_comm_transports). A process that was not launched
+ *  by mpirun/srun needs no communicator: one rank is the identity and the C# side handles it without native code. */
+typedef struct sr_comm sr_comm;
+enum { SR_COMM_MPI = 1, SR_COMM_NCCL = 2 };
+/** Element types of communicator buffers; sums are defined for F32, F64 and I64. */
+enum { SR_COMM_U8 = 0, SR_COMM_F32 = 1, SR_COMM_F64 = 2, SR_COMM_I64 = 3 };
+
+/** Bit (1 << SR_COMM_*) for every transport compiled into this library. */
+SR_API sr_status sr_comm_transports(uint32_t* transports);
+/** Initialises MPI (MPI_THREAD_SERIALIZED) unless already done and returns a duplicate of MPI_COMM_WORLD whose
+ *  errors come back as statuses with MPI's error string. */
+SR_API sr_status sr_comm_create_mpi(sr_comm** comm, int32_t* rank, int32_t* size);
+/** A NCCL communicator over the same ranks as `bootstrap` (rank 0's unique id is broadcast through it), on CUDA
+ *  device `cuda_device`, running collectives on `stream` (a cudaStream_t; null: the default stream). */
+SR_API sr_status sr_comm_create_nccl(sr_comm* bootstrap, int32_t cuda_device, void* stream, sr_comm** comm);
+/** Frees the communicator (finalizes MPI if sr_comm_create_mpi initialised it). Null is allowed. */
+SR_API sr_status sr_comm_destroy(sr_comm* comm);
+SR_API sr_status sr_comm_barrier(sr_comm* comm);
+/** data [count] on every rank receives root's data. */
+SR_API sr_status sr_comm_broadcast(sr_comm* comm, void* data, int64_t count, int32_t dtype, int32_t root);
+/** data [count] becomes the element-wise sum over all ranks (in place). */
+SR_API sr_status sr_comm_all_reduce_sum(sr_comm* comm, void* data, int64_t count, int32_t dtype);
+/** recv [size * count] receives every rank's send [count], rank r's at offset r * count. */
+SR_API sr_status sr_comm_all_gather(sr_comm* comm, const void* send, void* recv, int64_t count, int32_t dtype);
+/** send [size * count] is summed over ranks; rank r receives block r of the sum in recv [count]. */
+SR_API sr_status sr_comm_reduce_scatter_sum(sr_comm* comm, const void* send, void* recv, int64_t count, int32_t dtype);
+/** Ends every rank of the job with exit code `code`. */
+SR_API sr_status sr_comm_abort(sr_comm* comm, int32_t code);
+
 #ifdef __cplusplus
 }
 #endif

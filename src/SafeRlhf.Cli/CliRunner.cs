@@ -68,7 +68,7 @@ public static class CliRunner
     private static bool IsBadInput(Exception ex) => ex is CliException or InputFormatException or FileNotFoundException
         or DirectoryNotFoundException or UnauthorizedAccessException or IOException or NonFiniteLossException
         or TensorShapeException or TensorDTypeException or BackendException or InvalidDataException or NotSupportedException
-        or KeyNotFoundException or ArgumentException;
+        or KeyNotFoundException or ArgumentException or SafeRlhf.Tensors.Distributed.CommunicatorException;
 
     private static string OneLine(string message) =>
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));

@@ -9,7 +9,7 @@ public static class Plots
 
     public static string? WriteCurves(RunFolder run)
     {
-        if (!File.Exists(run.MetricsPath)) return null;
+        if (!run.Writes || !File.Exists(run.MetricsPath)) return null;
         var series = new Dictionary<(string Metric, string Stage), List<(double Step, double Value)>>();
         foreach (var line in File.ReadLines(run.MetricsPath))
         {

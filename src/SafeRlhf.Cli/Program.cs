@@ -14,6 +14,7 @@ public static class Program
             InfoCommand.Create(),
             PipelineCommand.Create(),
             BenchCommand.Create(),
+            BenchCommCommand.Create(),
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),
@@ -30,6 +31,9 @@ public static class Program
         };
         root.Options.Add(CliRunner.VerboseOption);
         bool verbose = args.Contains("--verbose");
+        // In a data-parallel job only rank 0 prints; the other ranks report errors only.
+        var stdout = Console.Out;
+        if (!Distributed.ProcessRanks.IsWriter) Console.SetOut(TextWriter.Null);
         try
         {
             var parse = root.Parse(args);
@@ -39,6 +43,11 @@ public static class Program
         catch (Exception ex)
         {
             return CliRunner.Report(ex, verbose, "saferlhf");
+        }
+        finally
+        {
+            Distributed.ProcessRanks.Shutdown();
+            Console.SetOut(stdout);
         }
     }
 

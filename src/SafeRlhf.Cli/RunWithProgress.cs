@@ -24,7 +24,8 @@ public static class RunWithProgress
         }
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        if (quiet || Console.IsOutputRedirected)
+        // Ranks of an MPI job may see a terminal that mpirun forwards line by line: they print plain lines too.
+        if (quiet || Console.IsOutputRedirected || Distributed.Communicators.LaunchedWorldSize(Environment.GetEnvironmentVariable) > 1)
         {
             return job(m =>
             {

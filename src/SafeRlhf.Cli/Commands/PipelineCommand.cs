@@ -29,7 +29,7 @@ public static class PipelineCommand
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
             var summary = RunWithProgress.Execute(parse.GetValue(quietOption), run, (onStep, onMessage, cancel) =>
-                new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage }.Run(cancel));
+                new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage, Comm = Distributed.ProcessRanks.Comm }.Run(cancel));
             run.WriteJson("summary.json", summary);
             Plots.WriteCurves(run);
             if (!parse.GetValue(quietOption)) SummaryTable.Print(summary, run.Path);

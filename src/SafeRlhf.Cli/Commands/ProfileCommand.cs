@@ -4,10 +4,12 @@ using System.Globalization;
 using System.Text.Json;
 using SafeRlhf.Backends.Cpu.Native;
 using SafeRlhf.Backends.Gpu;
+using SafeRlhf.Cli.Distributed;
 using SafeRlhf.Llama;
 using SafeRlhf.Nn;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors;
+using SafeRlhf.Tensors.Distributed;
 using SafeRlhf.Tensors.Profiling;
 using Spectre.Console;
 
@@ -91,10 +93,13 @@ public static class ProfileCommand
             var profiler = new ProfilingBackend(inner, synchronize) { Enabled = false };
             var device = new Device(profiler);
             var rng = new Rng(s.Seed);
-            var step = BuildStage(s, config, device, rng);
+            var comm = new TimedCommunicator(ProcessRanks.Comm);
+            var step = BuildStage(s, config, device, rng, comm);
             step();
             synchronize?.Invoke();
             profiler.Enabled = true;
+            comm.Barrier();
+            comm.Reset();
 
             long start = Stopwatch.GetTimestamp();
             step();
@@ -106,6 +111,10 @@ public static class ProfileCommand
             var totals = Totals.From(s, threads, ops, wall, peak, peakSource);
             if (json) WriteJson(ops, totals, output);
             else WriteTable(s, ops, totals, output);
+            if (comm.WorldSize > 1 && !json)
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"data parallel: {comm.WorldSize} ranks ({comm.Transport}), each on {s.Batch / comm.WorldSize} of the {s.Batch} sequences; " +
+                    $"rank 0 spent {comm.Seconds * 1e3:F1} ms in {comm.Calls} collectives ({100 * comm.Seconds / wall:F1} % of the step)"));
             return 0;
         }
         finally
@@ -137,7 +146,7 @@ public static class ProfileCommand
     // ---------------- the measured step ----------------
 
     /// <summary>Builds the models and returns one step of the chosen stage (called twice: warm-up and measured).</summary>
-    private static Action BuildStage(Settings s, LlamaConfig config, Device device, Rng rng)
+    private static Action BuildStage(Settings s, LlamaConfig config, Device device, Rng rng, ICommunicator comm)
     {
         var actor = LlamaModel.Create(config, device, rng);
         int promptLength = s.Seq - s.NewTokens;
@@ -146,7 +155,10 @@ public static class ProfileCommand
         {
             case "sft":
             {
-                var optimizer = new AdamW(actor.TrainableParameters(), 1e-4, weightDecay: 0.01);
+                // Under mpirun each rank trains on its slice of the batch and gradients are summed over the ranks.
+                var ranks = comm.WorldSize == 1 ? TrainingRanks.Single : new TrainingRanks(new DataParallel(comm));
+                var optimizer = ranks.NewOptimizer(actor, 1e-4, 0.01);
+                ranks.BroadcastWeights(actor);
                 int prompt = Math.Max(1, s.Seq / 4);
                 return () =>
                 {
@@ -156,11 +168,11 @@ public static class ProfileCommand
                         var tokens = RandomTokens(rng, s.Seq);
                         return new SftTrainer.Example(tokens[..prompt], tokens[prompt..]);
                     }).ToList();
-                    var loss = SftTrainer.Loss(actor, examples, padId: 0);
+                    var mine = ranks.Mine(examples, "--batch");
+                    var loss = SftTrainer.Loss(actor, mine, padId: 0);
+                    if (!ranks.IsSingle) loss = loss.Scale(ranks.ShareOf(mine.Sum(e => e.Response.Length)));
                     loss.Backward();
-                    optimizer.ClipGradNorm(1.0);
-                    optimizer.Update();
-                    actor.ZeroGrad();
+                    GradientStep.Apply(optimizer, actor, 1.0, ranks);
                 };
             }
             case "rollout":

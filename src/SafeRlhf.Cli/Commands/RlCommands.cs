@@ -1,3 +1,4 @@
+using SafeRlhf.Cli.Distributed;
 using System.CommandLine;
 using SafeRlhf.Cli.Stages;
 using SafeRlhf.Llama;
@@ -180,11 +181,12 @@ public static partial class RlCommands
         if (config.PtxData is not null && config.PtxMaxLength > m.Actor.Config.SeqLen)
             throw new CliException($"config: 'ptx_max_length' {config.PtxMaxLength} exceeds the actor's context of {m.Actor.Config.SeqLen} tokens");
         var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength).Examples;
+        var ranks = ProcessRanks.Training(o.ShardOptimizerState);
         using var trainer = new PpoTrainer(mode, m.Actor, m.Reference, m.RewardModel, m.CostModel, m.RewardCritic, m.CostCritic, o,
-            r => prompts[r.NextInt(prompts.Count)], rng, tokenizer.EosId, tokenizer.EosId, ptx);
+            r => prompts[r.NextInt(prompts.Count)], rng, tokenizer.EosId, tokenizer.EosId, ptx, ranks);
 
         var session = new TrainingSession(name, RunFolder.Create(outPath, name),
-            new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, o.Steps, "rl.steps"), rng, quiet);
+            new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, o.Steps, "rl.steps"), rng, quiet, ranks);
         var weights = new List<(string, Module)> { (RunCheckpoints.ModelFile, m.Actor), (RewardCriticFile, m.RewardCritic) };
         if (m.CostCritic is not null) weights.Add((CostCriticFile, m.CostCritic));
         session.Open(resuming, weights);

@@ -1,3 +1,4 @@
+using SafeRlhf.Cli.Distributed;
 using System.CommandLine;
 using SafeRlhf.Cli.Stages;
 using SafeRlhf.Llama;
@@ -73,11 +74,12 @@ public static class StageCommands
             // Fresh adapters; the reference policy of DPO is then the model with its adapters switched off.
             config.Lora?.Apply(backbone, rng.Fork());
             using var reference = stage == "dpo" && config.Lora is null ? Frozen(StageData.Build(weights, device)) : null;
-            var job = CreateJob(weights, backbone, reference, tokenizer, rng);
+            var ranks = ProcessRanks.Training(config.Train.ShardOptimizerState);
+            var job = CreateJob(weights, backbone, reference, tokenizer, rng, ranks);
             using var disposeScore = job.Trainable is ScoreModel score ? new HeadOnly(score) : null;
 
             var session = new TrainingSession(stage, RunFolder.Create(outPath, stage),
-                new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, config.Train.Steps, "train.steps"), rng, quiet);
+                new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, config.Train.Steps, "train.steps"), rng, quiet, ranks);
             session.Open(resuming, [(RunCheckpoints.ModelFile, job.Trainable)]);
             session.Run.SaveConfig(config);
             var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, config.Model);
@@ -93,7 +95,8 @@ public static class StageCommands
             return Finish(session, state);
         }
 
-        private StageJob CreateJob(WeightFile weights, LlamaModel backbone, LlamaModel? reference, ITextTokenizer tokenizer, Rng rng)
+        private StageJob CreateJob(WeightFile weights, LlamaModel backbone, LlamaModel? reference, ITextTokenizer tokenizer, Rng rng,
+            TrainingRanks ranks)
         {
             int pad = tokenizer.EosId;
             var metadata = new Dictionary<string, string> { ["stage"] = stage };
@@ -103,7 +106,7 @@ public static class StageCommands
                 {
                     var (data, dropped) = StageData.Sft(config.Data, tokenizer, config.MaxLength);
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
-                        (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, onStep, cancel), data.Count, dropped);
+                        (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, onStep, cancel, ranks), data.Count, dropped);
                 }
                 case ScoreConfig score:
                 {
@@ -120,14 +123,14 @@ public static class StageCommands
                         throw new CliException($"{config.Model} holds LoRA adapters: a score model starts from a model without them " +
                                                "(train the reward or cost model on its base with 'lora')");
                     return new StageJob(model, path => ModuleFiles.Save(model, path, scoreMetadata),
-                        (state, onStep, cancel) => ScoreTrainer.Train(model, data, kind, config.Train, rng, pad, state, score.Regularization, onStep, cancel),
+                        (state, onStep, cancel) => ScoreTrainer.Train(model, data, kind, config.Train, rng, pad, state, score.Regularization, onStep, cancel, ranks),
                         data.Count, dropped);
                 }
                 case DpoConfig dpo:
                 {
                     var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
-                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, onStep, cancel),
+                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, onStep, cancel, ranks),
                         data.Count, dropped);
                 }
                 default:

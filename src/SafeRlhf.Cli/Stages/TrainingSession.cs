@@ -1,3 +1,4 @@
+using SafeRlhf.Cli.Distributed;
 using System.Runtime.InteropServices;
 using SafeRlhf.Nn;
 using SafeRlhf.Rlhf.Checkpoints;
@@ -13,13 +14,16 @@ public sealed record CheckpointSettings(int Every, int StopAfter, int TotalSteps
 /// <summary>Everything around the library's <see cref="TrainingLoop"/> that every training command shares: the run
 /// folder; a fresh start, or a resume from the latest checkpoint (the run may be extended by asking for more steps);
 /// checkpoints on the schedule, once at stop_after_steps, at the end and on SIGINT or SIGTERM; the exit code (0 at
-/// the end or at stop_after_steps, 130 after SIGINT, 143 after SIGTERM) and the closing line.</summary>
-public sealed class TrainingSession(string stage, RunFolder run, CheckpointSettings settings, Rng rng, bool quiet)
+/// the end or at stop_after_steps, 130 after SIGINT, 143 after SIGTERM) and the closing line.
+/// In a data-parallel job every rank runs a session over the same folder: all ranks load a resumed checkpoint and take
+/// part in saving one (a sharded optimizer gathers its moments), rank 0 alone writes.</summary>
+public sealed class TrainingSession(string stage, RunFolder run, CheckpointSettings settings, Rng rng, bool quiet, TrainingRanks ranks)
 {
     /// <summary>Exit code after SIGTERM (128 + 15), as shells report a process it ended.</summary>
     public const int Terminated = 143;
 
     private PosixSignal? _signal;
+    private IReadOnlyList<(string File, Module Module)> _weights = [];
     private int _savedStep = -1;
 
     public RunFolder Run => run;
@@ -35,18 +39,20 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
     /// holds no earlier run.</summary>
     public void Open(bool resuming, IReadOnlyList<(string File, Module Module)> weights)
     {
+        _weights = weights;
         if (!resuming)
         {
             if (RunCheckpoints.Exists(run.Path))
                 throw new CliException($"--out: {run.Path} already holds a checkpoint; continue it with --resume {run.Path} or choose another folder");
-            if (File.Exists(run.MetricsPath)) File.Delete(run.MetricsPath);
+            if (run.Writes && File.Exists(run.MetricsPath)) File.Delete(run.MetricsPath);
+            foreach (var (_, module) in weights) ranks.BroadcastWeights(module);
             return;
         }
         var checkpoint = RunCheckpoints.ReadLatest(run.Path, stage);
         CheckpointSchedule.CheckResumable(checkpoint.Folder, checkpoint.State.Step, settings.TotalSteps, settings.StepsKey);
         foreach (var (file, module) in weights) ModuleFiles.LoadInto(module, checkpoint.File(file));
         rng.State = checkpoint.State.RngState;
-        MetricsLog.Truncate(run.MetricsPath, checkpoint.State.Step);
+        if (run.Writes) MetricsLog.Truncate(run.MetricsPath, checkpoint.State.Step);
         (Resumed, LastCheckpoint, _savedStep) = (checkpoint, checkpoint.Folder, checkpoint.State.Step);
     }
 
@@ -72,15 +78,36 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
             OnCheckpoint = (s, interrupted) =>
             {
                 if (s.Step == _savedStep || (interrupted && s.Step == 0)) return;
-                if (interrupted || schedule.SavesAfter(s.Step))
+                if (interrupted && !ranks.IsSingle && s.Optimizers.Any(o => o.Optimizer.Sharded))
+                    Console.Error.WriteLine($"interrupted: no checkpoint of step {s.Step} (sharded optimizer state needs every rank, " +
+                                            "and a rank may be gone); the last scheduled checkpoint stands");
+                else if (interrupted || schedule.SavesAfter(s.Step))
                 {
-                    LastCheckpoint = RunCheckpoints.Save(run.Path, stage, s.Step, settings.TotalSteps, models, s.Optimizers, rng, s.Losses,
-                        lagrange?.Invoke(), extras);
+                    LastCheckpoint = Save(s, models, extras, lagrange, check: !interrupted);
                     _savedStep = s.Step;
                 }
                 if (!interrupted && schedule.StopsAfter(s.Step)) stopAfter.Cancel();
             },
         };
+    }
+
+    /// <summary>Saves a checkpoint: rank 0 writes what it holds, which every rank holds alike. With
+    /// <paramref name="check"/> (scheduled saves, when every rank is known to be alive) the ranks first confirm that they
+    /// still hold the same weights and random state; every rank takes part in gathering sharded optimizer moments.</summary>
+    private string Save(TrainerState s, IReadOnlyList<CheckpointModel> models, IReadOnlyList<CheckpointModel> extras,
+        Func<LagrangeState?>? lagrange, bool check)
+    {
+        if (check)
+        {
+            foreach (var (file, module) in _weights) ranks.CheckIdentical(module, $"before the checkpoint of step {s.Step} ({file})");
+            ranks.CheckIdentical(rng.State, $"before the checkpoint of step {s.Step} (random state)");
+        }
+        using var scope = new TensorScope();
+        if (ranks.WritesFiles)
+            return RunCheckpoints.Save(run.Path, stage, s.Step, settings.TotalSteps, models, s.Optimizers, rng, s.Losses, lagrange?.Invoke(), extras);
+        foreach (var (_, optimizer) in s.Optimizers)
+            if (optimizer.Sharded) _ = optimizer.Moments().ToList();
+        return Path.Combine(run.Path, $"checkpoint-{s.Step}");
     }
 
     /// <summary>Runs <paramref name="train"/> with the progress display; returns null when training ran to its last

@@ -4,6 +4,7 @@ using SafeRlhf.Rlhf.BuiltInTask;
 using SafeRlhf.Rlhf.Evaluation;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors;
+using SafeRlhf.Tensors.Distributed;
 
 namespace SafeRlhf.Rlhf.Pipeline;
 
@@ -16,6 +17,12 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
     public Action<StepMetrics>? OnStep { get; init; }
     /// <summary>Called when a stage starts or finishes, with a line of text.</summary>
     public Action<string>? OnMessage { get; init; }
+    /// <summary>The ranks of a data-parallel job: every rank runs the pipeline and each training stage splits its
+    /// batches over them (evaluation runs whole on every rank). A single process by default.</summary>
+    public ICommunicator Comm { get; init; } = LocalCommunicator.Instance;
+
+    private TrainingRanks Ranks(bool shardOptimizerState) =>
+        Comm.WorldSize == 1 ? TrainingRanks.Single : new TrainingRanks(new Nn.DataParallel(Comm, shardOptimizerState));
 
     public PipelineSummary Run(CancellationToken cancel = default)
     {
@@ -44,17 +51,20 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
         // ---- SFT ----
         OnMessage?.Invoke($"SFT: tiny LLaMA (dim {config.Dim}, {config.NLayers} layers, vocab {config.VocabSize}) on {sftData.Count} demonstrations");
         using var sft = LlamaModel.Create(config, device, rng.Fork());
-        double sftLoss = SftTrainer.Train(sft, sftData, options.Sft, rng.Fork(), pad, OnStep, cancel);
+        double sftLoss = SftTrainer.Train(sft, sftData, options.Sft, rng.Fork(), pad, new TrainerState(), OnStep, cancel,
+            Ranks(options.Sft.ShardOptimizerState));
 
         // ---- reward and cost models, initialised from the SFT backbone ----
         OnMessage?.Invoke($"reward model on {pairs.Count} helpfulness pairs");
         using var rewardModel = NewScoreModel(sft, config, rng);
-        ScoreTrainer.Train(rewardModel, pairs, ScoreTrainer.Kind.Reward, options.Reward, rng.Fork(), pad, onStep: OnStep, cancel: cancel);
+        ScoreTrainer.Train(rewardModel, pairs, ScoreTrainer.Kind.Reward, options.Reward, rng.Fork(), pad, new TrainerState(),
+            onStep: OnStep, cancel: cancel, ranks: Ranks(options.Reward.ShardOptimizerState));
         var (rmAccuracy, _) = ScoreTrainer.Evaluate(rewardModel, heldOutPairs, ScoreTrainer.Kind.Reward, pad);
 
         OnMessage?.Invoke($"cost model on {pairs.Count} harmlessness pairs");
         using var costModel = NewScoreModel(sft, config, rng);
-        ScoreTrainer.Train(costModel, pairs, ScoreTrainer.Kind.Cost, options.Cost, rng.Fork(), pad, onStep: OnStep, cancel: cancel);
+        ScoreTrainer.Train(costModel, pairs, ScoreTrainer.Kind.Cost, options.Cost, rng.Fork(), pad, new TrainerState(),
+            onStep: OnStep, cancel: cancel, ranks: Ranks(options.Cost.ShardOptimizerState));
         var (cmAccuracy, cmSign) = ScoreTrainer.Evaluate(costModel, heldOutPairs, ScoreTrainer.Kind.Cost, pad);
         OnMessage?.Invoke($"held-out accuracy: reward {rmAccuracy:P1}, cost {cmAccuracy:P1}, cost sign {cmSign:P1}");
         var scoresByKind = KindScores.Measure(world, rewardModel, costModel, new Rng(options.Seed + 2000), pad, eos);
@@ -86,7 +96,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
             using var costCritic = NewScoreModel(sft, config, rng);
             costCritic.CopyFrom(costModel);
             using var trainer = new PpoTrainer(mode, actor, sft, rewardModel, costModel, rewardCritic, costCritic, options.Rl,
-                SamplePrompt, new Rng(options.Seed + 7), pad, eos, sftData);
+                SamplePrompt, new Rng(options.Seed + 7), pad, eos, sftData, Ranks(options.Rl.ShardOptimizerState));
             TrainingLoop.Run(trainer, new TrainerState(), metrics =>
             {
                 if (mode == RlMode.PpoLagrangian) lambdaTrace.Add(metrics.Values["lambda"]);

@@ -57,15 +57,18 @@ public static class DpoTrainer
     /// <paramref name="state"/> with its optimiser moments restored; the caller restores <paramref name="rng"/>.
     /// Returns the mean loss of the last 10% of all steps.</summary>
     public static double Train(LlamaModel policy, LlamaModel? reference, IReadOnlyList<PairExample> data, TrainOptions options, double beta,
-        Rng rng, int padId, TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
+        Rng rng, int padId, TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default,
+        TrainingRanks? ranks = null)
     {
+        ranks ??= TrainingRanks.Single;
         policy.UseGradientCheckpointing(options.GradientCheckpointing);
         using var step = new SupervisedStep("dpo", "dpo loss", policy, options, () =>
         {
-            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var global = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var batch = ranks.Mine(global, "train.batch_size");
             var (loss, accuracy) = Loss(policy, reference, batch, beta, padId);
-            return new MicroBatch(loss, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
-        });
+            return new MicroBatch(loss, batch.Count, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
+        }, ranks);
         return TrainingLoop.Run(step, state, onStep, cancel);
     }
 }

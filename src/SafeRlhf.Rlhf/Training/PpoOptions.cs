@@ -19,6 +19,9 @@ public sealed record PpoOptions
     /// <summary>Recompute block activations of the actor and critics in their backward passes (null: on for models
     /// of <see cref="Llama.LlamaModel.RecomputeByDefaultFromParameters"/> weights or more).</summary>
     public bool? GradientCheckpointing { get; init; }
+    /// <summary>Data-parallel runs only: each rank keeps the AdamW moments of 1/N of each trained model's parameters
+    /// (ZeRO stage 1).</summary>
+    public bool ShardOptimizerState { get; init; }
     public int BatchSize { get; init; } = 32;
     public int MaxNewTokens { get; init; } = 16;
     public double ActorLr { get; init; } = 1e-5;

@@ -26,10 +26,12 @@ public sealed partial class PpoTrainer
 
     private RolloutBatch SampleRollout()
     {
-        var prompts = Enumerable.Range(0, _o.BatchSize).Select(_ => _samplePrompt(_rng)).ToList();
+        var global = Enumerable.Range(0, _o.BatchSize).Select(_ => _samplePrompt(_rng)).ToList();
+        var (first, _) = Ranks.Slice(global.Count, "rl.batch_size");
+        var prompts = Ranks.Mine(global, "rl.batch_size");
         using var phase = MemoryTags.InPhase("rollout");
         return Rollout.Generate(_actor, prompts, _o.MaxNewTokens,
-            new SamplingOptions { Temperature = _o.Temperature, TopP = _o.TopP }, _rng, _padId, _eosId);
+            new SamplingOptions { Temperature = _o.Temperature, TopP = _o.TopP }, _rng, _padId, _eosId, first);
     }
 
     private Experience CollectExperience(RolloutBatch rollout)
@@ -63,11 +65,12 @@ public sealed partial class PpoTrainer
         return new Advantages(rewardAdvantages, rewardReturns, costAdvantages, costReturns);
     }
 
-    /// <summary>PPO-Lagrangian: adds the episode costs to λ's window and updates λ; NaN in the other modes.</summary>
+    /// <summary>PPO-Lagrangian: adds the episode costs of the whole global batch (every rank's, in batch order) to
+    /// λ's window and updates λ; NaN in the other modes.</summary>
     private double UpdateLambda(double[] episodeCosts)
     {
         if (Lagrange is null) return double.NaN;
-        Lagrange.AddEpisodeCosts(episodeCosts);
+        Lagrange.AddEpisodeCosts(Ranks.Gather(episodeCosts));
         Lagrange.Update();
         return Lagrange.Lambda;
     }
@@ -91,11 +94,12 @@ public sealed partial class PpoTrainer
         {
             var logp = PolicyOps.LogProbs(_actor, e.Sequences).Narrow(1, e.Start, e.Positions - e.Start);
             var loss = PpoLosses.ActorLoss(logp, Batch.ColumnsFrom(e.OldLogp, e.Start), advantages, spanMask, _o.ClipRangeRatio);
-            value = loss.Item();
+            if (!Ranks.IsSingle) loss = loss.Scale(Ranks.ShareOf(RowsWithValid(spanMask)));
+            value = Ranks.Sum(loss.Item());
             TrainingGuard.CheckFinite("actor loss", value, StepsDone);
             loss.Backward();
         }
-        GradientStep.Apply(_actorOptimizer, _actor, _o.ClipNorm, Reducer);
+        GradientStep.Apply(_actorOptimizer, _actor, _o.ClipNorm, Ranks);
         return value;
     }
 
@@ -107,11 +111,12 @@ public sealed partial class PpoTrainer
         {
             var v = PolicyOps.Scores(critic, e.Sequences).Narrow(1, e.Start, e.Positions - e.Start);
             var loss = PpoLosses.CriticLoss(v, oldValues, returns, spanMask, _o.ClipRangeValue);
-            value = loss.Item();
+            if (!Ranks.IsSingle) loss = loss.Scale(Ranks.ShareOf(RowsWithValid(spanMask)));
+            value = Ranks.Sum(loss.Item());
             TrainingGuard.CheckFinite("critic loss", value, StepsDone);
             loss.Backward();
         }
-        GradientStep.Apply(optimizer, critic, _o.ClipNorm, Reducer);
+        GradientStep.Apply(optimizer, critic, _o.ClipNorm, Ranks);
         return value;
     }
 
@@ -122,12 +127,13 @@ public sealed partial class PpoTrainer
         double value;
         using (new TensorScope())
         {
-            var batch = Enumerable.Range(0, _o.BatchSize).Select(_ => _ptxData[_rng.NextInt(_ptxData.Count)]).ToList();
-            var loss = SftTrainer.Loss(_actor, batch, _padId).Scale(_o.PtxCoeff);
-            value = loss.Item();
+            var global = Enumerable.Range(0, _o.BatchSize).Select(_ => _ptxData[_rng.NextInt(_ptxData.Count)]).ToList();
+            var batch = Ranks.Mine(global, "rl.batch_size");
+            var loss = SftTrainer.Loss(_actor, batch, _padId).Scale(_o.PtxCoeff * Ranks.ShareOf(batch.Sum(x => x.Response.Length)));
+            value = Ranks.Sum(loss.Item());
             loss.Backward();
         }
-        GradientStep.Apply(_actorOptimizer, _actor, _o.ClipNorm, Reducer);
+        GradientStep.Apply(_actorOptimizer, _actor, _o.ClipNorm, Ranks);
         return value;
     }
 
@@ -138,15 +144,16 @@ public sealed partial class PpoTrainer
         for (int i = 0; i < e.Sequences.Batch; i++)
             for (int t = e.Start; t < e.Positions; t++)
                 if (e.Mask[i, t]) { kl += e.OldLogp[i, t] - e.RefLogp[i, t]; count++; }
+        // Global values: per-sequence quantities gathered in batch order, sums summed over the ranks.
         var values = new Dictionary<string, double>
         {
-            ["reward"] = e.Reward.Average(),
-            ["cost"] = e.Cost.Average(),
-            ["kl"] = kl / System.Math.Max(count, 1),
+            ["reward"] = Ranks.Gather(e.Reward).Average(),
+            ["cost"] = Ranks.Gather(e.Cost).Average(),
+            ["kl"] = Ranks.Sum(kl) / System.Math.Max(Ranks.Sum(count), 1),
             ["actor_loss"] = losses.Actor,
             ["reward_critic_loss"] = losses.RewardCritic,
-            ["response_length"] = rollout.Responses.Average(r => r.Length),
-            ["tokens"] = e.Sequences.Mask.Sum(),
+            ["response_length"] = Ranks.Gather(rollout.Responses.Select(r => (double)r.Length).ToArray()).Average(),
+            ["tokens"] = Ranks.Sum(e.Sequences.Mask.Sum()),
         };
         if (Lagrange is not null)
         {
@@ -156,6 +163,16 @@ public sealed partial class PpoTrainer
         }
         if (!double.IsNaN(losses.Ptx)) values["ptx_loss"] = losses.Ptx;
         return new StepMetrics(Stage, StepsDone, _o.Steps, values);
+    }
+
+    /// <summary>Rows of a mask with at least one valid position (the rows a masked mean averages over).</summary>
+    private static int RowsWithValid(bool[,] mask)
+    {
+        int rows = 0;
+        for (int i = 0; i < mask.GetLength(0); i++)
+            for (int t = 0; t < mask.GetLength(1); t++)
+                if (mask[i, t]) { rows++; break; }
+        return rows;
     }
 
     private static T Forward<T>(Func<T> forward)

@@ -32,9 +32,9 @@ public sealed partial class PpoTrainer : ITrainingStep, IDisposable
     /// reference is the actor with its adapters switched off.</param>
     public PpoTrainer(RlMode mode, LlamaModel actor, LlamaModel? reference, ScoreModel rewardModel, ScoreModel costModel,
         ScoreModel rewardCritic, ScoreModel? costCritic, PpoOptions options, Func<Rng, int[]> samplePrompt, Rng rng,
-        int padId, int eosId, IReadOnlyList<SftTrainer.Example>? ptxData = null, IGradientReducer? reducer = null)
+        int padId, int eosId, IReadOnlyList<SftTrainer.Example>? ptxData = null, TrainingRanks? ranks = null)
     {
-        Reducer = reducer ?? SingleProcess.Instance;
+        Ranks = ranks ?? TrainingRanks.Single;
         if (mode == RlMode.PpoLagrangian && costCritic is null)
             throw new ArgumentException("PPO-Lagrangian needs a cost critic");
         _mode = mode;
@@ -53,10 +53,10 @@ public sealed partial class PpoTrainer : ITrainingStep, IDisposable
         actor.UseGradientCheckpointing(options.GradientCheckpointing);
         rewardCritic.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
         costCritic?.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
-        _actorOptimizer = new AdamW(actor.TrainableParameters(), options.ActorLr, weightDecay: options.ActorWeightDecay);
-        _rewardCriticOptimizer = new AdamW(rewardCritic.TrainableParameters(), options.CriticLr, weightDecay: options.CriticWeightDecay);
+        _actorOptimizer = Ranks.NewOptimizer(actor, options.ActorLr, options.ActorWeightDecay);
+        _rewardCriticOptimizer = Ranks.NewOptimizer(rewardCritic, options.CriticLr, options.CriticWeightDecay);
         if (_costCritic is not null)
-            _costCriticOptimizer = new AdamW(_costCritic.TrainableParameters(), options.CriticLr, weightDecay: options.CriticWeightDecay);
+            _costCriticOptimizer = Ranks.NewOptimizer(_costCritic, options.CriticLr, options.CriticWeightDecay);
         if (mode == RlMode.PpoLagrangian)
             Lagrange = new LagrangeMultiplier(options.LambdaInit, options.LambdaLr, options.Threshold, options.LambdaMax, options.EpisodeCostWindow);
     }
@@ -66,7 +66,9 @@ public sealed partial class PpoTrainer : ITrainingStep, IDisposable
 
     public int StepsDone { get; private set; }
 
-    public IGradientReducer Reducer { get; }
+    /// <summary>The data-parallel ranks: each samples the same global batch of prompts and generates, scores and
+    /// trains on its own slice; λ sees the episode costs of the whole batch.</summary>
+    public TrainingRanks Ranks { get; }
 
     public string Stage => _mode switch { RlMode.Ppo => "ppo", RlMode.PpoLagrangian => "ppo_lag", _ => "reward_shaping" };
 

@@ -8,11 +8,15 @@ namespace SafeRlhf.Rlhf.Training;
 /// right-padded responses (each ending with EOS unless cut at the length limit).</summary>
 public sealed record RolloutBatch(SequenceBatch Sequences, int PromptWidth, int[][] Responses);
 
-/// <summary>Batched KV-cache sampling from a policy.</summary>
+/// <summary>Batched KV-cache sampling from a policy. Each sequence has its own sampler, seeded from one draw of the
+/// generator and the sequence's index in the global batch, so a sequence's tokens do not depend on
+/// which other sequences share its batch: a data-parallel rank that generates rows [firstRow, firstRow + B) of a
+/// global batch samples exactly what one process generating the whole batch samples for them.</summary>
 public static class Rollout
 {
+    /// <param name="firstRow">the global batch index of <paramref name="prompts"/>[0] (0 in a single process).</param>
     public static RolloutBatch Generate(LlamaModel actor, IReadOnlyList<int[]> prompts, int maxNewTokens, SamplingOptions sampling,
-        Rng rng, int padId, int eosId)
+        Rng rng, int padId, int eosId, int firstRow = 0)
     {
         using var noGrad = GradMode.NoGrad();
         var device = actor.Device;
@@ -20,7 +24,8 @@ public static class Rollout
         var promptBatch = SequenceBatch.LeftPadded(prompts, padId);
         int b = promptBatch.Batch, p = promptBatch.Length;
         int capacity = p + maxNewTokens;
-        var sampler = new Sampler(sampling with { Seed = rng.NextUInt64() });
+        ulong batchSeed = rng.NextUInt64();
+        var samplers = Enumerable.Range(0, b).Select(i => new Sampler(sampling with { Seed = RowSeed(batchSeed, firstRow + i) })).ToArray();
         using var cache = new KvCache(device, actor.Config, b, capacity, dtype);
 
         var mask = new List<double>[b];
@@ -56,7 +61,7 @@ public static class Rollout
                 bool wasDone = done[i];
                 if (!wasDone)
                 {
-                    token = sampler.Next(logits.AsSpan(i * vocab, vocab).ToArray());
+                    token = samplers[i].Next(logits.AsSpan(i * vocab, vocab).ToArray());
                     responses[i].Add(token);
                     done[i] = token == eosId;
                 }
@@ -70,6 +75,10 @@ public static class Rollout
         var full = ConcatLeftPadded(promptBatch, responses, padId);
         return new RolloutBatch(full, p, responses.Select(r => r.ToArray()).ToArray());
     }
+
+    /// <summary>The sampler seed of global row <paramref name="row"/> of a batch drawn with <paramref name="batchSeed"/>
+    /// (the Rng constructor mixes it through SplitMix64, so neighbouring rows get unrelated streams).</summary>
+    public static ulong RowSeed(ulong batchSeed, int row) => unchecked(batchSeed + 0x9E3779B97F4A7C15UL * (ulong)(row + 1));
 
     /// <summary>Left-padded prompts followed by right-padded responses, as one batch.</summary>
     private static SequenceBatch ConcatLeftPadded(SequenceBatch prompts, List<int>[] responses, int padId)

@@ -103,16 +103,19 @@ public static class ScoreTrainer
     /// <paramref name="state"/> with its optimiser moments restored; the caller restores <paramref name="rng"/>.
     /// Returns the mean loss of the last 10% of all steps.</summary>
     public static double Train(ScoreModel model, IReadOnlyList<PairExample> data, Kind kind, TrainOptions options, Rng rng, int padId,
-        TrainerState state, double regularization = 0.001, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
+        TrainerState state, double regularization = 0.001, Action<StepMetrics>? onStep = null, CancellationToken cancel = default,
+        TrainingRanks? ranks = null)
     {
+        ranks ??= TrainingRanks.Single;
         model.Backbone.UseGradientCheckpointing(options.GradientCheckpointing);
         string stage = kind == Kind.Reward ? "reward" : "cost";
         using var step = new SupervisedStep(stage, $"{stage} model loss", model, options, () =>
         {
-            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var global = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var batch = ranks.Mine(global, "train.batch_size");
             var (loss, accuracy, _) = Loss(model, batch, kind, padId, regularization, options.ScoreLoss);
-            return new MicroBatch(loss, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
-        });
+            return new MicroBatch(loss, batch.Count, batch.Sum(p => p.Sequence0.Length + p.Sequence1.Length), accuracy);
+        }, ranks);
         return TrainingLoop.Run(step, state, onStep, cancel);
     }
 

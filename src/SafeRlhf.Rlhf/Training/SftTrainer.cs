@@ -38,15 +38,18 @@ public static class SftTrainer
     /// <summary>As <see cref="Train(LlamaModel, IReadOnlyList{Example}, TrainOptions, Rng, int, Action{StepMetrics}?, CancellationToken)"/>,
     /// starting after the steps recorded in <paramref name="state"/> with its optimiser moments restored; the
     /// caller restores <paramref name="rng"/>. Returns the mean loss of the last 10% of all steps.</summary>
+    /// <param name="ranks">the data-parallel ranks: each draws the global batch and trains on its slice.</param>
     public static double Train(LlamaModel model, IReadOnlyList<Example> data, TrainOptions options, Rng rng, int padId,
-        TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
+        TrainerState state, Action<StepMetrics>? onStep = null, CancellationToken cancel = default, TrainingRanks? ranks = null)
     {
+        ranks ??= TrainingRanks.Single;
         model.UseGradientCheckpointing(options.GradientCheckpointing);
         using var step = new SupervisedStep("sft", "sft loss", model, options, () =>
         {
-            var batch = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
-            return new MicroBatch(Loss(model, batch, padId), batch.Sum(e => e.Prompt.Length + e.Response.Length));
-        });
+            var global = Enumerable.Range(0, options.BatchSize).Select(_ => data[rng.NextInt(data.Count)]).ToList();
+            var batch = ranks.Mine(global, "train.batch_size");
+            return new MicroBatch(Loss(model, batch, padId), batch.Sum(e => e.Response.Length), batch.Sum(e => e.Prompt.Length + e.Response.Length));
+        }, ranks);
         return TrainingLoop.Run(step, state, onStep, cancel);
     }
 }

@@ -3,14 +3,17 @@ using SafeRlhf.Tensors;
 
 namespace SafeRlhf.Rlhf.Training;
 
-/// <summary>What one micro-batch contributes: its loss (a scalar tensor that carries gradients), the tokens it
-/// processed, and optionally its accuracy.</summary>
-public sealed record MicroBatch(Tensor Loss, double Tokens, double? Accuracy = null);
+/// <summary>What one micro-batch contributes on this rank: its loss (a scalar tensor that carries gradients, the mean
+/// over <paramref name="Count"/> local items: labelled tokens for SFT, pairs for the score models and DPO), the tokens
+/// it processed, and optionally its accuracy (a mean over the same items).</summary>
+public sealed record MicroBatch(Tensor Loss, double Count, double Tokens, double? Accuracy = null);
 
 /// <summary>One optimiser step of a supervised stage (SFT, reward, cost, DPO): the scheduled learning rate, then
 /// <see cref="TrainOptions.GradientAccumulation"/> micro-batches whose losses are scaled by 1/accumulation and
 /// back-propagated (their gradients add up), the non-finite-loss stop, and the update through
-/// <see cref="GradientStep"/>. Metrics: loss, accuracy (when the micro-batches report one), lr, tokens.</summary>
+/// <see cref="GradientStep"/>. Across data-parallel ranks each micro-batch loss is weighted by the rank's share of
+/// the global item count, so losses, accuracies and gradients summed over ranks are those of the global batch.
+/// Metrics: loss, accuracy (when the micro-batches report one), lr, tokens.</summary>
 public sealed class SupervisedStep : ITrainingStep, IDisposable
 {
     private readonly Module _model;
@@ -20,23 +23,24 @@ public sealed class SupervisedStep : ITrainingStep, IDisposable
     private readonly string _lossName;
 
     /// <param name="lossName">how a non-finite loss is named in the error ("sft loss").</param>
-    /// <param name="microBatch">draws and evaluates one micro-batch (called inside a tensor scope).</param>
+    /// <param name="microBatch">draws one global micro-batch and evaluates this rank's slice of it (called inside a
+    /// tensor scope).</param>
     public SupervisedStep(string stage, string lossName, Module model, TrainOptions options, Func<MicroBatch> microBatch,
-        IGradientReducer? reducer = null)
+        TrainingRanks? ranks = null)
     {
         Stage = stage;
         _lossName = lossName;
         _model = model;
         _options = options;
         _microBatch = microBatch;
-        Reducer = reducer ?? SingleProcess.Instance;
-        _optimizer = new AdamW(model.TrainableParameters(), options.Lr, weightDecay: options.WeightDecay);
+        Ranks = ranks ?? TrainingRanks.Single;
+        _optimizer = Ranks.NewOptimizer(model, options.Lr, options.WeightDecay);
     }
 
     public string Stage { get; }
     public int TotalSteps => _options.Steps;
     public string LossKey => "loss";
-    public IGradientReducer Reducer { get; }
+    public TrainingRanks Ranks { get; }
     public IReadOnlyList<(string Name, AdamW Optimizer)> Optimizers => [("", _optimizer)];
 
     public StepMetrics Run(int step)
@@ -49,19 +53,20 @@ public sealed class SupervisedStep : ITrainingStep, IDisposable
         {
             using var scope = new TensorScope();
             var batch = _microBatch();
-            var scaled = batch.Loss.Scale(1.0 / micro);
+            double share = Ranks.ShareOf(batch.Count);
+            var scaled = batch.Loss.Scale(share / micro);
             loss += scaled.Item();
             tokens += batch.Tokens;
-            if (batch.Accuracy is { } a) { accuracy += a / micro; hasAccuracy = true; }
+            if (batch.Accuracy is { } a) { accuracy += a * share / micro; hasAccuracy = true; }
             scaled.Backward();
         }
-        loss = Reducer.ReduceMetric(loss);
+        loss = Ranks.Sum(loss);
         TrainingGuard.CheckFinite(_lossName, loss, step);
-        GradientStep.Apply(_optimizer, _model, _options.ClipNorm, Reducer);
+        GradientStep.Apply(_optimizer, _model, _options.ClipNorm, Ranks);
         var values = new Dictionary<string, double> { ["loss"] = loss };
-        if (hasAccuracy) values["accuracy"] = Reducer.ReduceMetric(accuracy);
+        if (hasAccuracy) values["accuracy"] = Ranks.Sum(accuracy);
         values["lr"] = _optimizer.Lr;
-        values["tokens"] = Reducer.ReduceMetric(tokens);
+        values["tokens"] = Ranks.Sum(tokens);
         return new StepMetrics(Stage, step + 1, TotalSteps, values);
     }
 

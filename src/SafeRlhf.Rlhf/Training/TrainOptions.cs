@@ -21,6 +21,10 @@ public sealed record TrainOptions
     /// <see cref="Llama.LlamaModel.RecomputeByDefaultFromParameters"/> weights or more).</summary>
     public bool? GradientCheckpointing { get; init; }
 
+    /// <summary>Data-parallel runs only: each rank keeps the AdamW moments of 1/N of the parameters (ZeRO stage 1)
+    /// instead of all of them. Results are those of the unsharded run.</summary>
+    public bool ShardOptimizerState { get; init; }
+
     public double LrAt(int step)
     {
         int warmup = (int)System.Math.Round(WarmupRatio * Steps);

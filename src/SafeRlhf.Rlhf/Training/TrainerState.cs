@@ -37,13 +37,14 @@ public sealed class TrainerState
             foreach (var (name, optimizer) in optimizers) Saved.Restore(name, optimizer);
     }
 
-    /// <summary>Throws <see cref="OperationCanceledException"/> when cancellation was requested, after reporting the
-    /// interruption to <see cref="OnCheckpoint"/>.</summary>
-    internal void CheckCancelled(CancellationToken cancel)
+    /// <summary>Throws <see cref="OperationCanceledException"/> when cancellation was <paramref name="requested"/> (here
+    /// or, in a data-parallel run, on another rank), after reporting the interruption to <see cref="OnCheckpoint"/>.</summary>
+    internal void CheckCancelled(bool requested, CancellationToken cancel)
     {
-        if (!cancel.IsCancellationRequested) return;
+        if (!requested) return;
         OnCheckpoint?.Invoke(this, true);
         cancel.ThrowIfCancellationRequested();
+        throw new OperationCanceledException("another rank of the job was interrupted");
     }
 
     internal void Completed(double loss)

@@ -18,7 +18,10 @@ public interface ITrainingStep
     /// <summary>The optimisers by role ("" for the single optimiser of a supervised stage), for checkpoints.</summary>
     IReadOnlyList<(string Name, AdamW Optimizer)> Optimizers { get; }
 
-    /// <summary>Runs optimiser step <paramref name="step"/> (0-based) and returns its metrics.</summary>
+    /// <summary>The data-parallel ranks the step runs on (<see cref="TrainingRanks.Single"/> for one process).</summary>
+    TrainingRanks Ranks { get; }
+
+    /// <summary>Runs optimiser step <paramref name="step"/> (0-based) and returns its metrics (global over the ranks).</summary>
     StepMetrics Run(int step);
 }
 
@@ -37,7 +40,8 @@ public static class TrainingLoop
         state.Begin(task.Optimizers, task.TotalSteps);
         for (int step = state.Step; step < task.TotalSteps; step++)
         {
-            state.CheckCancelled(cancel);
+            // Ranks stop together: a signal seen by any rank stops every rank at the same step boundary.
+            state.CheckCancelled(task.Ranks.Any(cancel.IsCancellationRequested), cancel);
             var metrics = task.Run(step);
             onStep?.Invoke(metrics);
             state.Completed(metrics.Values[task.LossKey]);
