@@ -19,9 +19,10 @@ namespace SafeRlhf.Cli.Commands;
 public static class RlCommands
 {
     private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
-        "tokenizer, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
+        "tokenizer, chat_template, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
         "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
-        "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run, and Ctrl-C saves one.";
+        "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run, and Ctrl-C saves one. " +
+        ChatTemplates.Help + ".";
 
     private const string RewardCriticFile = "reward_critic.safetensors";
     private const string CostCriticFile = "cost_critic.safetensors";
@@ -40,7 +41,8 @@ public static class RlCommands
         var (command, config, set, @out, device, quiet) = Skeleton("eval",
             "Score a policy's answers to prompts with the reward and cost models: mean reward, mean cost, unsafe rate (cost > 0), " +
             "deciles; with 'pairs', the reward/cost models' ranking and sign accuracy. Config: policy, reward_model, cost_model, data, pairs, " +
-            "tokenizer, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, max_length, seed");
+            "tokenizer, chat_template, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, max_length, seed. " +
+            ChatTemplates.Help);
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new EvalConfig(), "'policy', 'reward_model', 'cost_model' and 'data'");
@@ -54,7 +56,7 @@ public static class RlCommands
         var (command, config, set, @out, device, quiet) = Skeleton("arena",
             "Two policies answer the same prompts with the same seed; counts of better/worse × safe/unsafe (safe = cost ≤ 0) " +
             "for the first against the second, and win rates. Config: policy_a, policy_b, reward_model, cost_model, data, tokenizer, " +
-            "score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, seed");
+            "chat_template, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, seed. " + ChatTemplates.Help);
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new ArenaConfig(), "'policy_a', 'policy_b', 'reward_model', 'cost_model' and 'data'");
@@ -126,10 +128,10 @@ public static class RlCommands
         if (config.MaxPromptLength + o.MaxNewTokens > actor.Config.SeqLen)
             throw new CliException($"config: 'max_prompt_length' + 'rl.max_new_tokens' = {config.MaxPromptLength + o.MaxNewTokens} " +
                                    $"exceeds the actor's context of {actor.Config.SeqLen} tokens");
-        var (prompts, _, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength);
+        var (prompts, _, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength, config.Template());
         if (config.PtxData is not null && config.PtxMaxLength > actor.Config.SeqLen)
             throw new CliException($"config: 'ptx_max_length' {config.PtxMaxLength} exceeds the actor's context of {actor.Config.SeqLen} tokens");
-        var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength).Examples;
+        var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength, config.Template()).Examples;
 
         using var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
         var baseWeights = scoreBase ?? actorWeights;
@@ -161,7 +163,7 @@ public static class RlCommands
         var run = RunFolder.Create(outPath, name);
         var checkpointModels = new List<CheckpointModel>
         {
-            new(StageCheckpoint.ModelFile, path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name })),
+            new(StageCheckpoint.ModelFile, path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = config.ChatTemplate })),
             new(RewardCriticFile, path => StageCheckpoint.SaveModule(rewardCritic, path, CriticMetadata(name))),
         };
         if (costCritic is not null) checkpointModels.Add(new(CostCriticFile, path => StageCheckpoint.SaveModule(costCritic, path, CriticMetadata(name))));
@@ -254,7 +256,7 @@ public static class RlCommands
 
         long peakDeviceBytes = device.Backend.Memory.PeakReservedBytes;   // of the steps and checkpoints, before the final save
         string actorPath = Path.Combine(run.Path, "actor.safetensors");
-        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name });
+        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = config.ChatTemplate });
         var last = history[^1];
         double? Last(string key) => last.TryGetValue(key, out var v) ? v : null;
         var result = new Dictionary<string, object?>
@@ -352,8 +354,8 @@ public static class RlCommands
         };
         if (config.Pairs is not null)
         {
-            var (rewardPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "reward");
-            var (costPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "cost");
+            var (rewardPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "reward", config.Template());
+            var (costPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "cost", config.Template());
             var (rewardAccuracy, _) = ScoreTrainer.Evaluate(rewardModel, rewardPairs, ScoreTrainer.Kind.Reward, eos, config.BatchSize);
             var (costAccuracy, signAccuracy) = ScoreTrainer.Evaluate(costModel, costPairs, ScoreTrainer.Kind.Cost, eos, config.BatchSize);
             result["reward_pairs"] = rewardPairs.Count;
@@ -463,7 +465,7 @@ public static class RlCommands
 
     private static (List<int[]> Ids, List<string> Texts, int Skipped) SelectPrompts(RlSamplingConfig config, ITextTokenizer tokenizer)
     {
-        var (ids, texts, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength);
+        var (ids, texts, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength, config.Template());
         if (config.MaxPrompts > 0 && ids.Count > config.MaxPrompts)
         {
             ids = ids.Take(config.MaxPrompts).ToList();

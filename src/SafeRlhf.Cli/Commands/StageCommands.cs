@@ -17,8 +17,9 @@ public static class StageCommands
     public static Command Cost() => Create("cost", "Train a cost model (harmfulness) on PKU-SafeRLHF pairs", () => new ScoreConfig());
     public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF pairs", () => new DpoConfig());
 
-    private const string StageKeys = ". Config: model, data, tokenizer, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
-        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning)";
+    private const string StageKeys = ". Config: model (a weight file, Hugging Face folder, checkpoint or run folder), data, tokenizer, chat_template, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
+        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning). " +
+        ChatTemplates.Help + ".";
 
     private static Command Create<T>(string stage, string description, Func<T> defaults) where T : StageConfig
     {
@@ -67,13 +68,13 @@ public static class StageCommands
             Func<TrainerState, Action<StepMetrics>, CancellationToken, double> train;
             LlamaModel? reference = null;
             ScoreModel? scoreModel = null;
-            var metadata = new Dictionary<string, string> { ["stage"] = stage };
+            var metadata = new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = config.ChatTemplate };
             int examples, dropped;
             switch (config)
             {
                 case SftConfig:
                 {
-                    var (data, d) = StageData.Sft(config.Data, tokenizer, config.MaxLength);
+                    var (data, d) = StageData.Sft(config.Data, tokenizer, config.MaxLength, config.Template());
                     (examples, dropped) = (data.Count, d);
                     trainable = backbone;
                     saveModel = path => LlamaCheckpoint.Save(backbone, path, metadata);
@@ -82,7 +83,7 @@ public static class StageCommands
                 }
                 case ScoreConfig score:
                 {
-                    var (data, d) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
+                    var (data, d) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
                     (examples, dropped) = (data.Count, d);
                     scoreModel = ScoreModel.Create(backbone, rng);
                     var model = scoreModel;
@@ -100,7 +101,7 @@ public static class StageCommands
                 }
                 case DpoConfig dpo:
                 {
-                    var (data, d) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
+                    var (data, d) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
                     (examples, dropped) = (data.Count, d);
                     if (config.Lora is null)
                     {
