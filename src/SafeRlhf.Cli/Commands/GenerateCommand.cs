@@ -12,8 +12,9 @@ using SafeRlhf.Cli.Stages;
 
 namespace SafeRlhf.Cli.Commands;
 
-/// <summary>`saferlhf generate`: text from a LLaMA model (llama2.c checkpoint, GGUF, Hugging Face folder or a
-/// saferlhf checkpoint), streamed as it is generated, or as one JSON object with --json.</summary>
+/// <summary>`saferlhf generate`: text from a LLaMA model (any --model that <see cref="ModelLocator"/> resolves: a weight
+/// file, a Hugging Face, checkpoint or run folder), streamed as it is generated, or as one JSON object with --json;
+/// --chat wraps the prompt in the chat template the model was trained with.</summary>
 public static class GenerateCommand
 {
     private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
