@@ -100,6 +100,32 @@ public sealed class ExportCommandTests : IDisposable
         Assert.Equal(ids, SentencePieceBpeTokenizer.FromGguf(file).Encode(prompt, addBos: true, addEos: false));
     }
 
+    [Fact]
+    public void AGgufWithItsOwnVocabularyExportsToHfAndBack()
+    {
+        string source = Assets.Require("models/llama-2-tiny-random.gguf");
+        string hf = Path.Combine(_dir, "hf-from-gguf"), gguf = Path.Combine(_dir, "back.gguf");
+        Ok(CliHarness.Run("export", "--model", source, "--format", "hf", "--out", hf));
+        Ok(CliHarness.Run("export", "--model", hf, "--format", "gguf", "--out", gguf));
+
+        var expected = LogitsOf(source);
+        Assert.Equal(expected, LogitsOf(hf));
+        Assert.Equal(expected, LogitsOf(gguf));
+        // The vocabulary travels: GGUF metadata → tokenizer.model → GGUF metadata.
+        using var original = GgufReader.Read(source);
+        using var back = GgufReader.Read(gguf);
+        var sentences = new[] { "Hello world, how are you?", " leading space and ünïcödé 😀" };
+        var fromGguf = SentencePieceBpeTokenizer.FromGguf(original);
+        var fromHf = SentencePieceBpeTokenizer.Load(Path.Combine(hf, "tokenizer.model"));
+        var fromBack = SentencePieceBpeTokenizer.FromGguf(back);
+        foreach (var text in sentences)
+        {
+            var ids = fromGguf.Encode(text, addBos: true, addEos: false);
+            Assert.Equal(ids, fromHf.Encode(text, addBos: true, addEos: false));
+            Assert.Equal(ids, fromBack.Encode(text, addBos: true, addEos: false));
+        }
+    }
+
     [Theory]
     [InlineData("q8_0", DType.Q8_0)]
     [InlineData("q4_0", DType.Q4_0)]

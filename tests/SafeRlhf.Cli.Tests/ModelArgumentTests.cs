@@ -102,6 +102,25 @@ public sealed class ModelArgumentTests : IDisposable
         Assert.Contains("--chat-template", g.Error);
     }
 
+    [Theory]
+    [InlineData("sft")]
+    [InlineData("reward")]
+    [InlineData("cost")]
+    [InlineData("dpo")]
+    [InlineData("ppo")]
+    [InlineData("ppo-lag")]
+    [InlineData("reward-shaping")]
+    [InlineData("eval")]
+    [InlineData("arena")]
+    public void EveryStagesHelpStatesTheChatTemplate(string stage)
+    {
+        var r = CliHarness.Run(stage, "--help");
+        Assert.Equal(0, r.Code);
+        string text = string.Join(" ", r.Out.Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(ChatTemplate.DefaultText, text);
+        Assert.Contains("chat_template", text);
+    }
+
     [Fact]
     public void AFolderWithoutAModelIsNamed()
     {
