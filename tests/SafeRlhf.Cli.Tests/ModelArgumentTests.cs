@@ -67,6 +67,13 @@ public sealed class ModelArgumentTests : IDisposable
         var expected = Tok512.Encode("Q: hi there\nA:", addBos: true, addEos: false).ToArray();
         foreach (var model in new[] { run, checkpoint, Path.Combine(run, "latest"), Path.Combine(checkpoint, "model.safetensors") })
             Assert.Equal(expected, PromptIds("--model", model, "--prompt", "hi there", "--chat"));
+        // The template and the vocabulary travel into an exported GGUF, and as a Jinja template into a Hugging Face folder.
+        string gguf = Path.Combine(_dir, "custom.gguf"), hf = Path.Combine(_dir, "custom-hf");
+        Assert.Equal(0, CliHarness.Run("export", "--model", run, "--format", "gguf", "--out", gguf).Code);
+        Assert.Equal(expected, PromptIds("--model", gguf, "--prompt", "hi there", "--chat"));
+        Assert.Equal(0, CliHarness.Run("export", "--model", checkpoint, "--format", "hf", "--out", hf).Code);
+        using (var tokenizerConfig = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(hf, "tokenizer_config.json"))))
+            Assert.Equal("{{ 'Q: ' + messages[-1]['content'] + '\nA:' }}", tokenizerConfig.RootElement.GetProperty("chat_template").GetString());
         // Without --chat the prompt is used as given.
         Assert.Equal(Tok512.Encode("hi there", addBos: true, addEos: false).ToArray(), PromptIds("--model", run, "--prompt", "hi there"));
         // --chat-template overrides the saved one.
@@ -142,6 +149,12 @@ public sealed class ModelArgumentTests : IDisposable
         Assert.Equal(ChatTemplate.DefaultText, location.ChatTemplate);
         using var weights = WeightFile.Open(location.WeightPath);
         Assert.Equal(WeightFileFormat.Safetensors, weights.Format);
+        var info = CliHarness.Run("info", "--model", first);
+        Assert.True(info.Code == 0, info.Error);
+        Assert.Contains("(Run)", info.Out);
+        Assert.Contains(location.WeightPath, info.Out);
+        Assert.Contains("tok512.bin", info.Out);
+        Assert.Contains(ChatTemplate.DefaultText, info.Out);
 
         string data = Path.Combine(_dir, "alpaca.jsonl");
         string config = Path.Combine(_dir, "second.json");

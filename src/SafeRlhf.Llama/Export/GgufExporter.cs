@@ -12,7 +12,7 @@ namespace SafeRlhf.Llama.Export;
 internal static class GgufExporter
 {
     /// <summary>Key holding the chat template the model was trained with.</summary>
-    public const string ChatTemplateKey = "saferlhf.chat_template";
+    public const string ChatTemplateKey = Loading.ModelLocator.GgufChatTemplateKey;
 
     public static void Write(string path, LlamaConfig config, IReadOnlyList<ExportTensor> tensors, ExportVocabulary vocabulary, ExportOptions options)
     {
@@ -62,6 +62,7 @@ internal static class GgufExporter
             metadata.Add(new(ChatTemplateKey, template));
             metadata.Add(new("tokenizer.chat_template", HfExporter.Jinja(template)));
         }
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder) Directory.CreateDirectory(folder);
         GgufWriter.Write(path, metadata, streamed);
     }
 

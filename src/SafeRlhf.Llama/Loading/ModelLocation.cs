@@ -20,7 +20,7 @@ public enum ModelSourceKind
 /// <param name="RunFolder">The run the weights belong to (null for a plain weight file).</param>
 /// <param name="TokenizerPath">The tokenizer saved with the checkpoint or named by its run (null: none found
 /// there; the caller looks beside the weights and in GGUF metadata).</param>
-/// <param name="ChatTemplate">The chat template the model was trained with (checkpoint metadata or the run's
-/// config.json); null when neither states one.</param>
+/// <param name="ChatTemplate">The chat template the model was trained with (a checkpoint's safetensors metadata, an
+/// exported GGUF's saferlhf.chat_template, or the run's config.json); null when none states one.</param>
 public sealed record ModelLocation(string Requested, string WeightPath, ModelSourceKind Kind, string? RunFolder, string? TokenizerPath,
     string? ChatTemplate);

@@ -43,7 +43,7 @@ public static partial class ModelLocator
             if (dir is not null && CheckpointName().IsMatch(Path.GetFileName(dir)) && Path.GetFileName(path) == CheckpointModelFile)
                 return FromCheckpoint(path, dir, ModelSourceKind.Checkpoint, depth);
             if (dir is not null && IsRunFolder(dir)) return InRun(path, path, dir, ModelSourceKind.Checkpoint, depth);
-            return new ModelLocation(path, path, ModelSourceKind.WeightFile, null, null, null);
+            return new ModelLocation(path, path, ModelSourceKind.WeightFile, null, null, MetadataTemplate(path));
         }
         if (!Directory.Exists(path)) throw new ModelLocationException(path, "no such file or folder");
         if (IsHuggingFaceFolder(path))
@@ -114,11 +114,24 @@ public static partial class ModelLocator
         }
     }
 
+    /// <summary>GGUF metadata key of the chat template (as written by the exporter).</summary>
+    public const string GgufChatTemplateKey = "saferlhf.chat_template";
+
+    // The template stored in a checkpoint's safetensors metadata or an exported GGUF (a file that cannot be read is
+    // left to the loader, which names what is wrong with it).
     private static string? MetadataTemplate(string weights)
     {
-        if (!weights.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return null;
-        using var file = Safetensors.Read(weights);
-        return file.Metadata.TryGetValue(ChatTemplateKey, out var v) ? v as string : null;
+        bool gguf = weights.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
+        if (!gguf && !weights.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            using var file = gguf ? GgufReader.Read(weights) : Safetensors.Read(weights);
+            return file.Metadata.TryGetValue(gguf ? GgufChatTemplateKey : ChatTemplateKey, out var v) ? v as string : null;
+        }
+        catch (InputFormatException)
+        {
+            return null;
+        }
     }
 
     private static string? FinalModel(string run)
