@@ -18,6 +18,7 @@ public static class Program
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),
+            ExportCommand.Create(),
             InitCommand.Create(),
             StageCommands.Sft(),
             StageCommands.Reward(),

@@ -52,6 +52,7 @@ public sealed class TrainingLoopTests
         public string Stage => "count";
         public int TotalSteps => total;
         public string LossKey => "loss";
+        public TrainingRanks Ranks => TrainingRanks.Single;
         public IReadOnlyList<(string Name, AdamW Optimizer)> Optimizers => [("", _optimizer)];
 
         public StepMetrics Run(int step)

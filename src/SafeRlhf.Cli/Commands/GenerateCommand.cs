@@ -12,8 +12,9 @@ using SafeRlhf.Cli.Stages;
 
 namespace SafeRlhf.Cli.Commands;
 
-/// <summary>`saferlhf generate`: text from a LLaMA model (llama2.c checkpoint, GGUF, Hugging Face folder or a
-/// saferlhf checkpoint), streamed as it is generated, or as one JSON object with --json.</summary>
+/// <summary>`saferlhf generate`: text from a LLaMA model (any --model that <see cref="ModelLocator"/> resolves: a weight
+/// file, a Hugging Face, checkpoint or run folder), streamed as it is generated, or as one JSON object with --json;
+/// --chat wraps the prompt in the chat template the model was trained with.</summary>
 public static class GenerateCommand
 {
     private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -22,13 +23,13 @@ public static class GenerateCommand
     {
         var modelOption = new Option<string>("--model")
         {
-            Description = "Model: llama2.c .bin, .gguf, Hugging Face checkpoint folder or saferlhf .safetensors checkpoint",
+            Description = "Model: llama2.c .bin, .gguf, .safetensors, a Hugging Face folder, a checkpoint folder (checkpoint-N) or a run folder (its final model)",
             Required = true,
         };
         var tokenizerOption = new Option<string?>("--tokenizer")
         {
-            Description = "Tokenizer: llama2.c .bin, SentencePiece .model or .gguf (default: the GGUF's own vocabulary, " +
-                          "tokenizer.model in a checkpoint folder, or tok<vocab>.bin / tokenizer.bin / tokenizer.model beside the model)",
+            Description = "Tokenizer: llama2.c .bin, SentencePiece .model or .gguf (default: tok<vocab>.bin / tokenizer.bin / tokenizer.model " +
+                          "beside the model or in a Hugging Face folder, the one its run trained with, else the GGUF's own vocabulary)",
         };
         var promptOption = new Option<string>("--prompt") { Description = "Prompt text (BOS is added)", Required = true };
         var maxNewOption = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 256 };
@@ -42,9 +43,16 @@ public static class GenerateCommand
             Description = "Keep F16/BF16/Q8_0/Q4_0 matrices as stored instead of converting them to F32",
         };
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON object {prompt_ids, generated_ids, text} instead of streaming" };
+        var chatOption = new Option<bool>("--chat")
+        {
+            Description = "Wrap the prompt in the chat template the model was trained with (its run's 'chat_template', default \"" +
+                          Rlhf.Data.ChatTemplate.DefaultText + "\")",
+        };
+        var templateOption = new Option<string?>("--chat-template") { Description = "With --chat: this template instead ({prompt} is replaced)" };
         var command = new Command("generate", "Generate text from a LLaMA model")
         {
-            modelOption, tokenizerOption, promptOption, maxNewOption, temperatureOption, topPOption, seedOption, deviceOption, threadsOption, keepOption, jsonOption,
+            modelOption, tokenizerOption, promptOption, chatOption, templateOption, maxNewOption, temperatureOption, topPOption, seedOption,
+            deviceOption, threadsOption, keepOption, jsonOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -66,14 +74,20 @@ public static class GenerateCommand
                 throw new CliException(e.Message.Split(Environment.NewLine)[0]);
             }
             if (!File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new CliException($"model not found: {modelPath}");
+            var location = ModelLocator.Resolve(modelPath);
+            bool chat = parse.GetValue(chatOption);
+            string? templateText = parse.GetValue(templateOption);
+            if (templateText is not null && !chat) throw new CliException("--chat-template: applies with --chat");
+            string prompt = parse.GetValue(promptOption)!;
+            if (chat) prompt = ChatTemplates.For(location, templateText, "--chat-template").Format(prompt);
 
             var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var options = parse.GetValue(keepOption) ? LlamaLoadOptions.FrozenStorage : new LlamaLoadOptions();
-            using var weights = Open(modelPath);
+            using var weights = Open(location.WeightPath);
             using var model = Wrap(() => LlamaLoader.FromWeightFile(weights, device, options));
-            var tokenizer = StageData.Tokenizer(parse.GetValue(tokenizerOption), weights, model.Config, "pass --tokenizer PATH");
+            var tokenizer = StageData.Tokenizer(parse.GetValue(tokenizerOption) ?? location.TokenizerPath, weights, model.Config, "pass --tokenizer PATH");
 
-            var promptIds = tokenizer.Encode(parse.GetValue(promptOption)!, addBos: true, addEos: false);
+            var promptIds = tokenizer.Encode(prompt, addBos: true, addEos: false);
             // llama2.c models separate stories with BOS (run.c stops on it); other models end with EOS.
             int stopId = weights.Format == WeightFileFormat.Llama2c ? tokenizer.BosId : tokenizer.EosId;
             bool json = parse.GetValue(jsonOption);
@@ -98,7 +112,7 @@ public static class GenerateCommand
                 prev = id;
             }
 
-            if (!json) Console.Out.Write(parse.GetValue(promptOption));
+            if (!json) Console.Out.Write(prompt);
             var watch = Stopwatch.StartNew();
             var generated = maxNew == 0 ? new List<int>() : Generator.Generate(model, promptIds, maxNew, sampling, stopId, Emit);
             watch.Stop();

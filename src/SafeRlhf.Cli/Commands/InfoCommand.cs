@@ -10,9 +10,18 @@ public static class InfoCommand
 {
     public static Command Create()
     {
-        var command = new Command("info", "Show devices, CPU features, memory, and native library / ILGPU versions");
+        var modelOption = new Option<string?>("--model")
+        {
+            Description = "Instead: what a model path resolves to (weight file, Hugging Face, checkpoint or run folder), its tokenizer, chat template and shape",
+        };
+        var command = new Command("info", "Show devices, CPU features, memory, and native library / ILGPU versions") { modelOption };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
+            if (parse.GetValue(modelOption) is { } model)
+            {
+                ModelInfo.Print(model);
+                return 0;
+            }
             Console.WriteLine($"saferlhf        {typeof(InfoCommand).Assembly.GetName().Version}");
             Console.WriteLine($".NET            {RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
             Console.WriteLine($"cores           {Environment.ProcessorCount}");

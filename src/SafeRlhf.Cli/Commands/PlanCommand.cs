@@ -16,7 +16,7 @@ public static class PlanCommand
     public static Command Create()
     {
         var stageOption = new Option<string>("--stage") { Description = $"The step to plan: {string.Join(", ", PlanSettings.Stages)}", Required = true };
-        var modelOption = new Option<string>("--model") { Description = "A weight file or folder (its shape and stored type), or a preset name", Required = true };
+        var modelOption = new Option<string>("--model") { Description = "A weight file, Hugging Face, checkpoint or run folder (its shape and stored type), or a preset name", Required = true };
         var layersOption = new Option<int>("--layers") { Description = "Override the number of transformer blocks (0: the model's)" };
         var baseOption = new Option<string?>("--base") { Description = "Storage of the projection matrices: f32, bf16, f16, q8_0 or q4_0 (default: as the file stores them; f32 for a preset)" };
         var loraRankOption = new Option<int>("--lora-rank") { Description = "LoRA rank (0: full fine-tuning; required for a frozen bf16/f16/q8_0/q4_0 base)" };
@@ -86,13 +86,13 @@ public static class PlanCommand
         }
         try
         {
-            using var file = WeightFile.Open(model);
+            using var file = WeightFile.Open(ModelLocator.Resolve(model).WeightPath);
             var config = LlamaLoader.ConfigOf(file);
             var stored = file.TryGetTensor("layers.0.attention.wq.weight", out var wq) && LlamaLoadOptions.StorageTypes.Contains(wq.DType)
                 ? wq.DType : DType.F32;
             return (config, stored);
         }
-        catch (WeightFormatException e)
+        catch (Exception e) when (e is WeightFormatException or ModelLocationException)
         {
             throw new CliException($"--model: {e.Message}");
         }

@@ -51,8 +51,8 @@ public static partial class RlCommands
         };
         if (config.Pairs is not null)
         {
-            var (rewardPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "reward");
-            var (costPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "cost");
+            var (rewardPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "reward", config.Template());
+            var (costPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "cost", config.Template());
             var (rewardAccuracy, _) = ScoreTrainer.Evaluate(rewardModel, rewardPairs, ScoreTrainer.Kind.Reward, eos, config.BatchSize);
             var (costAccuracy, signAccuracy) = ScoreTrainer.Evaluate(costModel, costPairs, ScoreTrainer.Kind.Cost, eos, config.BatchSize);
             result["reward_pairs"] = rewardPairs.Count;
@@ -162,7 +162,7 @@ public static partial class RlCommands
 
     private static (List<int[]> Ids, List<string> Texts, int Skipped) SelectPrompts(RlSamplingConfig config, ITextTokenizer tokenizer)
     {
-        var (ids, texts, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength);
+        var (ids, texts, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength, config.Template());
         if (config.MaxPrompts > 0 && ids.Count > config.MaxPrompts)
         {
             ids = ids.Take(config.MaxPrompts).ToList();

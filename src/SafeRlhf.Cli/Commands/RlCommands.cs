@@ -17,11 +17,11 @@ namespace SafeRlhf.Cli.Commands;
 public static partial class RlCommands
 {
     private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
-        "tokenizer, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
+        "tokenizer, chat_template, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
         "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
         "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run (from any folder; " +
         "--set rl.steps=N extends a finished run); one is saved every checkpoint_every steps (default 50), at stop_after_steps (once), " +
-        "at the end and on Ctrl-C or SIGTERM.";
+        "at the end and on Ctrl-C or SIGTERM. " + ChatTemplates.Help + ".";
 
     public static Command Ppo() => CreateRl("ppo", RlMode.Ppo,
         $"PPO of a policy against a reward model (one critic; the cost model is only reported). {RlConfigKeys}");
@@ -37,7 +37,8 @@ public static partial class RlCommands
         var (command, config, set, @out, device, quiet) = Skeleton("eval",
             "Score a policy's answers to prompts with the reward and cost models: mean reward, mean cost, unsafe rate (cost > 0), " +
             "deciles; with 'pairs', the reward/cost models' ranking and sign accuracy. Config: policy, reward_model, cost_model, data, pairs, " +
-            "tokenizer, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, max_length, seed");
+            "tokenizer, chat_template, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, max_length, seed. " +
+            ChatTemplates.Help);
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new EvalConfig(), "'policy', 'reward_model', 'cost_model' and 'data'");
@@ -51,7 +52,7 @@ public static partial class RlCommands
         var (command, config, set, @out, device, quiet) = Skeleton("arena",
             "Two policies answer the same prompts with the same seed; counts of better/worse × safe/unsafe (safe = cost ≤ 0) " +
             "for the first against the second, and win rates. Config: policy_a, policy_b, reward_model, cost_model, data, tokenizer, " +
-            "score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, seed");
+            "chat_template, score_base, max_prompt_length, max_new_tokens, temperature, top_p, max_prompts, batch_size, seed. " + ChatTemplates.Help);
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             var c = Load(parse, config, set, new ArenaConfig(), "'policy_a', 'policy_b', 'reward_model', 'cost_model' and 'data'");
@@ -177,10 +178,10 @@ public static partial class RlCommands
         if (config.MaxPromptLength + o.MaxNewTokens > m.Actor.Config.SeqLen)
             throw new CliException($"config: 'max_prompt_length' + 'rl.max_new_tokens' = {config.MaxPromptLength + o.MaxNewTokens} " +
                                    $"exceeds the actor's context of {m.Actor.Config.SeqLen} tokens");
-        var (prompts, _, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength);
+        var (prompts, _, skipped) = RlModels.Prompts(config.Data, tokenizer, config.MaxPromptLength, config.Template());
         if (config.PtxData is not null && config.PtxMaxLength > m.Actor.Config.SeqLen)
             throw new CliException($"config: 'ptx_max_length' {config.PtxMaxLength} exceeds the actor's context of {m.Actor.Config.SeqLen} tokens");
-        var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength).Examples;
+        var ptx = config.PtxData is null ? null : StageData.Sft(config.PtxData, tokenizer, config.PtxMaxLength, config.Template()).Examples;
         var ranks = ProcessRanks.Training(o.ShardOptimizerState);
         using var trainer = new PpoTrainer(mode, m.Actor, m.Reference, m.RewardModel, m.CostModel, m.RewardCritic, m.CostCritic, o,
             r => prompts[r.NextInt(prompts.Count)], rng, tokenizer.EosId, tokenizer.EosId, ptx, ranks);
@@ -194,7 +195,7 @@ public static partial class RlCommands
         session.Run.SaveConfig(config);
 
         var models = weights.Select(w => new CheckpointModel(w.Item1, w.Item2 is LlamaModel actor
-            ? path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name })
+            ? path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = config.ChatTemplate })
             : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name, config.ScoreBase ?? config.Actor)))).ToList();
         var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, config.Actor);
         using var stopAfter = new CancellationTokenSource();
@@ -212,7 +213,7 @@ public static partial class RlCommands
                 onStep(metrics);
             }, cancel)) is { } code)
             return code;
-        return FinishRl(name, mode, session, m.Actor, device, prompts.Count, history, quiet);
+        return FinishRl(name, mode, session, m.Actor, device, prompts.Count, history, quiet, config.ChatTemplate);
     }
 
     /// <summary>On a resumed run: λ from the checkpoint and the metrics of the steps done; empty on a fresh run.</summary>
@@ -226,6 +227,7 @@ public static partial class RlCommands
             lagrange.Restore(saved.LogLambda, saved.Window);
         }
         trainer.ResumeAt(checkpoint.State.Step);
+        if (!session.Run.Writes) return [];   // the metrics belong to rank 0, which may be truncating them now
         var history = MetricsLog.ReadValues(session.Run.MetricsPath);
         if (history.Count != checkpoint.State.Step)
             throw new CliException($"--resume: {session.Run.MetricsPath} holds {history.Count} steps, the checkpoint {checkpoint.State.Step}");
@@ -233,11 +235,12 @@ public static partial class RlCommands
     }
 
     private static int FinishRl(string name, RlMode mode, TrainingSession session, LlamaModel actor, Device device, int prompts,
-        List<IReadOnlyDictionary<string, double>> history, bool quiet)
+        List<IReadOnlyDictionary<string, double>> history, bool quiet, string chatTemplate)
     {
+        if (!session.Run.Writes) return 0;   // rank 0 writes the final actor and the result
         long peakDeviceBytes = device.Backend.Memory.PeakReservedBytes;   // of the steps and checkpoints, before the final save
         string actorPath = Path.Combine(session.Run.Path, "actor.safetensors");
-        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name });
+        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = chatTemplate });
         var last = history[^1];
         double? Last(string key) => last.TryGetValue(key, out var v) ? v : null;
         var result = new Dictionary<string, object?>

@@ -22,10 +22,10 @@ public static class StageCommands
     public static Command Cost() => Create("cost", "Train a cost model (harmfulness) on PKU-SafeRLHF pairs", () => new ScoreConfig());
     public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF pairs", () => new DpoConfig());
 
-    private const string StageKeys = ". Config: model, data, tokenizer, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
+    private const string StageKeys = ". Config: model (a weight file, Hugging Face folder, checkpoint or run folder), data, tokenizer, chat_template, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
         "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning). " +
         "A checkpoint is saved every checkpoint_every steps (default 50), at stop_after_steps (once), at the end and on Ctrl-C or SIGTERM; " +
-        "--resume DIR continues it from any folder, and --resume DIR --set train.steps=N extends a finished run";
+        "--resume DIR continues it from any folder, and --resume DIR --set train.steps=N extends a finished run. " + ChatTemplates.Help + ".";
 
     private static Command Create<T>(string stage, string description, Func<T> defaults) where T : StageConfig
     {
@@ -99,18 +99,18 @@ public static class StageCommands
             TrainingRanks ranks)
         {
             int pad = tokenizer.EosId;
-            var metadata = new Dictionary<string, string> { ["stage"] = stage };
+            var metadata = new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = config.ChatTemplate };
             switch (config)
             {
                 case SftConfig:
                 {
-                    var (data, dropped) = StageData.Sft(config.Data, tokenizer, config.MaxLength);
+                    var (data, dropped) = StageData.Sft(config.Data, tokenizer, config.MaxLength, config.Template());
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
                         (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, onStep, cancel, ranks), data.Count, dropped);
                 }
                 case ScoreConfig score:
                 {
-                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
+                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
                     var model = ScoreModel.Create(backbone, rng);
                     var kind = stage == "cost" ? ScoreTrainer.Kind.Cost : ScoreTrainer.Kind.Reward;
                     var scoreMetadata = new Dictionary<string, string>(metadata) { ["format"] = RlModels.ScoreModelFormat };
@@ -128,7 +128,7 @@ public static class StageCommands
                 }
                 case DpoConfig dpo:
                 {
-                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage);
+                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
                         (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, onStep, cancel, ranks),
                         data.Count, dropped);

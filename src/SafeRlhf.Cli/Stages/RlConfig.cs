@@ -16,13 +16,19 @@ public abstract record RlInputsConfig
     public string? Tokenizer { get; init; }
     /// <summary>Prompts: PKU-SafeRLHF JSON lines; the distinct prompts are used in the Safe-RLHF template.</summary>
     public string Data { get; init; } = "";
+    /// <summary>The chat template around every prompt: {prompt} is replaced (saved in config.json and in each checkpoint).</summary>
+    public string ChatTemplate { get; init; } = Rlhf.Data.ChatTemplate.DefaultText;
     /// <summary>Most tokens of a templated prompt (with BOS); longer prompts are skipped.</summary>
     public int MaxPromptLength { get; init; } = 128;
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>The checked <see cref="ChatTemplate"/>.</summary>
+    public Rlhf.Data.ChatTemplate Template() => ChatTemplates.Parse(ChatTemplate, "config: 'chat_template'");
+
     /// <summary>Throws <see cref="CliException"/> naming the first invalid value.</summary>
     public virtual void Validate()
     {
+        Template();
         if (string.IsNullOrWhiteSpace(RewardModel))
             throw new CliException("config: 'reward_model' is required (a score model written by `saferlhf reward`)");
         if (string.IsNullOrWhiteSpace(CostModel))

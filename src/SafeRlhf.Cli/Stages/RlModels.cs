@@ -76,7 +76,8 @@ public static class RlModels
 
     /// <summary>Token ids (BOS + template) of the distinct prompts of PKU-SafeRLHF rows, skipping those longer than
     /// <paramref name="maxPromptLength"/>; returns the prompts' texts too.</summary>
-    public static (List<int[]> Ids, List<string> Texts, int Skipped) Prompts(string path, ITextTokenizer tokenizer, int maxPromptLength)
+    public static (List<int[]> Ids, List<string> Texts, int Skipped) Prompts(string path, ITextTokenizer tokenizer, int maxPromptLength,
+        ChatTemplate? template = null)
     {
         if (!File.Exists(path)) throw new CliException($"data file not found: {path}");
         IReadOnlyList<PkuSafeRlhfRow> rows;
@@ -93,7 +94,7 @@ public static class RlModels
         var texts = new List<string>();
         foreach (var prompt in distinct)
         {
-            var tokens = tokenizer.Encode(PromptTemplate.Format(prompt), addBos: true, addEos: false).ToArray();
+            var tokens = tokenizer.Encode((template ?? ChatTemplate.Default).Format(prompt), addBos: true, addEos: false).ToArray();
             if (tokens.Length > maxPromptLength) continue;
             ids.Add(tokens);
             texts.Add(prompt);

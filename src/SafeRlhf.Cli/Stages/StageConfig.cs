@@ -11,6 +11,8 @@ public abstract record StageConfig
     public string? Tokenizer { get; init; }
     /// <summary>Training data: Alpaca JSON lines for sft, PKU-SafeRLHF JSON lines for reward, cost and dpo.</summary>
     public string Data { get; init; } = "";
+    /// <summary>The chat template around every prompt: {prompt} is replaced (saved in config.json and in each checkpoint).</summary>
+    public string ChatTemplate { get; init; } = Rlhf.Data.ChatTemplate.DefaultText;
     /// <summary>Most tokens per sequence (prompt template + response + EOS); longer sequences are truncated.</summary>
     public int MaxLength { get; init; } = 512;
     public ulong Seed { get; init; } = 1;
@@ -30,9 +32,13 @@ public abstract record StageConfig
         this with { Model = ConfigPaths.Absolute(Model)!, Tokenizer = ConfigPaths.Absolute(Tokenizer), Data = ConfigPaths.Absolute(Data)! };
 
     /// <summary>Throws <see cref="CliException"/> naming the first invalid value.</summary>
+    /// <summary>The checked <see cref="ChatTemplate"/>.</summary>
+    public Rlhf.Data.ChatTemplate Template() => ChatTemplates.Parse(ChatTemplate, "config: 'chat_template'");
+
     public virtual void Validate()
     {
         Lora?.Validate("lora");
+        Template();
         if (string.IsNullOrWhiteSpace(Model)) throw new CliException("config: 'model' is required (path of the model to train)");
         if (string.IsNullOrWhiteSpace(Data)) throw new CliException("config: 'data' is required (path of the training data)");
         if (MaxLength < 2) throw new CliException($"config: 'max_length' must be ≥ 2, got {MaxLength}");

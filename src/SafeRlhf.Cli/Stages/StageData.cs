@@ -14,7 +14,7 @@ public static class StageData
     public static WeightFile OpenModel(string path)
     {
         if (!File.Exists(path) && !Directory.Exists(path)) throw new CliException($"model not found: {path}");
-        return Wrap(() => WeightFile.Open(path));
+        return Wrap(() => WeightFile.Open(ModelLocator.Resolve(path).WeightPath));
     }
 
     /// <summary>The model of a weight file; with <paramref name="lora"/> the base loads as LoRA needs it (stored
@@ -48,27 +48,30 @@ public static class StageData
         string dir = folder ? weights.Path : Path.GetDirectoryName(Path.GetFullPath(weights.Path)) ?? ".";
         string[] names = folder ? ["tokenizer.model"] : [$"tok{config.VocabSize}.bin", "tokenizer.bin", "tokenizer.model"];
         var candidates = names.Select(n => Path.Combine(dir, n)).ToArray();
-        return candidates.FirstOrDefault(File.Exists)
+        return candidates.FirstOrDefault(File.Exists) ?? ModelLocator.Resolve(weights.Path).TokenizerPath
             ?? throw new CliException($"no tokenizer found for {weights.Path}: looked for {string.Join(", ", candidates)}; {howToName}");
     }
 
-    /// <summary>BOS + "BEGINNING OF CONVERSATION: USER: {prompt} ASSISTANT:" + response + EOS, truncated to
-    /// <paramref name="maxLength"/>, with the number of prompt tokens.</summary>
-    public static (int[] Tokens, int PromptLength) Encode(ITextTokenizer tokenizer, string prompt, string response, int maxLength)
+    /// <summary>BOS + the chat template around the prompt (default "BEGINNING OF CONVERSATION: USER: {prompt}
+    /// ASSISTANT:") + response + EOS, truncated to <paramref name="maxLength"/>, with the number of prompt tokens.</summary>
+    public static (int[] Tokens, int PromptLength) Encode(ITextTokenizer tokenizer, string prompt, string response, int maxLength,
+        ChatTemplate? template = null)
     {
-        int promptLength = tokenizer.Encode(PromptTemplate.Format(prompt), addBos: true, addEos: false).Count;
-        var full = tokenizer.Encode(PromptTemplate.FormatWithResponse(prompt, response), addBos: true, addEos: false).Append(tokenizer.EosId);
+        template ??= ChatTemplate.Default;
+        int promptLength = tokenizer.Encode(template.Format(prompt), addBos: true, addEos: false).Count;
+        var full = tokenizer.Encode(template.FormatWithResponse(prompt, response), addBos: true, addEos: false).Append(tokenizer.EosId);
         return (full.Take(maxLength).ToArray(), promptLength);
     }
 
     /// <summary>SFT examples from Alpaca rows; rows whose prompt fills <paramref name="maxLength"/> are dropped.</summary>
-    public static (List<SftTrainer.Example> Examples, int Dropped) Sft(string path, ITextTokenizer tokenizer, int maxLength)
+    public static (List<SftTrainer.Example> Examples, int Dropped) Sft(string path, ITextTokenizer tokenizer, int maxLength,
+        ChatTemplate? template = null)
     {
         var rows = Read(path, p => AlpacaReader.Read(p).Rows);
         var examples = new List<SftTrainer.Example>();
         foreach (var row in rows)
         {
-            var (tokens, promptLength) = Encode(tokenizer, row.Prompt, row.Output, maxLength);
+            var (tokens, promptLength) = Encode(tokenizer, row.Prompt, row.Output, maxLength, template);
             if (promptLength >= tokens.Length) continue;
             examples.Add(new SftTrainer.Example(tokens[..promptLength], tokens[promptLength..]));
         }
@@ -77,14 +80,15 @@ public static class StageData
 
     /// <summary>Preference pairs from PKU-SafeRLHF rows. For cost, rows whose safer response is unsafe while the other
     /// is safe are dropped; for dpo, pairs that truncation makes identical are dropped.</summary>
-    public static (List<PairExample> Pairs, int Dropped) Pairs(string path, ITextTokenizer tokenizer, int maxLength, string stage)
+    public static (List<PairExample> Pairs, int Dropped) Pairs(string path, ITextTokenizer tokenizer, int maxLength, string stage,
+        ChatTemplate? template = null)
     {
         var rows = Read(path, p => PkuSafeRlhfReader.Read(p).Rows);
         var pairs = new List<PairExample>();
         foreach (var row in rows)
         {
-            var s0 = Encode(tokenizer, row.Prompt, row.Response0, maxLength).Tokens;
-            var s1 = Encode(tokenizer, row.Prompt, row.Response1, maxLength).Tokens;
+            var s0 = Encode(tokenizer, row.Prompt, row.Response0, maxLength, template).Tokens;
+            var s1 = Encode(tokenizer, row.Prompt, row.Response1, maxLength, template).Tokens;
             var pair = new PairExample(s0, s1, row.BetterResponseId, row.SaferResponseId, row.IsResponse0Safe, row.IsResponse1Safe);
             if (stage == "cost" && !pair.BySafety.SaferSafe && pair.BySafety.UnsaferSafe) continue;
             if (stage == "dpo" && s0.AsSpan().SequenceEqual(s1)) continue;

@@ -6,7 +6,7 @@ namespace SafeRlhf.Llama.Formats;
 /// <summary>Writes GGUF version 3 files that <see cref="GgufReader"/> (and llama.cpp) read: the header, metadata and
 /// tensor infos first (every tensor's offset follows from its type and shape), then each tensor's bytes, produced one
 /// at a time and aligned to <see cref="GgufReader.DefaultAlignment"/>. Metadata values may be string, bool, byte,
-/// int, uint, long, ulong, float or double (each written with the matching GGUF type), or a string array. Tensor
+/// int, uint, long, ulong, float or double (each written with the matching GGUF type), or a string, float or int array. Tensor
 /// types F32, F16, BF16, F64, I32, Q8_0 and Q4_0. The file is written atomically.</summary>
 public static class GgufWriter
 {
@@ -137,6 +137,18 @@ public static class GgufWriter
                 w.Write((uint)GgufValueType.String);
                 w.Write((ulong)list.Length);
                 foreach (var s in list) WriteString(w, s);
+                break;
+            case float[] list:
+                w.Write((uint)GgufValueType.Array);
+                w.Write((uint)GgufValueType.Float32);
+                w.Write((ulong)list.Length);
+                foreach (var v in list) w.Write(v);
+                break;
+            case int[] list:
+                w.Write((uint)GgufValueType.Array);
+                w.Write((uint)GgufValueType.Int32);
+                w.Write((ulong)list.Length);
+                foreach (var v in list) w.Write(v);
                 break;
             default:
                 throw new ArgumentException($"metadata '{key}': values of type {value?.GetType().Name ?? "null"} cannot be written to GGUF");

@@ -1,22 +1,15 @@
 namespace SafeRlhf.Rlhf.Data;
 
-/// <summary>The Safe-RLHF conversation template. The response follows "ASSISTANT:" directly, then the tokenizer's EOS.</summary>
+/// <summary>The Safe-RLHF conversation template (<see cref="ChatTemplate.Default"/>). The response follows
+/// "ASSISTANT:" directly, then the tokenizer's EOS.</summary>
 public static class PromptTemplate
 {
     public const string Prefix = "BEGINNING OF CONVERSATION: USER: ";
     public const string AssistantMarker = " ASSISTANT:";
 
     /// <summary>"BEGINNING OF CONVERSATION: USER: {prompt} ASSISTANT:".</summary>
-    public static string Format(string prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        return Prefix + prompt + AssistantMarker;
-    }
+    public static string Format(string prompt) => ChatTemplate.Default.Format(prompt);
 
     /// <summary>The formatted prompt followed by the response (without EOS, which is a token, not text).</summary>
-    public static string FormatWithResponse(string prompt, string response)
-    {
-        ArgumentNullException.ThrowIfNull(response);
-        return Format(prompt) + response;
-    }
+    public static string FormatWithResponse(string prompt, string response) => ChatTemplate.Default.FormatWithResponse(prompt, response);
 }
