@@ -139,9 +139,9 @@ public sealed partial class GpuBackend
     {
         // x² with the elementwise kernel, then the reduction kernel to one value (accumulated in fp32 on the device).
         if (x.Numel == 0) return 0;
-        using var squares = Tensor.Zeros(x.Device, DType.F32, x.Shape.ToArray());
+        using var squares = Tensor.Uninitialized(x.Device, DType.F32, x.Shape.ToArray());
         Unary(UnaryOp.Square, x, squares, 0, 0);
-        using var total = Tensor.Zeros(x.Device, DType.F32, Enumerable.Repeat(1, x.Rank).ToArray());
+        using var total = Tensor.Uninitialized(x.Device, DType.F32, Enumerable.Repeat(1, x.Rank).ToArray());
         ReduceSum(squares, total);
         return total.ToDoubleArray()[0];
     }

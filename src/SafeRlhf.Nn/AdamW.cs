@@ -55,10 +55,7 @@ public sealed class AdamW : IDisposable
     {
         using var scope = new TensorScope();
         using var _ = GradMode.NoGrad();
-        double total = 0;
-        foreach (var s in _slots)
-            if (s.Param.Grad is { } g) total += g.Backend.SumOfSquares(g);
-        double norm = Math.Sqrt(total);
+        double norm = Math.Sqrt(GlobalSumOfSquares());
         if (norm > maxNorm && norm > 0)
         {
             double factor = maxNorm / (norm + 1e-6);
@@ -67,6 +64,19 @@ public sealed class AdamW : IDisposable
                     g.Backend.Unary(UnaryOp.Scale, g, g, factor, 0);
         }
         return norm;
+    }
+
+    /// <summary>Σ‖g‖² over every gradient, tensor by tensor in slot order. A backend that batches the reduction
+    /// (<see cref="IBatchedSumOfSquares"/>, a GPU) gets all of its gradients in one call: one wait for the device
+    /// instead of one per parameter tensor, with the same terms added in the same order.</summary>
+    private double GlobalSumOfSquares()
+    {
+        var grads = _slots.Select(s => s.Param.Grad).OfType<Tensor>().ToList();
+        if (grads.Count > 0 && grads[0].Backend is IBatchedSumOfSquares batched && grads.All(g => ReferenceEquals(g.Backend, grads[0].Backend)))
+            return batched.SumOfSquares(grads);
+        double total = 0;
+        foreach (var g in grads) total += g.Backend.SumOfSquares(g);
+        return total;
     }
 
     /// <summary>Optimizer moments by parameter name (for checkpoints).</summary>
