@@ -43,6 +43,7 @@ internal sealed class KernelCache
         AttentionForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.Forward));
         AttentionDelta = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardDelta));
         AttentionKeyValue = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardKeyValue));
+        Sample = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>(SamplingKernels.Sample));
         AttentionQuery = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardQuery));
     }
 
@@ -97,4 +98,5 @@ internal sealed class KernelCache
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDelta { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionKeyValue { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionQuery { get; }
+    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>> Sample { get; }
 }

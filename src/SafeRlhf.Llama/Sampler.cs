@@ -68,6 +68,28 @@ public sealed class Sampler
         return order[keep - 1];
     }
 
+    /// <summary>logits [.., V] on the model's device → the next token of each row where <paramref name="sample"/>
+    /// is true (−1 elsewhere), drawing from <see cref="Rng"/> in row order exactly as <see cref="Next"/> row by row
+    /// would. A backend that samples on the device (<see cref="IDeviceSampler"/>) returns only the ids, unless a
+    /// repetition penalty is set (applied on the host); every other backend reads the logits back as doubles.</summary>
+    public int[] NextRows(Tensor logits, IReadOnlyList<bool>? sample = null, IReadOnlyList<IReadOnlyCollection<int>?>? previous = null)
+    {
+        int vocab = logits.Dim(-1);
+        int rows = checked((int)(logits.Numel / vocab));
+        bool Active(int i) => sample is null || sample[i];
+        var result = new int[rows];
+        if (logits.Backend is IDeviceSampler { SamplesOnDevice: true } device && _options.RepetitionPenalty == 1.0)
+        {
+            var uniforms = new double[rows];
+            for (int i = 0; i < rows; i++) uniforms[i] = !Active(i) ? -1 : _options.Temperature == 0 ? 0 : Rng.NextDouble();
+            return device.Sample(logits, _options.Temperature, _options.TopP, uniforms);
+        }
+        var values = logits.ToDoubleArray();
+        for (int i = 0; i < rows; i++)
+            result[i] = Active(i) ? Next(values.AsSpan(i * vocab, vocab).ToArray(), previous?[i]) : -1;
+        return result;
+    }
+
     public static int ArgMax(ReadOnlySpan<double> values)
     {
         int best = 0;

@@ -18,3 +18,16 @@ public interface IUninitializedAllocator
     /// <summary>Storage for <paramref name="count"/> elements of <paramref name="dtype"/> with undefined contents.</summary>
     Storage AllocateUninitialized(DType dtype, long count);
 }
+
+/// <summary>A backend that samples next tokens on the device, so only the token ids come back to the host.</summary>
+public interface IDeviceSampler
+{
+    /// <summary>False for a decorator whose inner backend cannot sample on its device.</summary>
+    bool SamplesOnDevice { get; }
+
+    /// <summary>logits [.., V] (rows = numel / V) → one token id per row, computed exactly as the host sampler does
+    /// in fp64 (greedy at <paramref name="temperature"/> 0, else softmax at that temperature, nucleus
+    /// <paramref name="topP"/>, the draw <paramref name="uniforms"/>[row] ∈ [0, 1)). A row with a negative
+    /// uniform is not sampled and returns −1.</summary>
+    int[] Sample(Tensor logits, double temperature, double topP, ReadOnlySpan<double> uniforms);
+}

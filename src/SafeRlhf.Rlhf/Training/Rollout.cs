@@ -46,8 +46,7 @@ public static class Rollout
                 for (int j = 0; j < s; j++) keyMask[i * s + j] = mask[i][j];
             var hidden = actor.Forward(Tensor.FromArray(device, inputTokens, b, width), Tensor.FromArray(device, inputPositions, b, width),
                 PolicyOps.FromValues(device, dtype, keyMask, b, s), cache);
-            var logits = actor.Logits(hidden.Narrow(1, width - 1, 1)).ToDoubleArray();
-            int vocab = actor.Config.VocabSize;
+            var sampled = sampler.NextRows(actor.Logits(hidden.Narrow(1, width - 1, 1)), done.Select(d => !d).ToArray());
             inputTokens = new int[b];
             inputPositions = new int[b];
             for (int i = 0; i < b; i++)
@@ -56,7 +55,7 @@ public static class Rollout
                 bool wasDone = done[i];
                 if (!wasDone)
                 {
-                    token = sampler.Next(logits.AsSpan(i * vocab, vocab).ToArray());
+                    token = sampled[i];
                     responses[i].Add(token);
                     done[i] = token == eosId;
                 }

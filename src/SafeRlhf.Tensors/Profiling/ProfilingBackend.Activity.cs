@@ -45,4 +45,16 @@ public sealed partial class ProfilingBackend
         try { return a.AllocateUninitialized(dtype, count); }
         finally { End(t0, "Allocate", 0, dtype.IsQuantized() && count % DTypeInfo.QuantBlock != 0 ? 0 : dtype.ByteCount(count)); }
     }
+
+    public bool SamplesOnDevice => Inner is IDeviceSampler { SamplesOnDevice: true };
+
+    /// <summary>Forwards to the inner backend's device sampler (recorded as "Sample").</summary>
+    public int[] Sample(Tensor logits, double temperature, double topP, ReadOnlySpan<double> uniforms)
+    {
+        if (Inner is not IDeviceSampler { SamplesOnDevice: true } sampler)
+            throw new NotSupportedException($"Sample: backend '{Inner.Name}' does not sample on its device");
+        long t0 = Begin();
+        try { return sampler.Sample(logits, temperature, topP, uniforms); }
+        finally { End(t0, "Sample", 4.0 * logits.Numel, B(logits)); }
+    }
 }
