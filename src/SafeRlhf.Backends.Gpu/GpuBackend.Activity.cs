@@ -24,6 +24,13 @@ public sealed partial class GpuBackend : IDeviceActivitySource, IBatchedSumOfSqu
     /// false (the default), each such op waits and throws at once.</summary>
     public bool DeferErrorChecks { get; set; }
 
+    /// <summary>Sets <see cref="DeferErrorChecks"/> (the driver's choice: index errors surface at the next readback).</summary>
+    public GpuBackend WithDeferredErrorChecks()
+    {
+        DeferErrorChecks = true;
+        return this;
+    }
+
     /// <summary>Waits for every launched kernel to finish, then checks deferred error flags.</summary>
     public void Synchronize()
     {

@@ -14,6 +14,7 @@ public static class Program
             InfoCommand.Create(),
             PipelineCommand.Create(),
             BenchCommand.Create(),
+            SelftestCommand.Create(),
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),
