@@ -50,9 +50,7 @@ public static class SelftestCommand
         shapes ??= device == "cuda" ? "all" : "tiny";
         if (!ShapeSets.Contains(shapes))
             throw new CliException($"--shapes: unknown shape set '{shapes}' (valid: {string.Join(", ", ShapeSets)})");
-        if (device == "cuda" && !GpuBackend.IsCudaAvailable)
-            throw new CliException("selftest --device cuda: no CUDA device is usable on this machine (no NVIDIA driver, no GPU, " +
-                                   "or libcuda failed to load); nothing was checked");
+        if (device == "cuda") RequireCuda(GpuBackend.IsCudaAvailable);
         NativeBackend.Threads = DeviceFactory.ResolveThreads(threads);
         using var backend = device == "cuda" ? GpuBackend.CreateCuda() : GpuBackend.CreateCpu();
         backend.DeferErrorChecks = true;
@@ -76,6 +74,14 @@ public static class SelftestCommand
         if (bench) Benchmark(backend, device, quick, output, report);
         report.WriteSummary(backend.AcceleratorInfo);
         return report.AllPassed ? 0 : ChecksFailed;
+    }
+
+    /// <summary>Throws the selftest's error when no CUDA device is usable.</summary>
+    public static void RequireCuda(bool available)
+    {
+        if (!available)
+            throw new CliException("selftest --device cuda: no CUDA device is usable on this machine (no NVIDIA driver, no GPU, " +
+                                   "or libcuda failed to load); nothing was checked");
     }
 
     private static void Benchmark(GpuBackend backend, string device, bool quick, TextWriter output, SelftestReport report)
