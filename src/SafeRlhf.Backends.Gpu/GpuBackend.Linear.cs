@@ -19,6 +19,11 @@ public sealed partial class GpuBackend
             || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
             throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
         if (c.Numel == 0) return;
+        if (Gemm == GemmEngine.CuBlas)
+        {
+            CuBlasMatMul(a, b, c, transA, transB, accumulate, batch, m, n, k);
+            return;
+        }
         // fp32 operands are read in place through their strides; other dtypes are staged contiguous first
         using var sa = a.DType == DType.F32 ? null : In(a);
         using var sb = b.DType == DType.F32 ? null : In(b);

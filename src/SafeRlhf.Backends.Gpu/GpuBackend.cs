@@ -60,8 +60,9 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         }
     }
 
-    /// <summary>A backend on CUDA device <paramref name="deviceIndex"/>.</summary>
-    public static GpuBackend CreateCuda(int deviceIndex = 0)
+    /// <summary>A backend on CUDA device <paramref name="deviceIndex"/> whose dense products use <paramref name="gemm"/>
+    /// (cuBLAS must load, or this throws <see cref="CuBlas.CuBlasUnavailableException"/>).</summary>
+    public static GpuBackend CreateCuda(int deviceIndex = 0, GemmEngine gemm = GemmEngine.Ilgpu)
     {
         var context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Math(MathMode.Default));
         if (context.GetCudaDevices().Count <= deviceIndex)
@@ -70,13 +71,25 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             throw new InvalidOperationException("no CUDA device found (is the NVIDIA driver installed?)");
         }
         var accelerator = context.CreateCudaAccelerator(deviceIndex);
-        return new GpuBackend(context, accelerator, isCpu: false, poolCacheBytes: 2L << 30);
+        var backend = new GpuBackend(context, accelerator, isCpu: false, poolCacheBytes: 2L << 30);
+        if (gemm == GemmEngine.CuBlas)
+        {
+            try { backend.UseCuBlas(); }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
+        }
+        return backend;
     }
 
     /// <summary>A backend on the ILGPU CPU accelerator with groups of <paramref name="groupSize"/> threads
     /// (4, 16, 64 or 256; a warp is √groupSize threads). Small groups keep the emulated barriers cheap.</summary>
-    public static GpuBackend CreateCpu(int groupSize = 16)
+    public static GpuBackend CreateCpu(int groupSize = 16, GemmEngine gemm = GemmEngine.Ilgpu)
     {
+        if (gemm == GemmEngine.CuBlas)
+            throw new NotSupportedException("GemmEngine.CuBlas: cuBLAS needs a CUDA device, not the ILGPU CPU accelerator");
         int warp = groupSize switch
         {
             4 => 2,
@@ -99,6 +112,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         if (_disposed) return;
         _disposed = true;
         _accelerator.Synchronize();
+        ReleaseCuBlas();
         _pool.Dispose();
         _error.Dispose();
         _accelerator.Dispose();

@@ -44,4 +44,12 @@ public sealed class SelftestCommandTests
         Assert.Equal(1, code);
         Assert.Contains("--device: selftest validates cuda, ilgpu-cpu, not 'tpu'", err);
     }
+
+    [Fact]
+    public void CuBlasIsOnlyForCuda()
+    {
+        var (code, _, err) = CliHarness.Run("selftest", "--device", "ilgpu-cpu", "--gemm", "cublas");
+        Assert.Equal(1, code);
+        Assert.Contains("--gemm cublas: cuBLAS runs only on --device cuda", err);
+    }
 }

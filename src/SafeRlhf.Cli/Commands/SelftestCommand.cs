@@ -31,20 +31,33 @@ public static class SelftestCommand
         {
             Description = $"Check shapes ({string.Join(", ", ShapeSets)}; default: all on cuda, tiny on ilgpu-cpu)",
         };
+        var gemmOption = new Option<string>("--gemm")
+        {
+            Description = "Dense GEMM engine on cuda: ilgpu (the hand-written kernel) or cublas (TF32 tensor cores; fails when libcublas is missing)",
+            DefaultValueFactory = _ => "ilgpu",
+        };
         var noBenchOption = new Option<bool>("--no-bench") { Description = "Skip the benchmarks after the checks" };
         var quickOption = new Option<bool>("--quick") { Description = "Shorter benchmark shapes and timing" };
         var threadsOption = CommonOptions.Threads();
         var command = new Command("selftest", "Validate a GPU device against the native CPU backend, then benchmark it")
         {
-            deviceOption, shapesOption, noBenchOption, quickOption, threadsOption,
+            deviceOption, shapesOption, gemmOption, noBenchOption, quickOption, threadsOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () => Execute(parse.GetValue(deviceOption)!, parse.GetValue(shapesOption),
-            !parse.GetValue(noBenchOption), parse.GetValue(quickOption), parse.GetValue(threadsOption), Console.Out)));
+            !parse.GetValue(noBenchOption), parse.GetValue(quickOption), parse.GetValue(threadsOption), Console.Out,
+            parse.GetValue(gemmOption)!)));
         return command;
     }
 
-    public static int Execute(string device, string? shapes, bool bench, bool quick, int threads, TextWriter output)
+    public static int Execute(string device, string? shapes, bool bench, bool quick, int threads, TextWriter output, string gemm = "ilgpu")
     {
+        var engine = gemm switch
+        {
+            "ilgpu" => GemmEngine.Ilgpu,
+            "cublas" when device == "cuda" => GemmEngine.CuBlas,
+            "cublas" => throw new CliException($"--gemm cublas: cuBLAS runs only on --device cuda, not '{device}'"),
+            _ => throw new CliException($"--gemm: unknown engine '{gemm}' (valid: ilgpu, cublas)"),
+        };
         if (!Devices.Contains(device))
             throw new CliException($"--device: selftest validates {string.Join(", ", Devices)}, not '{device}'");
         shapes ??= device == "cuda" ? "all" : "tiny";
@@ -52,11 +65,14 @@ public static class SelftestCommand
             throw new CliException($"--shapes: unknown shape set '{shapes}' (valid: {string.Join(", ", ShapeSets)})");
         if (device == "cuda") RequireCuda(GpuBackend.IsCudaAvailable);
         NativeBackend.Threads = DeviceFactory.ResolveThreads(threads);
-        using var backend = device == "cuda" ? GpuBackend.CreateCuda() : GpuBackend.CreateCpu();
+        GpuBackend backend;
+        try { backend = device == "cuda" ? GpuBackend.CreateCuda(gemm: engine) : GpuBackend.CreateCpu(); }
+        catch (Backends.Gpu.CuBlas.CuBlasUnavailableException e) { throw new CliException($"--gemm cublas: {e.Message}"); }
+        using var _ = backend;
         backend.DeferErrorChecks = true;
         var gpu = new Device(backend);
         var cpu = new Device(new NativeBackend());
-        output.WriteLine($"# selftest on {backend.AcceleratorInfo} against the native CPU backend; shapes: {shapes}");
+        output.WriteLine($"# selftest on {backend.AcceleratorInfo} (GEMM: {backend.Gemm}) against the native CPU backend; shapes: {shapes}");
         var report = new SelftestReport(output);
         var ops = new OpConformance(gpu, cpu, report);
         var models = new ModelChecks(gpu, cpu, report);
