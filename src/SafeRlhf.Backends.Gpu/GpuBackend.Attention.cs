@@ -75,7 +75,7 @@ public sealed partial class GpuBackend
         using var sdk = Out(dk);
         using var sdv = Out(dv);
         var mask = sm?.F32 ?? sq.F32;
-        using var delta = Tensor.Zeros(q.Device, DType.F32, p.B, p.H, p.T);
+        using var delta = Tensor.Uninitialized(q.Device, DType.F32, p.B, p.H, p.T);
         var deltaView = Raw(delta).Cast<float>();
         if (q.Numel > 0)
             _kernels.AttentionDelta.Value(Linear((long)p.B * p.T * p.H), so.F32, sdo.F32, deltaView, p);

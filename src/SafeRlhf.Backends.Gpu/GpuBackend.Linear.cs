@@ -19,6 +19,11 @@ public sealed partial class GpuBackend
             || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
             throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
         if (c.Numel == 0) return;
+        if (Gemm == GemmEngine.CuBlas)
+        {
+            CuBlasMatMul(a, b, c, transA, transB, accumulate, batch, m, n, k);
+            return;
+        }
         // fp32 operands are read in place through their strides; other dtypes are staged contiguous first
         using var sa = a.DType == DType.F32 ? null : In(a);
         using var sb = b.DType == DType.F32 ? null : In(b);
@@ -139,9 +144,9 @@ public sealed partial class GpuBackend
     {
         // x² with the elementwise kernel, then the reduction kernel to one value (accumulated in fp32 on the device).
         if (x.Numel == 0) return 0;
-        using var squares = Tensor.Zeros(x.Device, DType.F32, x.Shape.ToArray());
+        using var squares = Tensor.Uninitialized(x.Device, DType.F32, x.Shape.ToArray());
         Unary(UnaryOp.Square, x, squares, 0, 0);
-        using var total = Tensor.Zeros(x.Device, DType.F32, Enumerable.Repeat(1, x.Rank).ToArray());
+        using var total = Tensor.Uninitialized(x.Device, DType.F32, Enumerable.Repeat(1, x.Rank).ToArray());
         ReduceSum(squares, total);
         return total.ToDoubleArray()[0];
     }

@@ -51,9 +51,9 @@ public sealed partial class GpuBackend
         var p = GatherLayout(x, index, y, axis, "Gather");
         if (p.Count == 0) return;
         using var si = IndexView(index);
-        ClearError();
-        _kernels.Gather.Value(Linear(p.Count), Raw(x), si.View, Raw(y), _error.View, si.Adjust(p));
-        ThrowOnBadIndex("Gather", x, axis);
+        var describe = BadIndex("Gather", x, axis);
+        _kernels.Gather.Value(Linear(p.Count), Raw(x), si.View, Raw(y), ErrorSlot(describe), si.Adjust(p));
+        CheckNow(describe);
     }
 
     public void ScatterAdd(Tensor dy, Tensor index, Tensor dx, int axis)
@@ -61,7 +61,7 @@ public sealed partial class GpuBackend
         if (dx.DType != DType.F32)
         {
             // atomics need fp32: accumulate into an fp32 copy, then write it back
-            using var temp = Tensor.Zeros(dx.Device, DType.F32, dx.Shape.ToArray());
+            using var temp = Tensor.Uninitialized(dx.Device, DType.F32, dx.Shape.ToArray());
             Copy(dx, temp);
             ScatterAdd(dy, index, temp, axis);
             Copy(temp, dx);
@@ -70,9 +70,9 @@ public sealed partial class GpuBackend
         var p = GatherLayout(dx, index, dy, axis, "ScatterAdd");
         if (p.Count == 0) return;
         using var si = IndexView(index);
-        ClearError();
-        _kernels.ScatterAdd.Value(Linear(p.Count), Raw(dy), si.View, Raw(dx).Cast<float>(), _error.View, si.Adjust(p));
-        ThrowOnBadIndex("ScatterAdd", dx, axis);
+        var describe = BadIndex("ScatterAdd", dx, axis);
+        _kernels.ScatterAdd.Value(Linear(p.Count), Raw(dy), si.View, Raw(dx).Cast<float>(), ErrorSlot(describe), si.Adjust(p));
+        CheckNow(describe);
     }
 
     /// <summary>The index tensor as an I32 view: in place when I32 (any strides), else staged contiguous.</summary>
@@ -102,11 +102,12 @@ public sealed partial class GpuBackend
 
     private IndexStage IndexView(Tensor index) => new(this, index);
 
-    private void ThrowOnBadIndex(string op, Tensor x, int axis)
+    /// <summary>The message for a bad index flagged by Gather/ScatterAdd (shape captured now, read later).</summary>
+    private static Func<int, int, string> BadIndex(string op, Tensor x, int axis)
     {
-        var (flag, value) = ReadError();
-        if (flag != 0)
-            throw new IndexOutOfRangeException($"{op}: index {value} out of range [0, {x.Dim(axis)}) on axis {axis} of {x.Shape}");
+        var shape = x.Shape.ToString();
+        int extent = x.Dim(axis);
+        return (_, value) => $"{op}: index {value} out of range [0, {extent}) on axis {axis} of {shape}";
     }
 
     // ---- RMSNorm ----
@@ -218,16 +219,14 @@ public sealed partial class GpuBackend
         using var st = Index(targets);
         using var sl = Out(losses);
         using var slse = Out(lse);
-        ClearError();
-        _kernels.CrossEntropyForward.Value(PerRow(n, v, 2 * WarpSize), sx.F32, st.I32, sl.F32, slse.F32, _error.View,
+        // the target is read back only when the check fails (immediately, or at the deferred check)
+        var targetsRef = DeferErrorChecks ? null : targets;
+        Func<int, int, string> describe = (flag, _) => targetsRef is null
+            ? $"CrossEntropy: a target out of range [0, {v}) at row {flag - 1} (logits [{n}, {v}])"
+            : $"CrossEntropy: target {targetsRef.ToArray<int>()[flag - 1]} out of range [0, {v}) at row {flag - 1}";
+        _kernels.CrossEntropyForward.Value(PerRow(n, v, 2 * WarpSize), sx.F32, st.I32, sl.F32, slse.F32, ErrorSlot(describe),
             new CrossEntropyParams(n, v, ignoreIndex));
-        var (flag, _) = ReadError();
-        if (flag != 0)
-        {
-            int row = flag - 1;
-            int target = targets.ToArray<int>()[row];
-            throw new IndexOutOfRangeException($"CrossEntropy: target {target} out of range [0, {v}) at row {row}");
-        }
+        CheckNow(describe);
     }
 
     public void CrossEntropyBackward(Tensor logits, Tensor targets, Tensor lse, Tensor dLosses, Tensor dLogits, int ignoreIndex)

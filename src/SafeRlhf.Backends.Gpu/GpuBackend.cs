@@ -32,7 +32,8 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         _isCpu = isCpu;
         _pool = new BufferPool(accelerator, poolCacheBytes);
         _kernels = new KernelCache(accelerator);
-        _error = accelerator.Allocate1D<int>(4);
+        _error = accelerator.Allocate1D<int>(2 * ErrorSlots);
+        _error.MemSetToZero();
         Name = isCpu ? "ilgpu-cpu" : "cuda";
     }
 
@@ -59,8 +60,9 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         }
     }
 
-    /// <summary>A backend on CUDA device <paramref name="deviceIndex"/>.</summary>
-    public static GpuBackend CreateCuda(int deviceIndex = 0)
+    /// <summary>A backend on CUDA device <paramref name="deviceIndex"/> whose dense products use <paramref name="gemm"/>
+    /// (cuBLAS must load, or this throws <see cref="CuBlas.CuBlasUnavailableException"/>).</summary>
+    public static GpuBackend CreateCuda(int deviceIndex = 0, GemmEngine gemm = GemmEngine.Ilgpu)
     {
         var context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Math(MathMode.Default));
         if (context.GetCudaDevices().Count <= deviceIndex)
@@ -69,13 +71,25 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             throw new InvalidOperationException("no CUDA device found (is the NVIDIA driver installed?)");
         }
         var accelerator = context.CreateCudaAccelerator(deviceIndex);
-        return new GpuBackend(context, accelerator, isCpu: false, poolCacheBytes: 2L << 30);
+        var backend = new GpuBackend(context, accelerator, isCpu: false, poolCacheBytes: 2L << 30);
+        if (gemm == GemmEngine.CuBlas)
+        {
+            try { backend.UseCuBlas(); }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
+        }
+        return backend;
     }
 
     /// <summary>A backend on the ILGPU CPU accelerator with groups of <paramref name="groupSize"/> threads
     /// (4, 16, 64 or 256; a warp is √groupSize threads). Small groups keep the emulated barriers cheap.</summary>
-    public static GpuBackend CreateCpu(int groupSize = 16)
+    public static GpuBackend CreateCpu(int groupSize = 16, GemmEngine gemm = GemmEngine.Ilgpu)
     {
+        if (gemm == GemmEngine.CuBlas)
+            throw new NotSupportedException("GemmEngine.CuBlas: cuBLAS needs a CUDA device, not the ILGPU CPU accelerator");
         int warp = groupSize switch
         {
             4 => 2,
@@ -93,14 +107,12 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     /// <summary>CUDA when present, otherwise an exception (the CPU accelerator is only ever chosen explicitly).</summary>
     public static GpuBackend Create() => CreateCuda();
 
-    /// <summary>Waits for every launched kernel to finish.</summary>
-    public void Synchronize() => _accelerator.Synchronize();
-
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         _accelerator.Synchronize();
+        ReleaseCuBlas();
         _pool.Dispose();
         _error.Dispose();
         _accelerator.Dispose();
@@ -113,7 +125,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     {
         long bytes = dtype.ByteCount(count);
         var buffer = _pool.Rent(bytes);
-        buffer.View.MemSetToZero();
+        MemsetZero(buffer.View);
         return new GpuStorage(this, _pool, buffer, bytes);
     }
 
@@ -126,9 +138,9 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         var s = Own(dst);
         CheckRange(s, byteOffset, src.Length);
         if (src.Length == 0) return;
-        _accelerator.Synchronize();
+        // Ordered behind earlier kernels on the accelerator's stream; the copy returns once the host bytes are consumed.
+        Interlocked.Increment(ref _uploads);
         s.Bytes.SubView(byteOffset, src.Length).CopyFromCPU(ref MemoryMarshal.GetReference(src), src.Length);
-        _accelerator.Synchronize();
     }
 
     public void Read(Storage src, long byteOffset, Span<byte> dst)
@@ -136,8 +148,10 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         var s = Own(src);
         CheckRange(s, byteOffset, dst.Length);
         if (dst.Length == 0) return;
-        _accelerator.Synchronize();
+        Wait();
+        Interlocked.Increment(ref _readbacks);
         s.Bytes.SubView(byteOffset, dst.Length).CopyToCPU(ref MemoryMarshal.GetReference(dst), dst.Length);
+        CheckErrors();
     }
 
     private static void CheckRange(GpuStorage s, long offset, long length)
@@ -228,7 +242,8 @@ public sealed partial class GpuBackend : IBackend, IDisposable
             }
             else
             {
-                _temp = Tensor.Zeros(tensor.Device, dtype, tensor.Shape.ToArray());
+                // every element is written before it is read: by the copy below, or by the kernel for outputs
+                _temp = Tensor.Uninitialized(tensor.Device, dtype, tensor.Shape.ToArray());
                 if (read) backend.Copy(tensor, _temp);
                 Bytes = backend.Raw(_temp).SubView(0, dtype.ByteCount(Math.Max(1, tensor.Numel)));
             }
@@ -252,15 +267,4 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     private Staged Out(Tensor t) => new(this, t, DType.F32, read: false, write: true);
     private Staged InOut(Tensor t) => new(this, t, DType.F32, read: true, write: true);
     private Staged Index(Tensor t) => new(this, t, DType.I32, read: true, write: false);
-
-    /// <summary>Clears the device error slots before a kernel that reports bad indices.</summary>
-    private void ClearError() => _error.View.MemSetToZero();
-
-    /// <summary>Reads the device error slots (synchronizing).</summary>
-    private (int Flag, int Value) ReadError()
-    {
-        _accelerator.Synchronize();
-        var e = _error.GetAsArray1D();
-        return (e[0], e[1]);
-    }
 }

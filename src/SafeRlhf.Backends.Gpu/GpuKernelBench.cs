@@ -7,13 +7,30 @@ using SafeRlhf.Tensors.Profiling;
 
 namespace SafeRlhf.Backends.Gpu;
 
-/// <summary>The ceilings a GPU benchmark divides by: fp32 FLOP/s of the CUDA cores (the GEMM kernels do not use
-/// tensor cores) and DRAM bandwidth, with where the numbers came from. <see cref="ComputeUnits"/>: SMs on CUDA
-/// (0 when unknown), worker threads on the CPU accelerator.</summary>
-public sealed record GpuPeak(string Source, double Gflops, double Gbps, int ComputeUnits = 0)
+/// <summary>The ceilings a GPU benchmark divides by: fp32 FLOP/s of the CUDA cores, dense tensor-core FLOP/s with
+/// TF32 and with BF16 inputs (0 when unknown, e.g. on the CPU accelerator), and DRAM bandwidth, with where the
+/// numbers came from. <see cref="ComputeUnits"/>: SMs on CUDA (0 when unknown), worker threads on the CPU accelerator.</summary>
+public sealed record GpuPeak(string Source, double Gflops, double Gbps, int ComputeUnits = 0, double Tf32Gflops = 0, double Bf16Gflops = 0)
 {
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Gflops / 1e3:F1} TFLOP/s fp32, {Gbps:F0} GB/s ({Source})");
+    public override string ToString()
+    {
+        string tensor = Tf32Gflops > 0 ? FormattableString.Invariant($", {Tf32Gflops / 1e3:F0} TF32 / {Bf16Gflops / 1e3:F0} BF16 tensor-core") : "";
+        return FormattableString.Invariant($"{Gflops / 1e3:F1} TFLOP/s fp32{tensor}, {Gbps:F0} GB/s ({Source})");
+    }
+
+    /// <summary>The ceiling a case is measured against: DRAM for memory-bound kernels and for matrix-vector
+    /// products (one row: every weight is read once per two FLOPs); for matrix products and attention the
+    /// tensor-core rate of their input type (BF16 for BF16 and quantized weights, TF32 for fp32), where the device has
+    /// tensor cores; the fp32 CUDA-core rate otherwise.</summary>
+    public (string Name, double Value, bool Compute) CeilingFor(string kernel, string shape, bool computeBound)
+    {
+        bool product = kernel.Contains("gemm") || kernel.Contains("matmul");
+        if (!computeBound || (product && shape.StartsWith("1x", StringComparison.Ordinal))) return ("peak_dram", Gbps, false);
+        if (product && (kernel.Contains("bf16") || kernel.StartsWith("qmatmul", StringComparison.Ordinal)) && Bf16Gflops > 0)
+            return ("peak_bf16", Bf16Gflops, true);
+        if ((product || kernel.StartsWith("attention", StringComparison.Ordinal)) && Tf32Gflops > 0) return ("peak_tf32", Tf32Gflops, true);
+        return ("peak_fp32", Gflops, true);
+    }
 }
 
 /// <summary>Benchmarks the ILGPU kernels through <see cref="IBackend"/> with the napkin math of
@@ -46,6 +63,8 @@ public static class GpuKernelBench
         }
         Emit(new("peak_fp32", peak.Source, backend.Name, threads, 0, peak.Gflops, 0, 100));
         Emit(new("peak_dram", peak.Source, backend.Name, threads, 0, 0, peak.Gbps, 100));
+        if (peak.Tf32Gflops > 0) Emit(new("peak_tf32", peak.Source, backend.Name, threads, 0, peak.Tf32Gflops, 0, 100));
+        if (peak.Bf16Gflops > 0) Emit(new("peak_bf16", peak.Source, backend.Name, threads, 0, peak.Bf16Gflops, 0, 100));
         var device = new Device(backend);
         foreach (var c in KernelCases.For(device, dims))
         {
@@ -55,7 +74,8 @@ public static class GpuKernelBench
             backend.Synchronize();
             double seconds = Time(run, backend.Synchronize, budget);
             double gflops = c.Flops / seconds / 1e9, gbps = c.Bytes / seconds / 1e9;
-            double pct = c.ComputeBound ? 100 * gflops / peak.Gflops : 100 * gbps / peak.Gbps;
+            var ceiling = peak.CeilingFor(c.Kernel, c.Shape, c.ComputeBound);
+            double pct = 100 * (ceiling.Compute ? gflops : gbps) / ceiling.Value;
             Emit(new(c.Kernel, c.Shape, backend.Name, threads, seconds, gflops, gbps, pct));
         }
         return results;
@@ -103,7 +123,18 @@ public static class GpuKernelBench
         _ => 0,
     };
 
-    /// <summary>Ceilings from device properties: SMs × fp32 lanes × 2 FLOPs (FMA) × SM clock, and
+    /// <summary>Dense tensor-core FLOPs per clock per SM with (TF32, BF16) inputs by compute capability (NVIDIA
+    /// architecture whitepapers: A100 1024/2048, GA10x/AD10x 512/1024, H100 2048/4096); (0, 0) when unknown.</summary>
+    public static (int Tf32, int Bf16) TensorFlopsPerClockPerSm(int major, int minor) => (major, minor) switch
+    {
+        (8, 0) => (1024, 2048),
+        (8, _) => (512, 1024),
+        (9, 0) => (2048, 4096),
+        _ => (0, 0),
+    };
+
+    /// <summary>Ceilings from device properties: SMs × fp32 lanes × 2 FLOPs (FMA) × SM clock (tensor cores: SMs ×
+    /// <see cref="TensorFlopsPerClockPerSm"/> × SM clock), and
     /// 2 (double data rate) × memory clock × bus width / 8. Clocks are in kHz, as CUDA reports them.
     /// Null when a property is missing.</summary>
     public static GpuPeak? PeakFromProperties(string name, int multiprocessors, int clockKhz, int memoryClockKhz,
@@ -113,25 +144,28 @@ public static class GpuKernelBench
         if (multiprocessors <= 0 || clockKhz <= 0 || memoryClockKhz <= 0 || memoryBusBits <= 0 || lanes == 0) return null;
         double gflops = multiprocessors * lanes * 2.0 * clockKhz * 1e3 / 1e9;
         double gbps = 2.0 * memoryClockKhz * 1e3 * memoryBusBits / 8 / 1e9;
+        var (tf32, bf16) = TensorFlopsPerClockPerSm(major, minor);
+        double perClock = multiprocessors * clockKhz * 1e3 / 1e9;
         return new GpuPeak(string.Create(CultureInfo.InvariantCulture,
             $"{name}: sm_{major}{minor}, {multiprocessors} SMs × {lanes} lanes at {clockKhz / 1e3:F0} MHz, {memoryBusBits}-bit memory at {memoryClockKhz / 1e3:F0} MHz"),
-            gflops, gbps, multiprocessors);
+            gflops, gbps, multiprocessors, tf32 * perClock, bf16 * perClock);
     }
 
-    /// <summary>Datasheet ceilings (NVIDIA, boost clock, fp32 without tensor cores) for devices whose properties
-    /// are unavailable: H100 SXM 66.9 TFLOP/s and 3350 GB/s, H100 PCIe 51.2 and 2000, H200 66.9 and 4800,
-    /// A100 80 GB 19.5 and 2039, A100 40 GB 19.5 and 1555. Null for other devices.</summary>
+    /// <summary>Datasheet ceilings (NVIDIA, boost clock; fp32 CUDA cores, dense TF32 and BF16 tensor cores, DRAM) for
+    /// devices whose properties are unavailable: H100 SXM 66.9 / 494.7 / 989.4 TFLOP/s and 3350 GB/s, H100 PCIe
+    /// 51.2 / 378 / 756 and 2000, H200 66.9 / 494.7 / 989.4 and 4800, A100 80 GB 19.5 / 156 / 312 and 2039, A100
+    /// 40 GB 19.5 / 156 / 312 and 1555. Null for other devices.</summary>
     public static GpuPeak? PeakFromTable(string name)
     {
         string n = name.ToUpperInvariant();
-        (double Tflops, double Gbps)? row =
-            n.Contains("H100") && n.Contains("PCIE") ? (51.2, 2000) :
-            n.Contains("H100") ? (66.9, 3350) :
-            n.Contains("H200") ? (66.9, 4800) :
-            n.Contains("A100") && n.Contains("80G") ? (19.5, 2039) :
-            n.Contains("A100") ? (19.5, 1555) :
+        (double Tflops, double Tf32, double Bf16, double Gbps)? row =
+            n.Contains("H100") && n.Contains("PCIE") ? (51.2, 378, 756, 2000) :
+            n.Contains("H100") ? (66.9, 494.7, 989.4, 3350) :
+            n.Contains("H200") ? (66.9, 494.7, 989.4, 4800) :
+            n.Contains("A100") && n.Contains("80G") ? (19.5, 156, 312, 2039) :
+            n.Contains("A100") ? (19.5, 156, 312, 1555) :
             null;
-        return row is { } r ? new GpuPeak($"{name}: datasheet table", r.Tflops * 1e3, r.Gbps) : null;
+        return row is { } r ? new GpuPeak($"{name}: datasheet table", r.Tflops * 1e3, r.Gbps, 0, r.Tf32 * 1e3, r.Bf16 * 1e3) : null;
     }
 
     /// <summary>The ceilings of CUDA device <paramref name="deviceIndex"/>: from its properties, else from the

@@ -1,3 +1,5 @@
+using System.Linq.Expressions;
+using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
 using SafeRlhf.Kernels;
@@ -41,10 +43,30 @@ internal sealed class KernelCache
         AttentionForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.Forward));
         AttentionDelta = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardDelta));
         AttentionKeyValue = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardKeyValue));
+        Sample = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>(SamplingKernels.Sample));
         AttentionQuery = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardQuery));
     }
 
-    private static Lazy<T> Load<T>(Func<T> loader) => new(loader, LazyThreadSafetyMode.ExecutionAndPublication);
+#pragma warning disable CS0649 // incremented through the expression tree of CountingLaunches
+    private long _launches;
+#pragma warning restore CS0649
+
+    /// <summary>Kernel launches through this cache so far.</summary>
+    public long Launches => Interlocked.Read(ref _launches);
+
+    private Lazy<T> Load<T>(Func<T> loader) where T : Delegate =>
+        new(() => CountingLaunches(loader()), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>The launcher wrapped so that each call first increments <see cref="Launches"/>.</summary>
+    private T CountingLaunches<T>(T launcher) where T : Delegate
+    {
+        var invoke = typeof(T).GetMethod("Invoke")!;
+        var parameters = invoke.GetParameters().Select(p => Expression.Parameter(p.ParameterType, p.Name)).ToArray();
+        var counter = Expression.Field(Expression.Constant(this), typeof(KernelCache).GetField(nameof(_launches), BindingFlags.NonPublic | BindingFlags.Instance)!);
+        var increment = Expression.Call(typeof(Interlocked).GetMethod(nameof(Interlocked.Increment), [typeof(long).MakeByRefType()])!, counter);
+        var body = Expression.Block(increment, Expression.Invoke(Expression.Constant(launcher), parameters));
+        return Expression.Lambda<T>(body, parameters).Compile();
+    }
 
     public Lazy<Action<KernelConfig, ArrayView<byte>, ArrayView<byte>, CopyParams>> Copy { get; }
     public Lazy<Action<KernelConfig, ArrayView<byte>, CopyParams>> Fill { get; }
@@ -76,4 +98,5 @@ internal sealed class KernelCache
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDelta { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionKeyValue { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionQuery { get; }
+    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>> Sample { get; }
 }

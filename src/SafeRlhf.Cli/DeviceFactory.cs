@@ -25,11 +25,11 @@ public static class DeviceFactory
             case "reference":
                 return new Device(new ReferenceBackend());
             case "ilgpu-cpu":
-                return new Device(GpuBackend.CreateCpu());
+                return new Device(GpuBackend.CreateCpu().WithDeferredErrorChecks());
             case "cuda":
                 if (!GpuBackend.IsCudaAvailable)
                     throw new CliException("--device cuda: no CUDA device is available on this machine (use --device cpu)");
-                return new Device(GpuBackend.CreateCuda());
+                return new Device(GpuBackend.CreateCuda().WithDeferredErrorChecks());
             default:
                 throw new CliException($"--device: unknown device '{name}' (valid: {string.Join(", ", Names)})");
         }

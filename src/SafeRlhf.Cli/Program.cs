@@ -15,6 +15,7 @@ public static class Program
             PipelineCommand.Create(),
             BenchCommand.Create(),
             BenchCommCommand.Create(),
+            SelftestCommand.Create(),
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),

@@ -30,8 +30,7 @@ public static class Generator
             var positions = Tensor.FromArray(device, Enumerable.Range(start, input.Length).ToArray(), 1, input.Length);
             var hidden = model.Forward(tokens, positions, null, cache);
             var last = hidden.Narrow(1, input.Length - 1, 1);
-            var logits = model.Logits(last).ToDoubleArray();
-            int next = sampler.Next(logits, options.RepetitionPenalty != 1.0 ? sequence : null);
+            int next = sampler.NextRows(model.Logits(last), previous: options.RepetitionPenalty != 1.0 ? [sequence] : null)[0];
             generated.Add(next);
             sequence.Add(next);
             onToken?.Invoke(next);

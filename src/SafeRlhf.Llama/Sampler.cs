@@ -68,6 +68,42 @@ public sealed class Sampler
         return order[keep - 1];
     }
 
+    /// <summary>logits [.., V] on the model's device → the next token of each row where <paramref name="sample"/>
+    /// is true (−1 elsewhere), drawing from <see cref="Rng"/> in row order exactly as <see cref="Next"/> row by row
+    /// would. A backend that samples on the device (<see cref="IDeviceSampler"/>) returns only the ids, unless a
+    /// repetition penalty is set (applied on the host); every other backend reads the logits back as doubles.</summary>
+    public int[] NextRows(Tensor logits, IReadOnlyList<bool>? sample = null, IReadOnlyList<IReadOnlyCollection<int>?>? previous = null)
+    {
+        int rows = checked((int)(logits.Numel / logits.Dim(-1)));
+        return NextRows(logits, Enumerable.Repeat(this, rows).ToArray(), sample, previous);
+    }
+
+    /// <summary>As the instance <see cref="NextRows(Tensor, IReadOnlyList{bool}?, IReadOnlyList{IReadOnlyCollection{int}?}?)"/>
+    /// with one sampler per row (all with the same options), row i drawing from <paramref name="samplers"/>[i]'s
+    /// generator: a row's token then depends on its own stream only, not on the other rows of the batch.</summary>
+    public static int[] NextRows(Tensor logits, IReadOnlyList<Sampler> samplers, IReadOnlyList<bool>? sample = null,
+        IReadOnlyList<IReadOnlyCollection<int>?>? previous = null)
+    {
+        int vocab = logits.Dim(-1);
+        int rows = checked((int)(logits.Numel / vocab));
+        if (samplers.Count != rows) throw new ArgumentException($"NextRows: {samplers.Count} samplers for {rows} rows of logits", nameof(samplers));
+        var o = samplers[0]._options;
+        if (samplers.Any(s => s._options with { Seed = 0 } != o with { Seed = 0 }))
+            throw new ArgumentException("NextRows: the samplers of one batch must share their options (all but the seed)", nameof(samplers));
+        bool Active(int i) => sample is null || sample[i];
+        var result = new int[rows];
+        if (logits.Backend is IDeviceSampler { SamplesOnDevice: true } device && o.RepetitionPenalty == 1.0)
+        {
+            var uniforms = new double[rows];
+            for (int i = 0; i < rows; i++) uniforms[i] = !Active(i) ? -1 : o.Temperature == 0 ? 0 : samplers[i].Rng.NextDouble();
+            return device.Sample(logits, o.Temperature, o.TopP, uniforms);
+        }
+        var values = logits.ToDoubleArray();
+        for (int i = 0; i < rows; i++)
+            result[i] = Active(i) ? samplers[i].Next(values.AsSpan(i * vocab, vocab).ToArray(), previous?[i]) : -1;
+        return result;
+    }
+
     public static int ArgMax(ReadOnlySpan<double> values)
     {
         int best = 0;

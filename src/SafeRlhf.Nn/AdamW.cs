@@ -87,15 +87,17 @@ public sealed partial class AdamW : IDisposable
     {
         using var scope = new TensorScope();
         using var _ = GradMode.NoGrad();
-        double total = 0;
-        foreach (var s in _slots)
-            if (s.Param.Grad is { } g && s.Length > 0) total += g.Backend.SumOfSquares(s.Whole ? g : Segment(g, s));
+        double total;
         if (Sharded)
         {
+            total = 0;
+            foreach (var s in _slots)
+                if (s.Param.Grad is { } g && s.Length > 0) total += g.Backend.SumOfSquares(s.Whole ? g : Segment(g, s));
             Span<double> sum = [total];
             _dp.Comm.AllReduceSum(sum);
             total = sum[0];
         }
+        else total = GlobalSumOfSquares();
         double norm = Math.Sqrt(total);
         if (norm > maxNorm && norm > 0)
         {
@@ -108,6 +110,19 @@ public sealed partial class AdamW : IDisposable
                 }
         }
         return norm;
+    }
+
+    /// <summary>Σ‖g‖² over every gradient, tensor by tensor in slot order. A backend that batches the reduction
+    /// (<see cref="IBatchedSumOfSquares"/>, a GPU) gets all of its gradients in one call: one wait for the device
+    /// instead of one per parameter tensor, with the same terms added in the same order.</summary>
+    private double GlobalSumOfSquares()
+    {
+        var grads = _slots.Select(s => s.Param.Grad).OfType<Tensor>().ToList();
+        if (grads.Count > 0 && grads[0].Backend is IBatchedSumOfSquares batched && grads.All(g => ReferenceEquals(g.Backend, grads[0].Backend)))
+            return batched.SumOfSquares(grads);
+        double total = 0;
+        foreach (var g in grads) total += g.Backend.SumOfSquares(g);
+        return total;
     }
 
     /// <summary>Optimizer moments by parameter name, shaped as the parameter (for checkpoints). Sharded, this is

@@ -107,7 +107,7 @@ public sealed partial class Tensor : IDisposable
         var shape = new Shape(dims);
         if (shape.Numel != data.Length)
             throw new TensorShapeException($"FromArray: {data.Length} values do not fill shape {shape}");
-        var t = Zeros(device, dtype, dims);
+        var t = Uninitialized(device, dtype, dims);
         device.Backend.Write(t.Storage, 0, MemoryMarshal.AsBytes(data));
         return t;
     }
@@ -123,7 +123,7 @@ public sealed partial class Tensor : IDisposable
         long expected = dtype.ByteCount(shape.Numel);
         if (expected != bytes.Length)
             throw new TensorShapeException($"FromBytes: {bytes.Length} bytes do not hold {dtype} {shape} ({expected} bytes)");
-        var t = Zeros(device, dtype, dims);
+        var t = Uninitialized(device, dtype, dims);
         device.Backend.Write(t.Storage, 0, bytes);
         return t;
     }

@@ -4,14 +4,36 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Backends.Gpu.Tests;
 
 /// <summary>One ILGPU backend for the whole test run (kernels compile once): CUDA when a GPU is present,
-/// otherwise the ILGPU CPU accelerator with 16-thread groups (warp 4), which runs the same kernels.</summary>
+/// otherwise the ILGPU CPU accelerator with 16-thread groups (warp 4), which runs the same kernels.
+/// With SAFERLHF_REQUIRE_CUDA=1 a machine without a working CUDA device fails every GPU test instead of
+/// falling back; the chosen accelerator is written to the test output either way.</summary>
 public sealed class GpuFixture : IDisposable
 {
+    public const string RequireCudaVariable = "SAFERLHF_REQUIRE_CUDA";
+
     public GpuFixture()
     {
-        Backend = GpuBackend.IsCudaAvailable ? GpuBackend.CreateCuda() : GpuBackend.CreateCpu(groupSize: 16);
+        Backend = Choose(Environment.GetEnvironmentVariable(RequireCudaVariable), GpuBackend.IsCudaAvailable);
         Gpu = new Device(Backend);
         Reference = new Device(new ReferenceBackend());
+        Console.WriteLine($"[gpu tests] running on {Backend.Name}: {Backend.AcceleratorInfo}");
+    }
+
+    /// <summary>The backend the tests run on for a value of <see cref="RequireCudaVariable"/>.</summary>
+    public static GpuBackend Choose(string? requireCuda, bool cudaAvailable)
+    {
+        bool require = requireCuda switch
+        {
+            null or "" or "0" => false,
+            "1" => true,
+            _ => throw new InvalidOperationException($"{RequireCudaVariable}='{requireCuda}': expected 1 or 0"),
+        };
+        if (cudaAvailable) return GpuBackend.CreateCuda();
+        if (require)
+            throw new InvalidOperationException(
+                $"{RequireCudaVariable}=1 but no CUDA device is usable (no NVIDIA driver, no GPU, or the CUDA driver failed to load); " +
+                "refusing to fall back to the ILGPU CPU accelerator");
+        return GpuBackend.CreateCpu(groupSize: 16);
     }
 
     public GpuBackend Backend { get; }

@@ -51,8 +51,7 @@ public static class Rollout
                 for (int j = 0; j < s; j++) keyMask[i * s + j] = mask[i][j];
             var hidden = actor.Forward(Tensor.FromArray(device, inputTokens, b, width), Tensor.FromArray(device, inputPositions, b, width),
                 PolicyOps.FromValues(device, dtype, keyMask, b, s), cache);
-            var logits = actor.Logits(hidden.Narrow(1, width - 1, 1)).ToDoubleArray();
-            int vocab = actor.Config.VocabSize;
+            var sampled = Sampler.NextRows(actor.Logits(hidden.Narrow(1, width - 1, 1)), samplers, done.Select(d => !d).ToArray());
             inputTokens = new int[b];
             inputPositions = new int[b];
             for (int i = 0; i < b; i++)
@@ -61,7 +60,7 @@ public static class Rollout
                 bool wasDone = done[i];
                 if (!wasDone)
                 {
-                    token = samplers[i].Next(logits.AsSpan(i * vocab, vocab).ToArray());
+                    token = sampled[i];
                     responses[i].Add(token);
                     done[i] = token == eosId;
                 }
