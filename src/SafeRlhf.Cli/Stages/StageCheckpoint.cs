@@ -208,7 +208,7 @@ public static partial class StageCheckpoint
 
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
     /// file; a missing tensor or a different dtype or shape throws <see cref="CliException"/>. Frozen base weights kept
-    /// in a storage type (F16, BF16, Q8_0, Q4_0: the base under LoRA, which training never changes) are checked for
+    /// in a storage type (F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the base under LoRA, which training never changes) are checked for
     /// presence and shape only (files of earlier versions hold quantized ones dequantized).</summary>
     public static void LoadInto(Module module, string path)
     {
