@@ -38,7 +38,7 @@ inline void scale_min(const uint8_t* q, int j, int* sc, int* mn) {
 }
 
 /** Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]). */
-void decode_affine(const uint8_t* b, bool five, float* x) {
+void decode_affine(const uint8_t* __restrict b, bool five, float* __restrict x) {
   const float d = f16(b), dmin = f16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
@@ -60,21 +60,26 @@ void decode_affine(const uint8_t* b, bool five, float* x) {
   }
 }
 
-/** Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], d). */
-void decode_q6(const uint8_t* b, float* x) {
+/** Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], d). The 16 group scales d·sc are formed first (the same fp32
+ *  product ggml forms), then each weight is one product; restrict lets the stores not reload the block. */
+void decode_q6(const uint8_t* __restrict b, float* __restrict x) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
   const float d = f16(b + 208);
+  float ds[16];
+  for (int g = 0; g < 16; ++g) ds[g] = d * sc[g];
   for (int h = 0; h < 2; ++h)
-    for (int l = 0; l < 32; ++l) {
-      const int lo = ql[64 * h + l], hi = ql[64 * h + l + 32], top = qh[32 * h + l];
-      const int g = 8 * h + l / 16;
-      x[128 * h + l] = d * sc[g] * (((lo & 0xF) | ((top & 3) << 4)) - 32);
-      x[128 * h + l + 32] = d * sc[g + 2] * (((hi & 0xF) | (((top >> 2) & 3) << 4)) - 32);
-      x[128 * h + l + 64] = d * sc[g + 4] * (((lo >> 4) | (((top >> 4) & 3) << 4)) - 32);
-      x[128 * h + l + 96] = d * sc[g + 6] * (((hi >> 4) | (((top >> 6) & 3) << 4)) - 32);
-    }
+    for (int p = 0; p < 4; ++p)
+      for (int half = 0; half < 2; ++half) {
+        const float s = ds[8 * h + 2 * p + half];
+        for (int i = 0; i < 16; ++i) {
+          const int l = 16 * half + i;
+          const int low = ql[64 * h + 32 * (p & 1) + l] >> (4 * (p >> 1)) & 0xF;
+          const int top = (qh[32 * h + l] >> (2 * p)) & 3;
+          x[128 * h + 32 * p + l] = s * ((low | (top << 4)) - 32);
+        }
+      }
 }
 
 void decode_block(int32_t type, const uint8_t* b, float* x) {
