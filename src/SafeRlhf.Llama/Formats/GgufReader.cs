@@ -106,6 +106,7 @@ public static partial class GgufReader
                 throw new WeightFormatException(path, name, $"{type} needs a row length that is a multiple of {per}, got [{string.Join(", ", dims)}]");
             if (offset % (ulong)alignment != 0)
                 throw new WeightFormatException(path, name, $"data offset {offset} is not a multiple of the alignment {alignment}");
+            // The element count must not overflow (checked at 8 bytes per element, the widest type) before it is sized.
             if (!RawTensor.TryByteCount(DType.F64, dims, out _) || GgmlTypes.ByteCount(type, RawTensor.Count(dims)) is not long bytes)
                 throw new WeightFormatException(path, name, $"shape [{string.Join(", ", dims)}] is too large");
             if (offset > (ulong)file.Length || (long)offset + dataStart > file.Length - bytes)
