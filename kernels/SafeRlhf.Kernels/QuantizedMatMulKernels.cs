@@ -8,8 +8,14 @@ public static class QuantCode
 {
     public const int Q8_0 = 0;
     public const int Q4_0 = 1;
+    public const int Q4_K = 2;
+    public const int Q5_K = 3;
+    public const int Q6_K = 4;
     public const int Q8_0BlockBytes = 34;
     public const int Q4_0BlockBytes = 18;
+
+    /// <summary>Bytes of a 256-weight super-block of a K-quant kind.</summary>
+    public static int KBlockBytes(int kind) => kind == Q4_K ? 144 : kind == Q5_K ? 176 : 210;
 }
 
 public readonly struct QuantGemvParams
@@ -34,13 +40,15 @@ public readonly struct QuantizeParams
     }
 }
 
-/// <summary>Matrix products against ggml Q8_0/Q4_0 weights, plus quantize/dequantize. Blocks are read
-/// byte-wise (34- and 18-byte blocks are not word aligned); the fp16 block scale is decoded in-kernel.</summary>
+/// <summary>Matrix products against ggml Q8_0/Q4_0 and K-quant (Q4_K, Q5_K, Q6_K) weights, plus quantize (Q8_0/Q4_0)
+/// and dequantize. Blocks are read byte-wise (34- and 18-byte blocks are not word aligned); the fp16 block scale is
+/// decoded in-kernel.</summary>
 public static class QuantizedMatMulKernels
 {
     /// <summary>Weight element <paramref name="e"/> (row-major over the logical [M, K] weight) dequantized.</summary>
     public static float Dequant(ArrayView<byte> w, int kind, long e)
     {
+        if (kind >= QuantCode.Q4_K) return KQuantDecode.Element(w, kind, (e >> 8) * QuantCode.KBlockBytes(kind), (int)(e & 255));
         long block = e >> 5;
         int i = (int)(e & 31);
         if (kind == QuantCode.Q8_0)

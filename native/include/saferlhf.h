@@ -144,13 +144,15 @@ SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const
 
 /* ---------------- block quantization (quant.cpp), ggml layouts ---------------- */
 
-enum { SR_Q8_0 = 0, SR_Q4_0 = 1 };
+enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4 };
 /** Q8_0 block: fp16 d, int8 q[32], x ≈ d·q. Q4_0 block: fp16 d, uint8 qs[16] (element j in the low
- *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). */
+ *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). Q4_K, Q5_K, Q6_K: ggml's 256-weight
+ *  super-blocks (144, 176, 210 bytes; kquant.cpp), read from files: dequantize and the two matmuls accept them
+ *  (k and n a multiple of 256), quantize does not. Their matmul uses fp32 products of the decoded weights. */
 SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes);
 /** Quantizes n floats (n a multiple of 32) into n/32 blocks. */
 SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n);
-/** Dequantizes n/32 blocks into n floats. */
+/** Dequantizes n/32 blocks (n/256 for the K-quants) into n floats. */
 SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n);
 /** y [n, m] = x [n, k] · wᵀ with w [m, k] quantized (k a multiple of 32); x is quantized to int8
  *  per 32-block on the fly. */

@@ -1,6 +1,7 @@
 // ggml-compatible Q8_0 / Q4_0 blocks: quantize, dequantize, the weight-quantized matmul y = x·wᵀ
 // (activations quantized to int8 per 32-block on the fly, int8 dot products with an AVX-512 VNNI 4×4 tile, AVX2 or
-// scalar code) and its backward dx = dy·w (w dequantized panel by panel into the fp32 GEMM).
+// scalar code) and its backward dx = dy·w (w dequantized panel by panel into the fp32 GEMM). The K-quant types
+// (Q4_K, Q5_K, Q6_K) pass through the same entry points to kquant.cpp.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "kquant.h"
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
@@ -296,7 +298,10 @@ DotFn select_dot() {
   return dot_scalar;
 }
 
-int64_t block_bytes(int32_t type) { return type == SR_Q8_0 ? 34 : 18; }
+int64_t block_bytes(int32_t type) { return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 ? 34 : 18; }
+
+/** Weights per block: 32, or 256 for the K-quants. */
+int64_t block_elements(int32_t type) { return is_kquant(type) ? QK_K : QK; }
 
 /** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile,
  *  then tasks of 32 weight rows (a panel that stays in L2) against every activation row, 4 × 4 at a time. */
@@ -341,7 +346,8 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
 }
 
 sr_status check_type(const char* name, int32_t type) {
-  if (type != SR_Q8_0 && type != SR_Q4_0) return fail(SR_INVALID_ARGUMENT, std::string(name) + ": unknown block type " + std::to_string(type));
+  if (type != SR_Q8_0 && type != SR_Q4_0 && !is_kquant(type))
+    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": unknown block type " + std::to_string(type));
   return SR_OK;
 }
 
@@ -359,6 +365,7 @@ extern "C" SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes) {
 extern "C" SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n) {
   sr_status st = sr::check_type("sr_quantize_f32", type);
   if (st != SR_OK) return st;
+  if (sr::is_kquant(type)) return sr::fail(SR_UNSUPPORTED, "sr_quantize_f32: K-quant type " + std::to_string(type) + " is read from files, not produced");
   if (n < 0 || n % sr::QK != 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantize_f32: element count " + std::to_string(n) + " is not a multiple of 32");
   if (n == 0) return SR_OK;
   if (x == nullptr || blocks == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantize_f32: null pointer");
@@ -374,9 +381,17 @@ extern "C" SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* 
 extern "C" SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n) {
   sr_status st = sr::check_type("sr_dequantize_f32", type);
   if (st != SR_OK) return st;
-  if (n < 0 || n % sr::QK != 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: element count " + std::to_string(n) + " is not a multiple of 32");
+  const int64_t per = sr::block_elements(type);
+  if (n < 0 || n % per != 0)
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: element count " + std::to_string(n) + " is not a multiple of " + std::to_string(per));
   if (n == 0) return SR_OK;
   if (x == nullptr || blocks == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: null pointer");
+  if (sr::is_kquant(type)) {
+    sr::parallel_for(n / per, 4.0 * per, [&](int64_t b, int64_t e) {
+      sr::kquant_dequantize_row(type, static_cast<const char*>(blocks) + b * sr::block_bytes(type), e - b, x + b * per);
+    });
+    return SR_OK;
+  }
   sr::parallel_for(n / sr::QK, 64.0, [&](int64_t b, int64_t e) {
     sr::dequantize_row(type, static_cast<const char*>(blocks) + b * sr::block_bytes(type), e - b, x + b * sr::QK);
   });
@@ -387,11 +402,24 @@ extern "C" SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x
                                                     int64_t m, int64_t k) {
   sr_status st = sr::check_type("sr_quantized_matmul_f32", type);
   if (st != SR_OK) return st;
-  if (n < 0 || m < 0 || k < 0 || k % sr::QK != 0)
+  const int64_t per = sr::block_elements(type);
+  if (n < 0 || m < 0 || k < 0 || k % per != 0)
     return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: bad sizes n " + std::to_string(n) + ", m " + std::to_string(m) +
-                                             ", k " + std::to_string(k) + " (k must be a multiple of 32)");
+                                             ", k " + std::to_string(k) + " (k must be a multiple of " + std::to_string(per) + ")");
   if (n == 0 || m == 0) return SR_OK;
   if (y == nullptr || (k > 0 && (x == nullptr || w == nullptr))) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: null pointer");
+  if (sr::is_kquant(type)) {
+    if (k == 0) {
+      std::fill(y, y + n * m, 0.0f);
+      return SR_OK;
+    }
+    try {
+      sr::kquant_matmul(type, x, w, y, n, m, k);
+    } catch (const std::bad_alloc&) {
+      return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_f32: out of memory");
+    }
+    return SR_OK;
+  }
   const int64_t blocks = k / sr::QK, row_bytes = blocks * sr::block_bytes(type);
   // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
   if (n >= 4 && sr::has_vnni()) {
@@ -439,9 +467,10 @@ extern "C" SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const
                                                              int64_t n, int64_t m, int64_t k) {
   sr_status st = sr::check_type("sr_quantized_matmul_backward_f32", type);
   if (st != SR_OK) return st;
-  if (n < 0 || m < 0 || k < 0 || k % sr::QK != 0)
+  const int64_t per = sr::block_elements(type);
+  if (n < 0 || m < 0 || k < 0 || k % per != 0)
     return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_backward_f32: bad sizes n " + std::to_string(n) + ", m " +
-                                             std::to_string(m) + ", k " + std::to_string(k) + " (k must be a multiple of 32)");
+                                             std::to_string(m) + ", k " + std::to_string(k) + " (k must be a multiple of " + std::to_string(per) + ")");
   if (n == 0 || k == 0) return SR_OK;
   if (dx == nullptr || (m > 0 && (dy == nullptr || w == nullptr)))
     return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_backward_f32: null pointer");
@@ -451,6 +480,10 @@ extern "C" SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const
   }
   const int64_t row_bytes = k / sr::QK * sr::block_bytes(type);
   try {
+    if (sr::is_kquant(type)) {
+      sr::kquant_matmul_backward(type, dy, w, dx, n, m, k);
+      return SR_OK;
+    }
     sr::backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
       sr::dequantize_row(type, static_cast<const char*>(w) + j * row_bytes + c0 / sr::QK * sr::block_bytes(type), cols / sr::QK, out);
     });

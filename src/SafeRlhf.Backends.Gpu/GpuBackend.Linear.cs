@@ -57,7 +57,10 @@ public sealed partial class GpuBackend
     {
         DType.Q8_0 => QuantCode.Q8_0,
         DType.Q4_0 => QuantCode.Q4_0,
-        _ => throw new TensorDTypeException($"expected a Q8_0 or Q4_0 weight, got {w.DType}"),
+        DType.Q4_K => QuantCode.Q4_K,
+        DType.Q5_K => QuantCode.Q5_K,
+        DType.Q6_K => QuantCode.Q6_K,
+        _ => throw new TensorDTypeException($"expected a Q8_0, Q4_0, Q4_K, Q5_K or Q6_K weight, got {w.DType}"),
     };
 
     private ArrayView<byte> QuantBytes(Tensor w)
@@ -78,7 +81,7 @@ public sealed partial class GpuBackend
             return;
         }
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
-        if (w.Dim(1) != k || y.Dim(0) != n || y.Dim(1) != m || k % DTypeInfo.QuantBlock != 0)
+        if (w.Dim(1) != k || y.Dim(0) != n || y.Dim(1) != m || k % w.DType.BlockElements() != 0)
             throw new TensorShapeException($"QuantizedMatMul: x {x.Shape}, w {w.Shape}, y {y.Shape}");
         int kind = QuantKind(w);
         if (y.Numel == 0) return;
@@ -121,6 +124,7 @@ public sealed partial class GpuBackend
     public void Quantize(Tensor x, Tensor q)
     {
         RequireSameDims("Quantize", x, q);
+        if (q.DType.IsKQuant()) throw new TensorDTypeException($"Quantize: {q.DType} is read from files only (quantize to Q8_0 or Q4_0)");
         int kind = QuantKind(q);
         if (x.Dim(-1) % DTypeInfo.QuantBlock != 0)
             throw new TensorShapeException($"Quantize: last axis of {x.Shape} is not a multiple of {DTypeInfo.QuantBlock}");

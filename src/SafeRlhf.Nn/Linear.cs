@@ -3,7 +3,7 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Nn;
 
 /// <summary>y = x·Wᵀ (+ b) (+ LoRA: (α/r)·x·Aᵀ·Bᵀ). W [out, in] is dense F32/F64 (trainable unless frozen),
-/// or a frozen Q8_0/Q4_0/BF16 base weight; LoRA adapters A [r, in] (random init) and B [out, r] (zero init)
+/// or a frozen Q8_0/Q4_0/Q4_K/Q5_K/Q6_K/BF16 base weight; LoRA adapters A [r, in] (random init) and B [out, r] (zero init)
 /// are trainable and can be switched off to recover the base layer (the reference policy).</summary>
 public sealed class Linear : Module
 {
@@ -38,7 +38,7 @@ public sealed class Linear : Module
     {
         Tensor y = _weight.DType switch
         {
-            DType.Q8_0 or DType.Q4_0 => Ops.QuantizedLinear(x, _weight),
+            DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K => Ops.QuantizedLinear(x, _weight),
             DType.BF16 when x.DType == DType.F32 => Ops.QuantizedLinear(x, _weight),
             DType.BF16 or DType.F16 => Ops.Linear(x, _weight.Cast(x.DType)),
             _ => Ops.Linear(x, _weight),

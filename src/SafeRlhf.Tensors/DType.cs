@@ -1,7 +1,8 @@
 namespace SafeRlhf.Tensors;
 
 /// <summary>Element types. F32/F64 are compute types; BF16/F16 are storage types with fp32 compute;
-/// Q8_0 and Q4_0 are ggml-compatible block-quantized storage types (32 weights per block).</summary>
+/// Q8_0 and Q4_0 are ggml-compatible block-quantized storage types (32 weights per block); Q4_K, Q5_K and Q6_K are
+/// ggml's K-quant storage types (256-weight super-blocks, see <see cref="KQuantBlocks"/>).</summary>
 public enum DType
 {
     F32,
@@ -11,6 +12,9 @@ public enum DType
     I32,
     Q8_0,
     Q4_0,
+    Q4_K,
+    Q5_K,
+    Q6_K,
 }
 
 /// <summary>Sizes and properties of <see cref="DType"/> values.</summary>
@@ -25,8 +29,38 @@ public static class DTypeInfo
     /// <summary>Bytes of one Q4_0 block: fp16 scale + 16 bytes of packed 4-bit values.</summary>
     public const int Q4_0BlockBytes = 2 + 16;
 
+    /// <summary>Weights per K-quant super-block (ggml's QK_K).</summary>
+    public const int KQuantBlock = 256;
+
+    /// <summary>Bytes of one Q4_K super-block: fp16 d, fp16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles.</summary>
+    public const int Q4_KBlockBytes = 2 + 2 + 12 + 128;
+
+    /// <summary>Bytes of one Q5_K super-block: fp16 d, fp16 dmin, 12 bytes of 6-bit scales/mins, 32 bytes of high bits, 128 bytes of nibbles.</summary>
+    public const int Q5_KBlockBytes = 2 + 2 + 12 + 32 + 128;
+
+    /// <summary>Bytes of one Q6_K super-block: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales, fp16 d.</summary>
+    public const int Q6_KBlockBytes = 128 + 64 + 16 + 2;
+
     /// <summary>True for block-quantized storage types.</summary>
-    public static bool IsQuantized(this DType dtype) => dtype is DType.Q8_0 or DType.Q4_0;
+    public static bool IsQuantized(this DType dtype) => dtype is DType.Q8_0 or DType.Q4_0 || dtype.IsKQuant();
+
+    /// <summary>True for the K-quant storage types (Q4_K, Q5_K, Q6_K), which are read from files and never produced by
+    /// <c>Ops.Quantize</c>.</summary>
+    public static bool IsKQuant(this DType dtype) => dtype is DType.Q4_K or DType.Q5_K or DType.Q6_K;
+
+    /// <summary>Weights per block of a quantized type (32, or 256 for the K-quants).</summary>
+    public static int BlockElements(this DType dtype) => dtype.IsKQuant() ? KQuantBlock : QuantBlock;
+
+    /// <summary>Bytes per block of a quantized type.</summary>
+    public static int BlockBytes(this DType dtype) => dtype switch
+    {
+        DType.Q8_0 => Q8_0BlockBytes,
+        DType.Q4_0 => Q4_0BlockBytes,
+        DType.Q4_K => Q4_KBlockBytes,
+        DType.Q5_K => Q5_KBlockBytes,
+        DType.Q6_K => Q6_KBlockBytes,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a block-quantized dtype"),
+    };
 
     /// <summary>True for floating-point compute types (F32, F64).</summary>
     public static bool IsCompute(this DType dtype) => dtype is DType.F32 or DType.F64;
@@ -37,15 +71,15 @@ public static class DTypeInfo
         DType.F32 or DType.I32 => count * 4,
         DType.F64 => count * 8,
         DType.BF16 or DType.F16 => count * 2,
-        DType.Q8_0 => BlockCount(dtype, count) * Q8_0BlockBytes,
-        DType.Q4_0 => BlockCount(dtype, count) * Q4_0BlockBytes,
+        DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K => BlockCount(dtype, count) * dtype.BlockBytes(),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 
     private static long BlockCount(DType dtype, long count)
     {
-        if (count % QuantBlock != 0)
-            throw new ArgumentException($"{dtype} needs an element count that is a multiple of {QuantBlock}, got {count}");
-        return count / QuantBlock;
+        int per = dtype.BlockElements();
+        if (count % per != 0)
+            throw new ArgumentException($"{dtype} needs an element count that is a multiple of {per}, got {count}");
+        return count / per;
     }
 }

@@ -46,6 +46,9 @@ public sealed unsafe partial class NativeBackend
     {
         DType.Q8_0 => NativeMethods.Q8_0,
         DType.Q4_0 => NativeMethods.Q4_0,
+        DType.Q4_K => NativeMethods.Q4_K,
+        DType.Q5_K => NativeMethods.Q5_K,
+        DType.Q6_K => NativeMethods.Q6_K,
         _ => throw new TensorDTypeException($"{op}: {w.DType} is not a quantized dtype"),
     };
 

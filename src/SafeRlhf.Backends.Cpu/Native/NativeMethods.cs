@@ -41,7 +41,7 @@ internal static unsafe partial class NativeMethods
 {
     private const string Lib = "saferlhf_native";
 
-    public const int Q8_0 = 0, Q4_0 = 1;
+    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4;
     public const int RopeInterleaved = 0, RopeHalf = 1;
 
     /// <summary>Throws when <paramref name="status"/> is not OK (reads sr_last_error on this thread).</summary>

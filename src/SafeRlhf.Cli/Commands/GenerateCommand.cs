@@ -40,7 +40,7 @@ public static class GenerateCommand
         var threadsOption = CommonOptions.Threads();
         var keepOption = new Option<bool>("--keep-quantized")
         {
-            Description = "Keep F16/BF16/Q8_0/Q4_0 matrices as stored instead of converting them to F32",
+            Description = "Keep F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices as stored instead of converting them to F32",
         };
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON object {prompt_ids, generated_ids, text} instead of streaming" };
         var chatOption = new Option<bool>("--chat")

@@ -24,7 +24,8 @@ public static class InitCommand
         var vocabOption = new Option<int?>("--vocab") { Description = "Vocabulary size (default: the preset's)" };
         var quantizeOption = new Option<string?>("--quantize")
         {
-            Description = "Store the projection and classifier matrices as q8_0 or q4_0 (GGUF only; embeddings and norms stay F32)",
+            Description = "Store the projection and classifier matrices as q8_0 or q4_0 (embeddings and norms stay F32), or write " +
+                          "llama.cpp's q4_k_m or q6_k mix (K-quant matrices and token embedding, as llama-quantize lays them out); GGUF only",
         };
         var dtypeOption = new Option<string>("--dtype")
         {
@@ -51,10 +52,11 @@ public static class InitCommand
                 Seed = parse.GetValue(seedOption),
                 MatrixType = MatrixType(parse.GetValue(dtypeOption)!),
                 Quantize = Quantize(parse.GetValue(quantizeOption)),
+                Mix = Mix(parse.GetValue(quantizeOption)),
                 Format = Format(parse.GetValue(formatOption)!),
                 Name = parse.GetValue(presetOption)!,
             };
-            if (options.Quantize is not null && options.Format == CheckpointFormat.Safetensors)
+            if ((options.Quantize is not null || options.Mix is not null) && options.Format == CheckpointFormat.Safetensors)
                 throw new CliException("--quantize: safetensors cannot store quantized blocks; use --format gguf");
             options.Validate();
             string folder = OutputFolder(parse.GetValue(outOption)!);
@@ -104,10 +106,17 @@ public static class InitCommand
 
     private static DType? Quantize(string? name) => name?.ToLowerInvariant() switch
     {
-        null => null,
+        null or "q4_k_m" or "q6_k" => null,
         "q8_0" => DType.Q8_0,
         "q4_0" => DType.Q4_0,
-        _ => throw new CliException($"--quantize: unknown type '{name}' (valid: q8_0, q4_0)"),
+        _ => throw new CliException($"--quantize: unknown type '{name}' (valid: q8_0, q4_0, q4_k_m, q6_k)"),
+    };
+
+    private static QuantMix? Mix(string? name) => name?.ToLowerInvariant() switch
+    {
+        "q4_k_m" => QuantMix.Q4_K_M,
+        "q6_k" => QuantMix.Q6_K,
+        _ => null,
     };
 
     private static CheckpointFormat Format(string name) => name.ToLowerInvariant() switch

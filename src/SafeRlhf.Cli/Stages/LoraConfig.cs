@@ -6,7 +6,7 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Cli.Stages;
 
 /// <summary>The `lora` block of a stage config: train rank-r adapters of the named projections instead of every
-/// weight. The base weights are frozen; F16, BF16, Q8_0 and Q4_0 matrices stay as stored, and <see cref="Quantize"/>
+/// weight. The base weights are frozen; F16, BF16, Q8_0, Q4_0 and K-quant (Q4_K, Q5_K, Q6_K) matrices stay as stored, and <see cref="Quantize"/>
 /// quantizes the dense ones on load (the 7B recipe: LoRA on a Q4_0 or Q8_0 base).</summary>
 public sealed record LoraConfig
 {

@@ -13,7 +13,8 @@ public enum GgufValueType : uint
 
 /// <summary>Reads GGUF files (versions 2 and 3): magic "GGUF", version, tensor count, metadata key/values (every value
 /// type, arrays included), tensor infos, then tensor data aligned to general.alignment (default 32). Tensor types
-/// F32, F16, BF16, F64, I32, Q8_0 and Q4_0. ggml lists dims innermost first (ne[0]); <see cref="RawTensor.Dims"/>
+/// F32, F16, BF16, F64, I32, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are held as stored; Q4_1, Q5_0, Q5_1, Q2_K and Q3_K are
+/// dequantized to F32 as the file is read (<see cref="GgmlTypes"/>). ggml lists dims innermost first (ne[0]); <see cref="RawTensor.Dims"/>
 /// is that list reversed. Metadata values are byte, sbyte, ushort, short, uint, int, float, bool, string, ulong,
 /// long, double, or a typed array of those (object[] for arrays of arrays).</summary>
 public static partial class GgufReader
@@ -65,7 +66,7 @@ public static partial class GgufReader
                 throw new WeightFormatException(path, key, "metadata key occurs twice");
         }
 
-        var infos = new List<(string Name, int[] Dims, DType DType, ulong Offset)>();
+        var infos = new List<(string Name, int[] Dims, GgmlType Type, ulong Offset)>();
         for (ulong i = 0; i < tensorCount; i++)
         {
             r.Context = $"tensor info {i}";
@@ -81,19 +82,10 @@ public static partial class GgufReader
                 dims[nDims - 1 - d] = (int)ne;
             }
             uint ggmlType = r.ReadUInt32();
-            DType dtype = ggmlType switch
-            {
-                0 => DType.F32,
-                1 => DType.F16,
-                2 => DType.Q4_0,
-                8 => DType.Q8_0,
-                26 => DType.I32,
-                28 => DType.F64,
-                30 => DType.BF16,
-                _ => throw new WeightFormatException(path, name, $"ggml tensor type {ggmlType} is not supported (F32, F16, BF16, F64, I32, Q8_0, Q4_0 are)"),
-            };
+            if (!GgmlTypes.TryFrom(ggmlType, out var type))
+                throw new WeightFormatException(path, name, $"ggml tensor type {ggmlType} is not supported ({GgmlTypes.Supported} are)");
             ulong offset = r.ReadUInt64();
-            infos.Add((name, dims, dtype, offset));
+            infos.Add((name, dims, type, offset));
         }
 
         long alignment = DefaultAlignment;
@@ -107,25 +99,43 @@ public static partial class GgufReader
 
         var tensors = new List<RawTensor>(infos.Count);
         long consumed = dataStart;
-        foreach (var (name, dims, dtype, offset) in infos)
+        foreach (var (name, dims, type, offset) in infos)
         {
-            if (dtype.IsQuantized() && (dims.Length == 0 || dims[^1] % DTypeInfo.QuantBlock != 0))
-                throw new WeightFormatException(path, name, $"{dtype} needs a row length that is a multiple of {DTypeInfo.QuantBlock}, got [{string.Join(", ", dims)}]");
+            int per = GgmlTypes.BlockElements(type);
+            if (per > 1 && (dims.Length == 0 || dims[^1] % per != 0))
+                throw new WeightFormatException(path, name, $"{type} needs a row length that is a multiple of {per}, got [{string.Join(", ", dims)}]");
             if (offset % (ulong)alignment != 0)
                 throw new WeightFormatException(path, name, $"data offset {offset} is not a multiple of the alignment {alignment}");
-            if (!RawTensor.TryByteCount(dtype, dims, out long bytes))
+            // The element count must not overflow (checked at 8 bytes per element, the widest type) before it is sized.
+            if (!RawTensor.TryByteCount(DType.F64, dims, out _) || GgmlTypes.ByteCount(type, RawTensor.Count(dims)) is not long bytes)
                 throw new WeightFormatException(path, name, $"shape [{string.Join(", ", dims)}] is too large");
             if (offset > (ulong)file.Length || (long)offset + dataStart > file.Length - bytes)
                 throw new WeightFormatException(path, name,
-                    $"extends past the end of the file: data bytes [{dataStart + (decimal)offset}, {dataStart + (decimal)offset + bytes}), the file has {file.Length}");
+                    $"{type} [{string.Join(", ", dims)}] extends past the end of the file: data bytes [{dataStart + (decimal)offset}, {dataStart + (decimal)offset + bytes}), the file has {file.Length}");
             if (bytes > int.MaxValue) throw new WeightFormatException(path, name, $"{bytes} bytes exceed the 2 GiB limit of one tensor");
             long start = dataStart + (long)offset;
             consumed = Math.Max(consumed, start + bytes);
-            tensors.Add(new RawTensor(metaNames ? ToMetaName(name) : name, dtype, dims, file.Memory(start, (int)bytes)));
+            string held = metaNames ? ToMetaName(name) : name;
+            var data = file.Memory(start, (int)bytes);
+            tensors.Add(GgmlTypes.Kept(type) is { } dtype
+                ? new RawTensor(held, dtype, dims, data)
+                : DequantizeAtLoad(held, type, dims, data.Span, path));
         }
 
         var config = ReadConfig(metadata, tensors, path, metaNames, file.Length);
         return new WeightFile(path, WeightFileFormat.Gguf, metadata, tensors, config, consumed, file);
+    }
+
+    // Q4_1, Q5_0, Q5_1, Q2_K, Q3_K: decoded to F32 once, here (no kernel reads these layouts).
+    private static RawTensor DequantizeAtLoad(string name, GgmlType type, int[] dims, ReadOnlySpan<byte> blocks, string path)
+    {
+        long count = RawTensor.Count(dims);
+        if (count * 4 > int.MaxValue) throw new WeightFormatException(path, name, $"{type} [{string.Join(", ", dims)}] dequantized to F32 exceeds the 2 GiB limit of one tensor");
+        var values = new float[count];
+        GgmlLoadTimeBlocks.Dequantize(type, blocks, values);
+        var bytes = new byte[count * 4];
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        return new RawTensor(name, DType.F32, dims, bytes);
     }
 
     private static string ReadString(ByteReader r) => r.ReadUtf8(r.ReadUInt64());
@@ -211,8 +221,8 @@ public static partial class GgufReader
         _ => null,
     };
 
-    // Q4_0 stores 32 weights in 18 bytes: no supported type takes less than half a byte per weight.
-    private const double MinBytesPerParameter = 0.5;
+    // Q2_K stores 256 weights in 84 bytes: no supported type takes less than 0.328 bytes per weight.
+    private const double MinBytesPerParameter = 84.0 / 256;
 
     private static LlamaFileConfig? ReadConfig(Dictionary<string, object> m, List<RawTensor> tensors, string path, bool metaNames, long fileLength)
     {

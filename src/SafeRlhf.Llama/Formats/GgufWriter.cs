@@ -7,7 +7,7 @@ namespace SafeRlhf.Llama.Formats;
 /// tensor infos first (every tensor's offset follows from its type and shape), then each tensor's bytes, produced one
 /// at a time and aligned to <see cref="GgufReader.DefaultAlignment"/>. Metadata values may be string, bool, byte,
 /// int, uint, long, ulong, float or double (each written with the matching GGUF type), or a string, float or int array. Tensor
-/// types F32, F16, BF16, F64, I32, Q8_0 and Q4_0. The file is written atomically.</summary>
+/// types F32, F16, BF16, F64, I32, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K. The file is written atomically.</summary>
 public static class GgufWriter
 {
     private const uint Version = 3;
@@ -20,7 +20,7 @@ public static class GgufWriter
         foreach (var t in tensors)
         {
             if (!names.Add(t.Name)) throw new ArgumentException($"tensor name '{t.Name}' occurs twice");
-            GgmlType(t);
+            GgmlNumber(t);
         }
         var keys = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, _) in metadata)
@@ -65,17 +65,10 @@ public static class GgufWriter
         return block is null ? metaName : $"blk.{layer}.{block}.weight";
     }
 
-    private static uint GgmlType(StreamedTensor t) => t.DType switch
-    {
-        DType.F32 => 0,
-        DType.F16 => 1,
-        DType.Q4_0 => 2,
-        DType.Q8_0 => 8,
-        DType.I32 => 26,
-        DType.F64 => 28,
-        DType.BF16 => 30,
-        _ => throw new ArgumentException($"tensor '{t.Name}': {t.DType} has no GGUF type"),
-    };
+    private static uint GgmlNumber(StreamedTensor t) =>
+        t.DType is DType.F32 or DType.F16 or DType.BF16 or DType.F64 or DType.I32 || t.DType.IsQuantized()
+            ? GgmlTypes.Number(t.DType)
+            : throw new ArgumentException($"tensor '{t.Name}': {t.DType} has no GGUF type");
 
     private static void Pad(Stream s)
     {
@@ -102,7 +95,7 @@ public static class GgufWriter
             WriteString(w, t.Name);
             w.Write((uint)t.Dims.Length);
             for (int d = t.Dims.Length - 1; d >= 0; d--) w.Write((ulong)t.Dims[d]);
-            w.Write(GgmlType(t));
+            w.Write(GgmlNumber(t));
             w.Write(offset);
             ulong bytes = (ulong)t.ByteCount;
             offset += (bytes + GgufReader.DefaultAlignment - 1) / GgufReader.DefaultAlignment * GgufReader.DefaultAlignment;

@@ -132,10 +132,13 @@ public static class Safetensors
             "I64" => (DType.I32, 8),
             "Q8_0" => (DType.Q8_0, 0),
             "Q4_0" => (DType.Q4_0, 0),
-            _ => throw Bad($"unsupported dtype '{dtypeName}' (supported: F64, F32, F16, BF16, I32, I64, and Q8_0, Q4_0 in saferlhf checkpoints)"),
+            "Q4_K" => (DType.Q4_K, 0),
+            "Q5_K" => (DType.Q5_K, 0),
+            "Q6_K" => (DType.Q6_K, 0),
+            _ => throw Bad($"unsupported dtype '{dtypeName}' (supported: F64, F32, F16, BF16, I32, I64, and Q8_0, Q4_0, Q4_K, Q5_K, Q6_K in saferlhf checkpoints)"),
         };
-        if (dtype.IsQuantized() && (dims.Length == 0 || dims[^1] % DTypeInfo.QuantBlock != 0))
-            throw Bad($"{dtypeName} [{string.Join(", ", dims)}]: the last dim must be a multiple of {DTypeInfo.QuantBlock}");
+        if (dtype.IsQuantized() && (dims.Length == 0 || dims[^1] % dtype.BlockElements() != 0))
+            throw Bad($"{dtypeName} [{string.Join(", ", dims)}]: the last dim must be a multiple of {dtype.BlockElements()}");
         if (!RawTensor.TryByteCount(dtype, dims, out long bytes)) throw Bad($"shape {shapeElement.GetRawText()} is too large");
         if (dtypeName == "I64") bytes *= 2;
         if (end - begin != bytes)
@@ -173,6 +176,9 @@ public static class Safetensors
         DType.I32 => "I32",
         DType.Q8_0 => "Q8_0",
         DType.Q4_0 => "Q4_0",
+        DType.Q4_K => "Q4_K",
+        DType.Q5_K => "Q5_K",
+        DType.Q6_K => "Q6_K",
         _ => throw new ArgumentException($"{dtype} has no safetensors dtype", nameof(dtype)),
     };
 

@@ -6,14 +6,15 @@ namespace SafeRlhf.Llama.Formats;
 
 /// <summary>Encodes float values as stored bytes of a weight type: F32, F16 and BF16 (round to nearest even), and
 /// the ggml blocks Q8_0 and Q4_0 with the same arithmetic as the backends' quantization (Q8_0: d = max|x|/127,
-/// q = round(x/d); Q4_0: d = m/−8 with m the element of largest magnitude, q = min(15, trunc(x/d + 8.5))).</summary>
+/// q = round(x/d); Q4_0: d = m/−8 with m the element of largest magnitude, q = min(15, trunc(x/d + 8.5))), and the
+/// K-quants Q4_K, Q5_K, Q6_K with <see cref="KQuantEncoder"/>'s min/max fit.</summary>
 public static class WeightEncoder
 {
     /// <summary>Bytes of <paramref name="count"/> values of <paramref name="dtype"/>.</summary>
     public static long ByteCount(DType dtype, long count) => dtype.ByteCount(count);
 
     /// <summary>Encodes <paramref name="values"/> into <paramref name="destination"/>, which must hold exactly
-    /// <see cref="ByteCount"/> bytes. Quantized types need a multiple of 32 values (whole blocks).</summary>
+    /// <see cref="ByteCount"/> bytes. Quantized types need whole blocks (32 values, 256 for the K-quants).</summary>
     public static void Encode(DType dtype, ReadOnlySpan<float> values, Span<byte> destination)
     {
         if (destination.Length != ByteCount(dtype, values.Length))
@@ -37,8 +38,11 @@ public static class WeightEncoder
                 for (int b = 0; b < values.Length / DTypeInfo.QuantBlock; b++)
                     QuantBlocks.QuantizeQ4_0(values.Slice(b * DTypeInfo.QuantBlock, DTypeInfo.QuantBlock), destination.Slice(b * DTypeInfo.Q4_0BlockBytes, DTypeInfo.Q4_0BlockBytes));
                 break;
+            case DType.Q4_K or DType.Q5_K or DType.Q6_K:
+                KQuantEncoder.QuantizeRow(dtype, values, destination);
+                break;
             default:
-                throw new ArgumentException($"{dtype} is not a weight type that can be encoded (F32, F16, BF16, Q8_0, Q4_0 are)");
+                throw new ArgumentException($"{dtype} is not a weight type that can be encoded (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K are)");
         }
     }
 

@@ -27,7 +27,11 @@ public static class RandomCheckpoint
     {
         config.Validate();
         options.Validate();
-        return LlamaLoader.Parameters(config).Select(p => (p.Name, p.Dims, StoredType(p.Dims, p.IsLinear, options))).ToList();
+        return LlamaLoader.Parameters(config)
+            .Select(p => (p.Name, p.Dims, options.Mix is { } mix
+                ? QuantMixes.TypeOf(mix, p.Name, p.Dims, config.NLayers) ?? DType.F32
+                : StoredType(p.Dims, p.IsLinear, options)))
+            .ToList();
     }
 
     /// <summary>Bytes of tensor data the file will hold (without header and padding).</summary>
@@ -75,7 +79,8 @@ public static class RandomCheckpoint
     {
         // llama.cpp's file types: all F32, mostly F16 / Q4_0 / Q8_0 / BF16.
         var matrixType = plan.Where(t => t.Dims.Length == 2 && t.Name != LlamaTensorNames.TokEmbeddings).Select(t => t.DType).FirstOrDefault();
-        uint fileType = matrixType switch { DType.F16 => 1, DType.Q4_0 => 2, DType.Q8_0 => 7, DType.BF16 => 32, _ => 0 };
+        uint fileType = options.Mix is { } mix ? QuantMixes.FileType(mix)
+            : matrixType switch { DType.F16 => 1, DType.Q4_0 => 2, DType.Q8_0 => 7, DType.BF16 => 32, _ => 0 };
         return
         [
             new("general.architecture", "llama"),

@@ -5,7 +5,7 @@ namespace SafeRlhf.Llama.Init;
 /// <summary>File formats that <see cref="RandomCheckpoint"/> writes.</summary>
 public enum CheckpointFormat
 {
-    /// <summary>One GGUF file (llama.cpp names and metadata); stores Q8_0 and Q4_0 blocks as they are.</summary>
+    /// <summary>One GGUF file (llama.cpp names and metadata); stores Q8_0, Q4_0 and K-quant blocks as they are.</summary>
     Gguf,
     /// <summary>One safetensors file with the configuration in its metadata, as <see cref="Loading.LlamaCheckpoint"/>
     /// writes it; F32, F16 and BF16 only.</summary>
@@ -26,6 +26,10 @@ public sealed record RandomCheckpointOptions
     /// length is not a multiple of 32 is stored as <see cref="MatrixType"/>. Null: no quantization.</summary>
     public DType? Quantize { get; init; }
 
+    /// <summary>Store the matrices and the token embedding in a llama.cpp K-quant mix (GGUF only; excludes
+    /// <see cref="Quantize"/>). Null: no mix.</summary>
+    public QuantMix? Mix { get; init; }
+
     /// <summary>The file format.</summary>
     public CheckpointFormat Format { get; init; } = CheckpointFormat.Gguf;
 
@@ -37,8 +41,12 @@ public sealed record RandomCheckpointOptions
     {
         if (MatrixType is not (DType.F32 or DType.F16 or DType.BF16))
             throw new ArgumentException($"matrix type must be F32, F16 or BF16, got {MatrixType}");
-        if (Quantize is { } q && !q.IsQuantized())
-            throw new ArgumentException($"quantize: {q} is not a quantized type (Q8_0 and Q4_0 are)");
+        if (Quantize is { } q && q is not (DType.Q8_0 or DType.Q4_0))
+            throw new ArgumentException($"quantize: {q} is not a quantized type (Q8_0 and Q4_0 are; K-quants come as a mix)");
+        if (Mix is not null && Quantize is not null)
+            throw new ArgumentException($"quantize: {Quantize} and the {Mix} mix exclude each other");
+        if (Mix is not null && Format == CheckpointFormat.Safetensors)
+            throw new ArgumentException($"safetensors cannot store the {Mix} mix: write GGUF");
         if (Quantize is not null && Format == CheckpointFormat.Safetensors)
             throw new ArgumentException($"safetensors cannot store {Quantize} blocks: write GGUF to quantize");
         return this;

@@ -140,7 +140,7 @@ public static class LlamaLoader
         if (raw.DType == dtype) return Tensor.FromBytes(device, dtype, raw.Data.Span, raw.Dims);
         switch (raw.DType)
         {
-            case DType.Q8_0 or DType.Q4_0:
+            case DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K:
                 using (var q = Tensor.FromBytes(device, raw.DType, raw.Data.Span, raw.Dims))
                 {
                     var f32 = Ops.Dequantize(q);
@@ -152,7 +152,7 @@ public static class LlamaLoader
                     ? Tensor.FromArray(device, raw.ToDoubleArray(), raw.Dims)
                     : Tensor.FromArray(device, raw.ToSingleArray(), raw.Dims);
             default:
-                throw new WeightFormatException(path, raw.Name, $"{raw.DType} is not a weight type (F32, F64, F16, BF16, Q8_0, Q4_0 are)");
+                throw new WeightFormatException(path, raw.Name, $"{raw.DType} is not a weight type (F32, F64, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K are)");
         }
     }
 }

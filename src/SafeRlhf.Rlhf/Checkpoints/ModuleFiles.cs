@@ -38,7 +38,7 @@ public static class ModuleFiles
 
     /// <summary>Overwrites every parameter of <paramref name="module"/> with the same-named tensor of a safetensors
     /// file; a missing tensor or a different dtype or shape throws <see cref="CheckpointException"/>. Frozen base weights
-    /// kept in a storage type (F16, BF16, Q8_0, Q4_0: the base under LoRA, which training never changes) are checked for
+    /// kept in a storage type (F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the base under LoRA, which training never changes) are checked for
     /// presence and shape only (files of earlier versions hold quantized ones dequantized). A file of adapters only
     /// (<see cref="AdaptersOnly"/>) leaves the frozen base weights of <paramref name="module"/> as loaded from its base
     /// model; every adapter and trainable parameter must be in it.</summary>

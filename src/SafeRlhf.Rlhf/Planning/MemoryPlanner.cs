@@ -13,7 +13,7 @@ public sealed record PlanSettings
     public required string Stage { get; init; }
     public required LlamaConfig Config { get; init; }
     /// <summary>How the projection and classifier matrices are stored: F32 (trainable unless LoRA), or a frozen
-    /// BF16, F16, Q8_0 or Q4_0 base (then LoRA is required).</summary>
+    /// BF16, F16, Q8_0, Q4_0 or K-quant (Q4_K, Q5_K, Q6_K) base (then LoRA is required).</summary>
     public DType BaseType { get; init; } = DType.F32;
     /// <summary>LoRA rank; 0 trains every weight.</summary>
     public int LoraRank { get; init; }
@@ -35,8 +35,8 @@ public sealed record PlanSettings
     {
         if (!Stages.Contains(Stage)) throw new ArgumentException($"stage: unknown stage '{Stage}' (valid: {string.Join(", ", Stages)})");
         Config.Validate();
-        if (BaseType is not (DType.F32 or DType.BF16 or DType.F16 or DType.Q8_0 or DType.Q4_0))
-            throw new ArgumentException($"base type: {BaseType} is not a weight type (F32, BF16, F16, Q8_0, Q4_0)");
+        if (BaseType is not (DType.F32 or DType.BF16 or DType.F16) && !BaseType.IsQuantized())
+            throw new ArgumentException($"base type: {BaseType} is not a weight type (F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
         if (BaseType != DType.F32 && LoraRank == 0)
             throw new ArgumentException($"base type: a {BaseType} base is frozen, so it trains only with LoRA (give a LoRA rank)");
         if (LoraRank < 0) throw new ArgumentException($"LoRA rank: must be ≥ 0, got {LoraRank}");
@@ -154,7 +154,7 @@ public static class MemoryPlanner
     private static Dictionary<string, (DType DType, int[] Dims)> BaseSpecs(LlamaConfig c, DType baseType) =>
         LlamaLoader.Parameters(c).ToDictionary(p => p.Name, p =>
         {
-            bool stored = p.IsLinear && baseType != DType.F32 && (!baseType.IsQuantized() || p.Dims[^1] % DTypeInfo.QuantBlock == 0);
+            bool stored = p.IsLinear && baseType != DType.F32 && (!baseType.IsQuantized() || p.Dims[^1] % baseType.BlockElements() == 0);
             return (stored ? baseType : DType.F32, p.Dims);
         }, StringComparer.Ordinal);
 

@@ -1,12 +1,13 @@
 namespace SafeRlhf.Tensors;
 
-// Block-quantized weights (Q8_0, Q4_0): quantize, dequantize and the weight-only quantized linear layer.
+// Block-quantized weights (Q8_0, Q4_0; Q4_K, Q5_K, Q6_K read from files): quantize, dequantize and the weight-only quantized linear layer.
 public static partial class Ops
 {
     /// <summary>F32 x [.., K] (K a multiple of 32) → Q8_0 or Q4_0 storage with the same dims.</summary>
     public static Tensor Quantize(Tensor x, DType dtype)
     {
         if (!dtype.IsQuantized()) throw new TensorDTypeException($"Quantize: {dtype} is not a quantized dtype");
+        if (dtype.IsKQuant()) throw new TensorDTypeException($"Quantize: {dtype} is a storage type read from GGUF files; quantize to Q8_0 or Q4_0");
         if (x.DType != DType.F32) throw new TensorDTypeException($"Quantize: expects F32, got {x.DType} {x.Shape}");
         if (x.Rank == 0 || x.Dim(-1) % DTypeInfo.QuantBlock != 0)
             throw new TensorShapeException($"Quantize: last dim of {x.Shape} must be a multiple of {DTypeInfo.QuantBlock}");
@@ -16,22 +17,22 @@ public static partial class Ops
         return q;
     }
 
-    /// <summary>Q8_0/Q4_0 → F32 with the same dims.</summary>
+    /// <summary>Q8_0/Q4_0/Q4_K/Q5_K/Q6_K → F32 with the same dims.</summary>
     public static Tensor Dequantize(Tensor q)
     {
-        if (!q.DType.IsQuantized()) throw new TensorDTypeException($"Dequantize: expects Q8_0 or Q4_0, got {q.DType}");
+        if (!q.DType.IsQuantized()) throw new TensorDTypeException($"Dequantize: expects Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, got {q.DType}");
         var x = Empty(q.Device, DType.F32, q.Shape.ToArray());
         q.Backend.Dequantize(q, x);
         return x;
     }
 
-    /// <summary>x [.., K] (F32) · wᵀ with a frozen low-precision weight w [M, K] stored as Q8_0, Q4_0 or BF16 → [.., M].
+    /// <summary>x [.., K] (F32) · wᵀ with a frozen low-precision weight w [M, K] stored as Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16 → [.., M].
     /// The gradient flows to x only. BF16 weights are used exactly (widened to fp32).</summary>
     public static Tensor QuantizedLinear(Tensor x, Tensor w)
     {
         CheckCompute("QuantizedLinear", x);
         if (!w.DType.IsQuantized() && w.DType != DType.BF16)
-            throw new TensorDTypeException($"QuantizedLinear: weight must be Q8_0, Q4_0 or BF16, got {w.DType}");
+            throw new TensorDTypeException($"QuantizedLinear: weight must be Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16, got {w.DType}");
         if (x.DType != DType.F32) throw new TensorDTypeException($"QuantizedLinear: x must be F32, got {x.DType}");
         if (w.Rank != 2 || x.Rank < 1 || x.Dim(-1) != w.Dim(1))
             throw new TensorShapeException($"QuantizedLinear: x {x.Shape} and weight {w.Shape} (need x [.., K], w [M, K])");

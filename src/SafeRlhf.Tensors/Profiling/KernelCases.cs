@@ -41,7 +41,7 @@ public static class KernelCases
     [
         "gemm_f32", "rmsnorm_fwd", "rmsnorm_bwd", "rope", "swiglu_fwd", "swiglu_bwd", "softmax_fwd", "softmax_bwd",
         "cross_entropy_fwd", "cross_entropy_bwd", "adamw", "attention_fwd", "attention_bwd", "quantize_q8_0",
-        "qmatmul_q8_0", "qmatmul_q4_0", "qmatmul_bwd_q8_0", "matmul_bf16", "matmul_bwd_bf16",
+        "qmatmul_q8_0", "qmatmul_q4_0", "qmatmul_q4_k", "qmatmul_q6_k", "qmatmul_bwd_q8_0", "matmul_bf16", "matmul_bwd_bf16",
     ];
 
     /// <summary>The cases for a device at the given shapes; each case's Setup allocates its tensors (in the caller's
@@ -174,6 +174,21 @@ public static class KernelCases
                     return () => b.QuantizedMatMul(x, w, y);
                 });
         }
+        // K-quant weights (read from GGUF files, encoded here) where the width is a whole number of 256-weight super-blocks.
+        if (dim % DTypeInfo.KQuantBlock == 0)
+            foreach (var (dtype, name) in new[] { (DType.Q4_K, "qmatmul_q4_k"), (DType.Q6_K, "qmatmul_q6_k") })
+            {
+                double wBytes = (double)dtype.BlockBytes() / DTypeInfo.KQuantBlock * hidden * dim;
+                foreach (int n in new[] { 1, seq })
+                    yield return new(name, $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, wBytes + 4.0 * n * (dim + hidden), n > 1, () =>
+                    {
+                        var blocks = new byte[dtype.ByteCount((long)hidden * dim)];
+                        using (var wf = Rand(d, rng, hidden, dim)) KQuantEncoder.QuantizeRow(dtype, wf.ToArray<float>(), blocks);
+                        var w = Tensor.FromBytes(d, dtype, blocks, hidden, dim);
+                        var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
+                        return () => b.QuantizedMatMul(x, w, y);
+                    });
+            }
         yield return new("qmatmul_bwd_q8_0", $"{seq}x{dim}x{dim}", 2.0 * seq * dim * dim, 34.0 / 32 * dim * dim + 8.0 * seq * dim, true, () =>
         {
             var w = Tensor.Zeros(d, DType.Q8_0, dim, dim);

@@ -177,7 +177,7 @@ public sealed partial class ProfilingBackend : IBackend, IDeviceActivitySource, 
     {
         long t0 = Begin();
         try { return Inner.Allocate(dtype, count); }
-        finally { End(t0, "Allocate", 0, dtype.IsQuantized() && count % DTypeInfo.QuantBlock != 0 ? 0 : dtype.ByteCount(count)); }
+        finally { End(t0, "Allocate", 0, dtype.IsQuantized() && count % dtype.BlockElements() != 0 ? 0 : dtype.ByteCount(count)); }
     }
 
     public MemoryStats Memory => Inner.Memory;

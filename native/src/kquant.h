@@ -1,0 +1,22 @@
+// ggml K-quant super-blocks (Q4_K, Q5_K, Q6_K: 256 weights each), kept as stored under the quantized linear layer.
+// quant.cpp's sr_ entry points hand these types to the functions below.
+#pragma once
+#include <cstdint>
+
+namespace sr {
+
+constexpr int QK_K = 256;
+
+/** True for SR_Q4_K, SR_Q5_K, SR_Q6_K. */
+bool is_kquant(int32_t type);
+/** Bytes of one super-block of a K-quant type. */
+int64_t kquant_block_bytes(int32_t type);
+/** Decodes `blocks` super-blocks into 256·blocks floats (the layout's definition; fp32 arithmetic in ggml's order). */
+void kquant_dequantize_row(int32_t type, const void* w, int64_t blocks, float* x);
+/** y [n, m] = x [n, k] · wᵀ, w [m, k] K-quant rows (k a multiple of 256), fp32 products of the decoded weights.
+ *  Throws std::bad_alloc. */
+void kquant_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
+/** dx [n, k] = dy [n, m] · w (overwritten). Throws std::bad_alloc. */
+void kquant_matmul_backward(int32_t type, const float* dy, const void* w, float* dx, int64_t n, int64_t m, int64_t k);
+
+}  // namespace sr
