@@ -106,7 +106,7 @@ public sealed partial class GpuBackend
     {
         var (flag, value) = ReadError();
         if (flag != 0)
-            throw new IndexOutOfRangeException($"{op}: index {value} out of range [0, {x.Dim(axis)}) on axis {axis} of {x.Shape}");
+            throw new TensorIndexException($"{op}: index {value} out of range [0, {x.Dim(axis)}) on axis {axis} of {x.Shape}");
     }
 
     // ---- RMSNorm ----
@@ -226,7 +226,7 @@ public sealed partial class GpuBackend
         {
             int row = flag - 1;
             int target = targets.ToArray<int>()[row];
-            throw new IndexOutOfRangeException($"CrossEntropy: target {target} out of range [0, {v}) at row {row}");
+            throw new TensorIndexException($"CrossEntropy: target {target} out of range [0, {v}) at row {row}");
         }
     }
 
