@@ -35,7 +35,8 @@ public sealed class NativeKernelException(string function, NativeStatus status, 
     public string NativeMessage { get; } = nativeMessage;
 }
 
-/// <summary>P/Invoke bindings to libsaferlhf_native. Every wrapper checks the returned status and throws
+/// <summary>P/Invoke bindings to libsaferlhf_native, one per <c>sr_</c> export of native/include/saferlhf.h. The bindings
+/// return the raw <see cref="NativeStatus"/>; every caller passes it to <see cref="Check"/>, which throws
 /// <see cref="NativeKernelException"/> with the native error text on failure.</summary>
 internal static unsafe partial class NativeMethods
 {

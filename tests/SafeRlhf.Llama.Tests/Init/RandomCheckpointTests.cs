@@ -184,7 +184,7 @@ public sealed class RandomCheckpointTests
     [Fact]
     public void PresetsAreValidAndUnknownNamesListTheValidOnes()
     {
-        foreach (var name in LlamaConfig.PresetNames) LlamaConfig.Preset(name).Validate();
+        foreach (var name in LlamaConfig.PresetNames) LlamaConfig.TryPreset(name)!.Validate();
         Assert.Equal(LlamaConfig.Llama7B, LlamaConfig.Preset("llama-7b"));
         Assert.Equal(32, LlamaConfig.Preset("llama2-7b").NLayers);
         Assert.Null(LlamaConfig.TryPreset("llama-13b"));
