@@ -7,7 +7,7 @@
 #include <cmath>
 #include <string>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"

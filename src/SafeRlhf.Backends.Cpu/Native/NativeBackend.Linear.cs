@@ -32,10 +32,10 @@ public sealed unsafe partial class NativeBackend
         if (c.Numel == 0) return;
         fixed (byte* pa = ((CpuStorage)a.Storage).Bytes, pb = ((CpuStorage)b.Storage).Bytes, pc = ((CpuStorage)c.Storage).Bytes)
         {
-            Check(NativeMethods.sr_gemm_f32(batch, m, n, k, 1.0f,
+            Check(NativeMethods.sr_matmul_f32(batch, m, n, k, 1.0f,
                 (float*)pa + a.Offset, la.Value.Ld, la.Value.BatchStride, transA ? 1 : 0,
                 (float*)pb + b.Offset, lb.Value.Ld, lb.Value.BatchStride, transB ? 1 : 0,
-                accumulate ? 1.0f : 0.0f, (float*)pc + c.Offset, n, (long)m * n), "sr_gemm_f32");
+                accumulate ? 1.0f : 0.0f, (float*)pc + c.Offset, n, (long)m * n), "sr_matmul_f32");
         }
     }
 
@@ -122,7 +122,7 @@ public sealed unsafe partial class NativeBackend
         if (!IsF32(x)) throw Unsupported("SumOfSquares", x);
         double total;
         fixed (byte* px = RawBytes(x))
-            Check(NativeMethods.sr_sum_squares_f32((float*)px, x.Numel, &total), "sr_sum_squares_f32");
+            Check(NativeMethods.sr_sum_of_squares_f32((float*)px, x.Numel, &total), "sr_sum_of_squares_f32");
         return total;
     }
 
