@@ -53,34 +53,27 @@ internal static class MaskKernels
         for (int i = vy.Length * Vector<float>.Count; i < y.Length; i++) y[i] = cond[i] != 0 ? a[i] : b[i];
     }
 
-    /// <summary>dx = dy · sign(x) (sign(0) = 0), the derivative of Abs.</summary>
-    public static void SignTimes(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    /// <summary>t = sign(x) (0 at 0), the derivative of Abs.</summary>
+    public static void Sign(ReadOnlySpan<double> x, Span<double> t)
     {
-        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
-        var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
-        var vo = MemoryMarshal.Cast<float, Vector<float>>(dx);
-        for (int i = 0; i < vo.Length; i++)
-        {
-            var sign = Vector.ConditionalSelect(Vector.GreaterThan(vx[i], Vector<float>.Zero), Vector<float>.One,
-                Vector.ConditionalSelect(Vector.LessThan(vx[i], Vector<float>.Zero), -Vector<float>.One, Vector<float>.Zero));
-            vo[i] = vd[i] * sign;
-        }
-        for (int i = vo.Length * Vector<float>.Count; i < dx.Length; i++) dx[i] = dy[i] * MathF.Sign(x[i]);
+        var vx = MemoryMarshal.Cast<double, Vector<double>>(x);
+        var vt = MemoryMarshal.Cast<double, Vector<double>>(t);
+        for (int i = 0; i < vt.Length; i++)
+            vt[i] = Vector.ConditionalSelect(Vector.GreaterThan(vx[i], Vector<double>.Zero), Vector<double>.One,
+                Vector.ConditionalSelect(Vector.LessThan(vx[i], Vector<double>.Zero), -Vector<double>.One, Vector<double>.Zero));
+        for (int i = vt.Length * Vector<double>.Count; i < t.Length; i++) t[i] = Math.Sign(x[i]);
     }
 
-    /// <summary>dx = lo ≤ x ≤ hi ? dy : 0, the derivative of Clamp.</summary>
-    public static void InRangeTimes(ReadOnlySpan<float> x, float lo, float hi, ReadOnlySpan<float> dy, Span<float> dx)
+    /// <summary>t = lo ≤ x ≤ hi ? 1 : 0, the derivative of Clamp.</summary>
+    public static void InRange(ReadOnlySpan<double> x, double lo, double hi, Span<double> t)
     {
-        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
-        var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
-        var vo = MemoryMarshal.Cast<float, Vector<float>>(dx);
-        var vlo = new Vector<float>(lo);
-        var vhi = new Vector<float>(hi);
-        for (int i = 0; i < vo.Length; i++)
-        {
-            var inside = Vector.BitwiseAnd(Vector.GreaterThanOrEqual(vx[i], vlo), Vector.LessThanOrEqual(vx[i], vhi));
-            vo[i] = Vector.ConditionalSelect(inside, vd[i], Vector<float>.Zero);
-        }
-        for (int i = vo.Length * Vector<float>.Count; i < dx.Length; i++) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0f;
+        var vx = MemoryMarshal.Cast<double, Vector<double>>(x);
+        var vt = MemoryMarshal.Cast<double, Vector<double>>(t);
+        var vlo = new Vector<double>(lo);
+        var vhi = new Vector<double>(hi);
+        for (int i = 0; i < vt.Length; i++)
+            vt[i] = Vector.ConditionalSelect(Vector.BitwiseAnd(Vector.GreaterThanOrEqual(vx[i], vlo), Vector.LessThanOrEqual(vx[i], vhi)),
+                Vector<double>.One, Vector<double>.Zero);
+        for (int i = vt.Length * Vector<double>.Count; i < t.Length; i++) t[i] = x[i] >= lo && x[i] <= hi ? 1 : 0;
     }
 }

@@ -22,9 +22,7 @@ public sealed partial class NativeBackend
             case UnaryOp.Log: TP.Log(xs, ys); break;
             case UnaryOp.Sqrt: TP.Sqrt(xs, ys); break;
             case UnaryOp.Rsqrt: TP.ReciprocalSqrt(xs, ys); break;
-            case UnaryOp.Silu: TP.Sigmoid(xs, ys); TP.Multiply(ys, xs, ys); break;
-            case UnaryOp.Sigmoid: TP.Sigmoid(xs, ys); break;
-            case UnaryOp.LogSigmoid: LogSigmoid(xs, ys); break;
+            case UnaryOp.Silu or UnaryOp.Sigmoid or UnaryOp.LogSigmoid: InDouble(op, xs, ys); break;
             case UnaryOp.Square: TP.Multiply(xs, xs, ys); break;
             case UnaryOp.Abs: TP.Abs(xs, ys); break;
             case UnaryOp.Scale: TP.Multiply(xs, fa, ys); break;
@@ -34,57 +32,83 @@ public sealed partial class NativeBackend
         }
     }
 
-    /// <summary>log σ(x) = min(x, 0) − log(1 + e^−|x|), stable for large |x|.</summary>
-    private static void LogSigmoid(ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>Elements per chunk of the ops computed in double: widened, computed with vectorised double calls and
+    /// narrowed once, as the double reference rounds.</summary>
+    private const int Chunk = 4096;
+
+    /// <summary>Silu, Sigmoid and LogSigmoid (min(x, 0) − log(1 + e^−|x|), stable for large |x|) computed in double.</summary>
+    private static void InDouble(UnaryOp op, ReadOnlySpan<float> x, Span<float> y)
     {
-        using var low = MemoryOwner<float>.Allocate(x.Length);
-        TP.Abs(x, y);
-        TP.Negate(y, y);
-        TP.Exp(y, y);
-        TP.LogP1(y, y);
-        TP.Min(x, 0f, low.Span);
-        TP.Subtract(low.Span, y, y);
+        using var xo = MemoryOwner<double>.Allocate(Math.Min(Chunk, x.Length));
+        using var yo = MemoryOwner<double>.Allocate(Math.Min(Chunk, x.Length));
+        for (int start = 0; start < x.Length; start += Chunk)
+        {
+            int n = Math.Min(Chunk, x.Length - start);
+            Span<double> xd = xo.Span[..n], yd = yo.Span[..n];
+            TP.ConvertTruncating<float, double>(x.Slice(start, n), xd);
+            switch (op)
+            {
+                case UnaryOp.Silu: TP.Sigmoid(xd, yd); TP.Multiply(xd, yd, yd); break;
+                case UnaryOp.Sigmoid: TP.Sigmoid(xd, yd); break;
+                default:
+                    TP.Abs(xd, yd); TP.Negate(yd, yd); TP.Exp(yd, yd); TP.Add(yd, 1.0, yd); TP.Log(yd, yd);
+                    TP.Min(xd, 0.0, xd); TP.Subtract(xd, yd, yd);
+                    break;
+            }
+            TP.ConvertTruncating<double, float>(yd, y.Slice(start, n));
+        }
     }
 
+    /// <summary>dx = dy · f'(x) computed in double (as the reference does), chunk by chunk, vectorised.</summary>
     public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor dy, Tensor dx, double a, double b)
     {
         string name = "UnaryBackward." + op;
         RequireF32(name, x, y, dy, dx);
         RequireSameDims(name, x, y, dy, dx);
+        if (!Enum.IsDefined(op)) throw Unsupported(name, x);
         var xs = Floats(x);
         var ys = Floats(y);
         var g = Floats(dy);
         var d = Floats(dx);
-        switch (op)
+        int size = Math.Min(Chunk, xs.Length);
+        using var xo = MemoryOwner<double>.Allocate(size);
+        using var yo = MemoryOwner<double>.Allocate(size);
+        using var go = MemoryOwner<double>.Allocate(size);
+        using var to = MemoryOwner<double>.Allocate(size);
+        for (int start = 0; start < xs.Length; start += Chunk)
         {
-            case UnaryOp.Neg: TP.Negate(g, d); break;
-            case UnaryOp.Exp: TP.Multiply(g, ys, d); break;
-            case UnaryOp.Log: TP.Divide(g, xs, d); break;
-            case UnaryOp.Sqrt: TP.Divide(g, ys, d); TP.Multiply(d, 0.5f, d); break;               // dy · 0.5 / y
-            case UnaryOp.Rsqrt: TP.Multiply(ys, ys, d); TP.Multiply(d, ys, d); TP.Multiply(d, g, d); TP.Multiply(d, -0.5f, d); break;
-            case UnaryOp.Silu: SiluBackward(xs, g, d); break;
-            case UnaryOp.Sigmoid: TP.Subtract(1f, ys, d); TP.Multiply(d, ys, d); TP.Multiply(d, g, d); break; // dy · y(1 − y)
-            case UnaryOp.LogSigmoid: TP.Negate(xs, d); TP.Sigmoid(d, d); TP.Multiply(d, g, d); break;      // dy · σ(−x)
-            case UnaryOp.Square: TP.Multiply(xs, g, d); TP.Multiply(d, 2f, d); break;
-            case UnaryOp.Abs: MaskKernels.SignTimes(xs, g, d); break;
-            case UnaryOp.Scale: TP.Multiply(g, (float)a, d); break;
-            case UnaryOp.AddScalar: g.CopyTo(d); break;
-            case UnaryOp.Clamp: MaskKernels.InRangeTimes(xs, (float)a, (float)b, g, d); break;
-            default: throw Unsupported(name, x);
+            int n = Math.Min(Chunk, xs.Length - start);
+            Span<double> xd = xo.Span[..n], yd = yo.Span[..n], gd = go.Span[..n], t = to.Span[..n];
+            TP.ConvertTruncating<float, double>(xs.Slice(start, n), xd);
+            TP.ConvertTruncating<float, double>(ys.Slice(start, n), yd);
+            TP.ConvertTruncating<float, double>(g.Slice(start, n), gd);
+            Derivative(op, xd, yd, a, b, t);
+            TP.Multiply(gd, t, t);
+            TP.ConvertTruncating<double, float>(t, d.Slice(start, n));
         }
     }
 
-    /// <summary>dx = dy · σ(x) · (1 + x · (1 − σ(x))).</summary>
-    private static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    /// <summary>t = f'(x) given x and y = f(x), with the reference backend's formulas (y is overwritten for Silu).</summary>
+    private static void Derivative(UnaryOp op, ReadOnlySpan<double> x, Span<double> y, double a, double b, Span<double> t)
     {
-        using var t = MemoryOwner<float>.Allocate(x.Length);
-        var s = t.Span;
-        TP.Sigmoid(x, dx);                 // σ
-        TP.Subtract(1f, dx, s);            // 1 − σ
-        TP.Multiply(s, x, s);              // x(1 − σ)
-        TP.Add(s, 1f, s);                  // 1 + x(1 − σ)
-        TP.Multiply(dx, s, dx);
-        TP.Multiply(dx, dy, dx);
+        switch (op)
+        {
+            case UnaryOp.Neg: t.Fill(-1); break;
+            case UnaryOp.Exp: y.CopyTo(t); break;
+            case UnaryOp.Log: TP.Reciprocal(x, t); break;
+            case UnaryOp.Sqrt: TP.Divide(0.5, y, t); break;                                              // 0.5 / y
+            case UnaryOp.Rsqrt: TP.Multiply(y, -0.5, t); TP.Multiply(t, y, t); TP.Multiply(t, y, t); break;  // −0.5·y³
+            case UnaryOp.Silu:                                                                           // σ · (1 + x(1 − σ))
+                TP.Sigmoid(x, t); TP.Subtract(1.0, t, y); TP.Multiply(x, y, y); TP.Add(y, 1.0, y); TP.Multiply(t, y, t);
+                break;
+            case UnaryOp.Sigmoid: TP.Subtract(1.0, y, t); TP.Multiply(y, t, t); break;                   // y(1 − y)
+            case UnaryOp.LogSigmoid: TP.Negate(x, t); TP.Sigmoid(t, t); break;                           // σ(−x)
+            case UnaryOp.Square: TP.Multiply(x, 2.0, t); break;
+            case UnaryOp.Abs: MaskKernels.Sign(x, t); break;
+            case UnaryOp.Scale: t.Fill(a); break;
+            case UnaryOp.AddScalar: t.Fill(1); break;
+            case UnaryOp.Clamp: MaskKernels.InRange(x, a, b, t); break;
+        }
     }
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor c)
@@ -138,8 +162,9 @@ public sealed partial class NativeBackend
                 StridedRows.Read(bv, at[3], rows.RowStride[3], n, sb), yv.Slice(checked((int)at[0]), n));
     }
 
-    /// <summary>Walks x (contiguous) row by row against y viewed with stride 0 on the reduced axes: a packed y row
-    /// accumulates x's row (leading axes reduced), a broadcast one takes the row's sum (trailing axes reduced).</summary>
+    /// <summary>Walks x (contiguous) row by row against y viewed with stride 0 on the reduced axes, accumulating in double
+    /// as the reference does: a packed y row accumulates x's row (leading axes reduced), a broadcast one takes the row's
+    /// sum (trailing axes reduced). Only the order of the additions within a row differs from the reference.</summary>
     public void ReduceSum(Tensor x, Tensor y)
     {
         RequireF32("ReduceSum", x, y);
@@ -152,19 +177,23 @@ public sealed partial class NativeBackend
                 throw new TensorShapeException($"ReduceSum: cannot reduce {x.Shape} to {y.Shape}");
             yStrides[i] = y.Shape[i] == 1 ? 0 : packed[i];
         }
-        var rows = new StridedRows(x.Shape.Dims, [(x.Shape.StridesArray(), x.Offset), (yStrides, y.Offset)]);
-        var xv = AllFloats(x);
-        var yv = AllFloats(y);
+        var rows = new StridedRows(x.Shape.Dims, [(x.Shape.StridesArray(), 0L), (yStrides, 0L)]);
+        var xv = Floats(x);
+        var yv = Floats(y);
         int n = rows.Length;
+        using var acc = MemoryOwner<double>.Allocate(yv.Length);
+        using var row = MemoryOwner<double>.Allocate(n);
+        acc.Span.Clear();                                         // y = Σ x (overwritten, as the contract says)
         foreach (var at in rows.Starts())
         {
-            var xr = xv.Slice(checked((int)at[0]), n);
-            if (rows.RowStride[1] == 0) yv[checked((int)at[1])] += TP.Sum(xr);
+            TP.ConvertTruncating<float, double>(xv.Slice(checked((int)at[0]), n), row.Span);
+            if (rows.RowStride[1] == 0) acc.Span[checked((int)at[1])] += TP.Sum<double>(row.Span);
             else
             {
-                var yr = yv.Slice(checked((int)at[1]), n);
-                TP.Add(yr, xr, yr);
+                var yr = acc.Span.Slice(checked((int)at[1]), n);
+                TP.Add(yr, row.Span, yr);
             }
         }
+        TP.ConvertTruncating<double, float>(acc.Span, yv);
     }
 }

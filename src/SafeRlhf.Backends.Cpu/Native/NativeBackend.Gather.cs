@@ -1,3 +1,4 @@
+using CommunityToolkit.HighPerformance.Buffers;
 using SafeRlhf.Tensors;
 using TP = System.Numerics.Tensors.TensorPrimitives;
 
@@ -54,6 +55,8 @@ public sealed partial class NativeBackend
             }
     }
 
+    /// <summary>dx[.., index, ..] += dy, each target accumulated in double in index order and rounded once, as the reference
+    /// does. When every run along the inner axes repeats one id (the embedding gradient), whole rows are added as vectors.</summary>
     public void ScatterAdd(Tensor dy, Tensor index, Tensor dx, int axis)
     {
         axis = dx.Rank == 0 ? axis : dx.Shape.NormalizeAxis(axis);
@@ -61,20 +64,46 @@ public sealed partial class NativeBackend
         var g = Floats(dy);
         var d = Floats(dx);
         var idx = Indices(index);
+        bool rowsOnly = inner > 0;
+        for (int k = 0; rowsOnly && k < idx.Length; k += inner)
+            rowsOnly = idx.Slice(k, inner).IndexOfAnyExcept(idx[k]) < 0;
+        if (rowsOnly) ScatterAddRows(g, idx, d, outer, extent, count, inner, axis, dx);
+        else ScatterAddElements(g, idx, d, outer, extent, count, inner, axis, dx);
+    }
+
+    private static void ScatterAddRows(Span<float> g, Span<int> idx, Span<float> d, long outer, int extent, int count, int inner,
+        int axis, Tensor dx)
+    {
+        var sums = new Dictionary<long, double[]>();          // target row start → its running sum
+        using var wide = MemoryOwner<double>.Allocate(inner);
         for (long o = 0; o < outer; o++)
             for (int j = 0; j < count; j++)
             {
                 int k = checked((int)((o * count + j) * inner));
-                var ids = idx.Slice(k, inner);
-                var src = g.Slice(k, inner);
-                if (inner > 0 && ids.IndexOfAnyExcept(ids[0]) < 0)
+                long start = (o * extent + CheckedIndex("ScatterAdd", idx[k], extent, axis, dx)) * inner;
+                if (!sums.TryGetValue(start, out var sum))
                 {
-                    var row = d.Slice(checked((int)((o * extent + CheckedIndex("ScatterAdd", ids[0], extent, axis, dx)) * inner)), inner);
-                    TP.Add(row, src, row);
-                    continue;
+                    sums[start] = sum = new double[inner];
+                    TP.ConvertTruncating<float, double>(d.Slice(checked((int)start), inner), sum);
                 }
-                for (int i = 0; i < inner; i++)
-                    d[checked((int)((o * extent + CheckedIndex("ScatterAdd", ids[i], extent, axis, dx)) * inner + i))] += src[i];
+                TP.ConvertTruncating<float, double>(g.Slice(k, inner), wide.Span);
+                TP.Add(sum, wide.Span, sum);
             }
+        foreach (var (start, sum) in sums) TP.ConvertTruncating<double, float>(sum, d.Slice(checked((int)start), inner));
+    }
+
+    private static void ScatterAddElements(Span<float> g, Span<int> idx, Span<float> d, long outer, int extent, int count, int inner,
+        int axis, Tensor dx)
+    {
+        var sums = new Dictionary<long, double>();            // target element → its running sum
+        for (long o = 0; o < outer; o++)
+            for (int j = 0; j < count; j++)
+                for (int i = 0; i < inner; i++)
+                {
+                    int k = checked((int)((o * count + j) * inner + i));
+                    long at = (o * extent + CheckedIndex("ScatterAdd", idx[k], extent, axis, dx)) * inner + i;
+                    sums[at] = sums.GetValueOrDefault(at, d[checked((int)at)]) + g[k];
+                }
+        foreach (var (at, sum) in sums) d[checked((int)at)] = (float)sum;
     }
 }
