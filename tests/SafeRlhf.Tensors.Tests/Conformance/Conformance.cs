@@ -10,12 +10,10 @@ public static class Conformance
 {
     private static readonly Lazy<Device?> s_cuda = new(() => GpuBackend.IsCudaAvailable ? new Device(GpuBackend.CreateCuda()) : null);
 
-    public static TheoryData<string> Backends()
-    {
-        var data = new TheoryData<string> { "reference", "native", "ilgpu-cpu" };
-        if (GpuBackend.IsCudaAvailable) data.Add("cuda");
-        return data;
-    }
+    /// <summary>The backends of this machine by name.</summary>
+    public static string[] BackendNames => GpuBackend.IsCudaAvailable ? ["reference", "native", "ilgpu-cpu", "cuda"] : ["reference", "native", "ilgpu-cpu"];
+
+    public static TheoryData<string> Backends() => new(BackendNames);
 
     public static Device Device(string backend) => backend switch
     {

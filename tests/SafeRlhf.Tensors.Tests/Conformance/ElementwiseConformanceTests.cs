@@ -9,7 +9,7 @@ public sealed class ElementwiseConformanceTests
     public static TheoryData<string, UnaryOp> UnaryCases()
     {
         var data = new TheoryData<string, UnaryOp>();
-        foreach (var b in Backends()) foreach (var op in Enum.GetValues<UnaryOp>()) data.Add((string)b[0], op);
+        foreach (var b in BackendNames) foreach (var op in Enum.GetValues<UnaryOp>()) data.Add(b, op);
         return data;
     }
 
@@ -60,7 +60,7 @@ public sealed class ElementwiseConformanceTests
     public static TheoryData<string, BinaryOp> BinaryCases()
     {
         var data = new TheoryData<string, BinaryOp>();
-        foreach (var b in Backends()) foreach (var op in Enum.GetValues<BinaryOp>()) data.Add((string)b[0], op);
+        foreach (var b in BackendNames) foreach (var op in Enum.GetValues<BinaryOp>()) data.Add(b, op);
         return data;
     }
 
