@@ -39,7 +39,7 @@ public sealed class ClipAndScheduleTests
     public void CosineScheduleWarmsUpThenFallsToZeroThroughHalf()
     {
         // 2 warmup steps, then 8 decay steps: progress (step − 2) / 8.
-        Assert.Equal(0.5, LrSchedule.Cosine(2, 0, totalSteps: 10, warmupSteps: 2), 12);
+        Assert.Equal(1, LrSchedule.Cosine(2, 0, totalSteps: 10, warmupSteps: 2), 12);
         Assert.Equal(2, LrSchedule.Cosine(2, 1, totalSteps: 10, warmupSteps: 2), 12);
         Assert.Equal(2, LrSchedule.Cosine(2, 2, totalSteps: 10, warmupSteps: 2), 12);
         Assert.Equal(1, LrSchedule.Cosine(2, 6, totalSteps: 10, warmupSteps: 2), 12);
