@@ -1,3 +1,4 @@
+using SafeRlhf.Tensors;
 namespace SafeRlhf.Backends.Gpu.Tests;
 
 public sealed class CrossEntropyTests(GpuFixture fixture) : GpuTestBase(fixture)

@@ -8,6 +8,10 @@ namespace SafeRlhf.Tensors.Tests.Conformance;
 /// written in each test, never from a backend.</summary>
 public static class Conformance
 {
+    /// <summary>The xunit collection of every test class that runs on the shared ILGPU CPU device: its accelerator is not
+    /// used from two test threads at once.</summary>
+    public const string SharedIlgpuDevice = "shared ILGPU CPU device";
+
     private static readonly Lazy<Device?> s_cuda = new(() => GpuBackend.IsCudaAvailable ? new Device(GpuBackend.CreateCuda()) : null);
 
     /// <summary>The backends of this machine by name.</summary>

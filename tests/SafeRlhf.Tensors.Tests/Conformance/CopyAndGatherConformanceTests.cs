@@ -4,6 +4,7 @@ namespace SafeRlhf.Tensors.Tests.Conformance;
 
 /// <summary>Copy (strided either side, dtype conversions), Fill, Gather and ScatterAdd: each written once and run on every
 /// backend against values computed here.</summary>
+[Collection(Conformance.SharedIlgpuDevice)]
 public sealed class CopyAndGatherConformanceTests
 {
     public static TheoryData<string, DType> CopyCases()

@@ -4,6 +4,7 @@ namespace SafeRlhf.Tensors.Tests.Conformance;
 
 /// <summary>Unary (forward and backward), Binary with broadcast views, Where and ReduceSum: each written once and run on every
 /// backend against the naive double formula.</summary>
+[Collection(Conformance.SharedIlgpuDevice)]
 public sealed class ElementwiseConformanceTests
 {
     public static TheoryData<string, UnaryOp> UnaryCases()
