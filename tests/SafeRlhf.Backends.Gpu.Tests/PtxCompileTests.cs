@@ -32,7 +32,6 @@ public sealed partial class PtxCompileTests
     {
         var kernels = PtxCompiler.CompileAll(major, minor);
         Assert.Equal(KernelCatalog.All.Select(KernelCatalog.NameOf), kernels.Select(k => k.Name));
-        Assert.Equal(kernels.Count, kernels.Select(k => k.EntryName).Distinct().Count());
         foreach (var k in kernels)
         {
             Assert.Contains(".visible .entry " + k.EntryName, k.Ptx);
