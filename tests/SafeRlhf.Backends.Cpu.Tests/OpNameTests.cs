@@ -63,7 +63,8 @@ public sealed partial class OpNameTests
         var bindings = typeof(NativeBackend).Assembly.GetTypes()
             .SelectMany(t => t.GetMethods(BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Select(m => m.Name).Where(n => n.StartsWith("sr_", StringComparison.Ordinal)).ToHashSet();
-        Assert.Equal(exports.Order(), bindings.Order());
+        bool Op(string e) => !InfrastructurePrefixes.Any(p => e.StartsWith(p, StringComparison.Ordinal));
+        Assert.Equal(exports.Where(Op).Order(), bindings.Where(Op).Order());     // the communicator binds partly in the GPU backend
 
         var owned = new HashSet<string>(InfrastructureExports.Concat(exports.Where(e => InfrastructurePrefixes.Any(p => e.StartsWith(p, StringComparison.Ordinal)))));
         foreach (var op in OpNames.All.Where(o => o.Native))
