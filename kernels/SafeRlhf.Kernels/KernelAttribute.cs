@@ -1,7 +1,8 @@
 namespace SafeRlhf.Kernels;
 
 /// <summary>Marks a static method as an explicitly grouped ILGPU kernel (launched with a KernelConfig).
-/// The PTX check and the backend's kernel cache enumerate kernels through this attribute.</summary>
+/// <see cref="KernelCatalog"/> lists the marked methods for the PTX check; the GPU backend's kernel cache loads each
+/// kernel by name, and a test checks that the two lists agree.</summary>
 [AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
 public sealed class KernelAttribute : Attribute
 {

@@ -24,30 +24,6 @@ public static class RmsNormKernels
         }
     }
 
-    /// <summary>Pre-norm block entry fused with the residual add: h = x + residual is written out and
-    /// y = rmsnorm(h)·w, rstd saved.</summary>
-    [Kernel]
-    public static void ResidualForward(ArrayView<float> x, ArrayView<float> residual, ArrayView<float> w,
-        ArrayView<float> h, ArrayView<float> y, ArrayView<float> rstd, RowParams p)
-    {
-        var scratch = SharedMemory.GetDynamic<float>();
-        for (int r = Grid.IdxX; r < p.Rows; r += Grid.DimX)
-        {
-            long row = (long)r * p.Cols;
-            float ss = 0f;
-            for (int i = Group.IdxX; i < p.Cols; i += Group.DimX)
-            {
-                float v = x[row + i] + residual[row + i];
-                h[row + i] = v;
-                ss += v * v;
-            }
-            ss = DeviceMath.GroupSum(ss, scratch);
-            float rs = 1f / XMath.Sqrt(ss / p.Cols + p.Eps);
-            if (Group.IdxX == 0) rstd[r] = rs;
-            for (int i = Group.IdxX; i < p.Cols; i += Group.DimX) y[row + i] = h[row + i] * rs * w[i];
-        }
-    }
-
     /// <summary>dx = rstd·w·dy − x·rstd³·Σ(w·dy·x)/Cols, one group per row.</summary>
     [Kernel]
     public static void BackwardInput(ArrayView<float> x, ArrayView<float> w, ArrayView<float> rstd, ArrayView<float> dy,

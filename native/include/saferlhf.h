@@ -69,13 +69,13 @@ SR_API sr_status sr_probe_fma_f32(double seconds, int32_t threads, double* gflop
  *  `threads` threads and reports GB/s. */
 SR_API sr_status sr_probe_stream(int64_t bytes, double seconds, int32_t threads, double* gbps);
 
-/* ---------------- dense linear algebra (gemm.cpp) ---------------- */
+/* ---------------- dense linear algebra (matmul.cpp) ---------------- */
 
 /** c[p] = alpha · op(a[p]) · op(b[p]) + beta · c[p] for p < batch, all row-major fp32.
  *  op(a) is m×k: a is m×k (lda ≥ k), or k×m when trans_a (lda ≥ m); op(b) is k×n: b is k×n (ldb ≥ n),
  *  or n×k when trans_b (ldb ≥ k); c is m×n (ldc ≥ n). stride_* are element distances between batch
  *  items. beta = 0 overwrites c (its old contents are never read). */
-SR_API sr_status sr_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k, float alpha,
+SR_API sr_status sr_matmul_f32(int32_t batch, int32_t m, int32_t n, int32_t k, float alpha,
                              const float* a, int64_t lda, int64_t stride_a, int32_t trans_a,
                              const float* b, int64_t ldb, int64_t stride_b, int32_t trans_b,
                              float beta, float* c, int64_t ldc, int64_t stride_c);
@@ -119,7 +119,7 @@ SR_API sr_status sr_cross_entropy_backward_f32(const float* logits, const int32_
 
 /** out = Σ fp32(x[i]·x[i]) accumulated in double (the squared gradient norm for clipping); independent of the
  *  thread count. */
-SR_API sr_status sr_sum_squares_f32(const float* x, int64_t n, double* out);
+SR_API sr_status sr_sum_of_squares_f32(const float* x, int64_t n, double* out);
 /** One AdamW step in place over n parameters (decoupled weight decay, bias correction, step ≥ 1). */
 SR_API sr_status sr_adamw_f32(float* param, const float* grad, float* m, float* v, int64_t n, double lr,
                               double beta1, double beta2, double eps, double weight_decay, int32_t step);

@@ -6,7 +6,7 @@
 #include <limits>
 #include <string>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "parallel.h"
 #include "status.h"
 #include "vmath.h"
@@ -141,11 +141,11 @@ void forward(const Dims& d, const float* q, const float* k, const float* v, cons
     const float* mask_row = mask == nullptr ? nullptr : mask + b * d.S;
     for (int64_t s0 = 0; s0 < key_end; s0 += BK) {
       int64_t bk = std::min<int64_t>(BK, key_end - s0);
-      gemm_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s,
+      matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s,
                bk, 1);
       mask_scores(d, s, bq, bk, t0, s0, mask_row);
       online_softmax_block(s, bq, bk, m, l, ob, d.D);
-      gemm_f32(bq, d.D, bk, 1.0f, s, bk, false, d.k_at(v, b, s0, hk), d.k_row(), false, 1.0f, ob, d.D, 1);
+      matmul_f32(bq, d.D, bk, 1.0f, s, bk, false, d.k_at(v, b, s0, hk), d.k_row(), false, 1.0f, ob, d.D, 1);
     }
     finish_rows(ob, m, l, bq, d.D, const_cast<float*>(d.q_at(o, b, t0, h)), d.q_row(), lse + (b * d.H + h) * d.T + t0, 1);
   });
@@ -175,10 +175,10 @@ void backward(const Dims& d, const float* q, const float* k, const float* v, con
   // Recomputes p (into s) and ds (into dp) for query block [t0, t0+bq) × key block [s0, s0+bk).
   auto recompute = [&](int64_t b, int64_t h, int64_t t0, int64_t bq, int64_t s0, int64_t bk, float* s, float* dp) {
     int64_t hk = h / group;
-    gemm_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s, bk, 1);
+    matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s, bk, 1);
     mask_scores(d, s, bq, bk, t0, s0, mask == nullptr ? nullptr : mask + b * d.S);
     probabilities(s, bq, bk, lse + (b * d.H + h) * d.T + t0, 1);
-    gemm_f32(bq, bk, d.D, 1.0f, d.q_at(d_out, b, t0, h), d.q_row(), false, d.k_at(v, b, s0, hk), d.k_row(), true, 0.0f, dp,
+    matmul_f32(bq, bk, d.D, 1.0f, d.q_at(d_out, b, t0, h), d.q_row(), false, d.k_at(v, b, s0, hk), d.k_row(), true, 0.0f, dp,
              bk, 1);
     score_grad(s, dp, bq, bk, delta.data() + (b * d.H + h) * d.T + t0, scale);
   };
@@ -199,8 +199,8 @@ void backward(const Dims& d, const float* q, const float* k, const float* v, con
         int64_t bq = std::min<int64_t>(BQ, d.T - t0);
         recompute(b, h, t0, bq, s0, bk, s, dp);
         // dv += pᵀ·dO, dk += dsᵀ·q
-        gemm_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
-        gemm_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
+        matmul_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
+        matmul_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
       }
   });
 
@@ -217,7 +217,7 @@ void backward(const Dims& d, const float* q, const float* k, const float* v, con
     for (int64_t s0 = 0; s0 < key_end; s0 += BK) {
       int64_t bk = std::min<int64_t>(BK, key_end - s0);
       recompute(b, h, t0, bq, s0, bk, s, dp);
-      gemm_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, h / group), d.k_row(), false, 1.0f, dq_blk, d.q_row(), 1);
+      matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, h / group), d.k_row(), false, 1.0f, dq_blk, d.q_row(), 1);
     }
   });
 }

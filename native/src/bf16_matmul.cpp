@@ -15,7 +15,7 @@
 #include <cstring>
 #include <string>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
@@ -227,7 +227,7 @@ extern "C" SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, con
       for (int64_t j0 = 0; j0 < m; j0 += kPanelRows) {
         int64_t rows = std::min(kPanelRows, m - j0);
         sr::widen_panel(w, k, j0, rows, panel.data());
-        sr::gemm_f32(n, rows, k, 1.0f, x, k, false, panel.data(), k, true, 0.0f, y + j0, m);
+        sr::matmul_f32(n, rows, k, 1.0f, x, k, false, panel.data(), k, true, 0.0f, y + j0, m);
       }
     }
   } catch (const std::bad_alloc&) {

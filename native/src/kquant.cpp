@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
@@ -184,7 +184,7 @@ void matmul_panels(int32_t type, const float* x, const void* w, float* y, int64_
           kquant_dequantize_row(type, static_cast<const uint8_t*>(w) + (j0 + j) * row_bytes + c0 / QK_K * bb, cols / QK_K,
                                 panel.data() + j * cols);
       });
-      gemm_f32(n, rows, cols, 1.0f, x + c0, k, false, panel.data(), cols, true, c0 == 0 ? 0.0f : 1.0f, y + j0, m);
+      matmul_f32(n, rows, cols, 1.0f, x + c0, k, false, panel.data(), cols, true, c0 == 0 ? 0.0f : 1.0f, y + j0, m);
     }
   }
 }

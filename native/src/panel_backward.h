@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "parallel.h"
 
 namespace sr {
@@ -23,7 +23,7 @@ void backward_by_panels(const float* dy, float* dx, int64_t n, int64_t m, int64_
       parallel_for(rows, static_cast<double>(cols), [&](int64_t b, int64_t e) {
         for (int64_t j = b; j < e; ++j) decode_row(j0 + j, c0, cols, panel.data() + j * cols);
       });
-      gemm_f32(n, cols, rows, 1.0f, dy + j0, m, false, panel.data(), cols, false, j0 == 0 ? 0.0f : 1.0f, dx + c0, k);
+      matmul_f32(n, cols, rows, 1.0f, dy + j0, m, false, panel.data(), cols, false, j0 == 0 ? 0.0f : 1.0f, dx + c0, k);
     }
   }
 }

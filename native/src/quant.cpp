@@ -8,8 +8,8 @@
 #include <cmath>
 #include <string>
 
-#include "gemm.h"
 #include "kquant.h"
+#include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"

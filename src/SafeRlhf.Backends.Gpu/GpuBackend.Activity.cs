@@ -84,7 +84,7 @@ public sealed partial class GpuBackend : IDeviceActivitySource, IBatchedSumOfSqu
         var e = ReadErrorSlots(2);
         if (e[0] == 0) return;
         ClearErrorSlots(); // deferred checks expect clean slots
-        throw new IndexOutOfRangeException(describe(e[0], e[1]));
+        throw new TensorIndexException(describe(e[0], e[1]));
     }
 
     /// <summary>Reads the deferred flags (one readback, after a wait) and throws for the first op that failed.</summary>
@@ -97,7 +97,7 @@ public sealed partial class GpuBackend : IDeviceActivitySource, IBatchedSumOfSqu
         _pendingChecks.Clear();
         ClearErrorSlots();
         for (int i = 0; i < n; i++)
-            if (e[2 * i] != 0) throw new IndexOutOfRangeException(checks[i]!(e[2 * i], e[2 * i + 1]));
+            if (e[2 * i] != 0) throw new TensorIndexException(checks[i]!(e[2 * i], e[2 * i + 1]));
     }
 
     private int[] ReadErrorSlots(int count)

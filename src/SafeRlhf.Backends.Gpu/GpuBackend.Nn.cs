@@ -126,27 +126,6 @@ public sealed partial class GpuBackend
         _kernels.RmsNormForward.Value(PerRow(rows, cols, WarpSize), sx.F32, sw.F32, sy.F32, sr.F32, new RowParams(rows, cols, (float)eps));
     }
 
-    /// <summary>Pre-norm residual entry in one pass: h = x + residual, y = rmsnorm(h)·w, rstd saved.
-    /// Equivalent to Binary(Add) followed by <see cref="RmsNorm"/>.</summary>
-    public void RmsNormResidual(Tensor x, Tensor residual, Tensor w, Tensor h, Tensor y, Tensor rstd, double eps)
-    {
-        RequireSameDims("RmsNormResidual", x, residual);
-        RequireSameDims("RmsNormResidual", x, h);
-        RequireSameDims("RmsNormResidual", x, y);
-        int cols = (int)w.Numel;
-        if (x.Dim(-1) != cols) throw new TensorShapeException($"RmsNormResidual: x {x.Shape} vs w {w.Shape}");
-        int rows = Rows(x, cols);
-        if (rows == 0) return;
-        using var sx = In(x);
-        using var sres = In(residual);
-        using var sw = In(w);
-        using var sh = Out(h);
-        using var sy = Out(y);
-        using var sr = Out(rstd);
-        _kernels.RmsNormResidualForward.Value(PerRow(rows, cols, WarpSize), sx.F32, sres.F32, sw.F32, sh.F32, sy.F32, sr.F32,
-            new RowParams(rows, cols, (float)eps));
-    }
-
     public void RmsNormBackward(Tensor x, Tensor w, Tensor rstd, Tensor dy, Tensor dx, Tensor dw)
     {
         RequireSameDims("RmsNormBackward", x, dy);

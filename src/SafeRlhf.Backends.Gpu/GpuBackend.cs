@@ -104,9 +104,6 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         return new GpuBackend(context, accelerator, isCpu: true, poolCacheBytes: 256L << 20);
     }
 
-    /// <summary>CUDA when present, otherwise an exception (the CPU accelerator is only ever chosen explicitly).</summary>
-    public static GpuBackend Create() => CreateCuda();
-
     public void Dispose()
     {
         if (_disposed) return;

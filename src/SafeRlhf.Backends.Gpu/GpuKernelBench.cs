@@ -26,7 +26,7 @@ public sealed record GpuPeak(string Source, double Gflops, double Gbps, int Comp
     {
         bool product = kernel.Contains("gemm") || kernel.Contains("matmul");
         if (!computeBound || (product && shape.StartsWith("1x", StringComparison.Ordinal))) return ("peak_dram", Gbps, false);
-        if (product && (kernel.Contains("bf16") || kernel.StartsWith("qmatmul", StringComparison.Ordinal)) && Bf16Gflops > 0)
+        if (product && (kernel.Contains("bf16") || kernel.StartsWith("quantized_matmul", StringComparison.Ordinal)) && Bf16Gflops > 0)
             return ("peak_bf16", Bf16Gflops, true);
         if ((product || kernel.StartsWith("attention", StringComparison.Ordinal)) && Tf32Gflops > 0) return ("peak_tf32", Tf32Gflops, true);
         return ("peak_fp32", Gflops, true);

@@ -31,7 +31,6 @@ internal sealed class KernelCache
         CrossEntropyForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, CrossEntropyParams>(CrossEntropyKernels.Forward));
         CrossEntropyBackward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, CrossEntropyParams>(CrossEntropyKernels.Backward));
         RmsNormForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>(RmsNormKernels.Forward));
-        RmsNormResidualForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>(RmsNormKernels.ResidualForward));
         RmsNormBackwardInput = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>(RmsNormKernels.BackwardInput));
         RmsNormBackwardWeight = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>(RmsNormKernels.BackwardWeight));
         Rope = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeParams>(RopeKernels.Forward));
@@ -85,7 +84,6 @@ internal sealed class KernelCache
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>, CrossEntropyParams>> CrossEntropyForward { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, CrossEntropyParams>> CrossEntropyBackward { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>> RmsNormForward { get; }
-    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>> RmsNormResidualForward { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>> RmsNormBackwardInput { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowParams>> RmsNormBackwardWeight { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeParams>> Rope { get; }

@@ -53,12 +53,8 @@ public sealed record LlamaConfig
         Dim = 768, HiddenDim = 2048, NLayers = 12, NHeads = 12, NKvHeads = 12, VocabSize = 32000, SeqLen = 1024,
     };
 
-    /// <summary>The preset names that <see cref="Preset"/> accepts, in the order the driver lists them.</summary>
+    /// <summary>The preset names that <see cref="TryPreset"/> knows, in the order the driver lists them.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "llama-110m", "llama-7b", "llama2-7b"];
-
-    /// <summary>Presets by name for the driver (names as in <see cref="PresetNames"/>).</summary>
-    public static LlamaConfig Preset(string name) => TryPreset(name)
-        ?? throw new ArgumentException($"unknown model preset '{name}' (valid: {string.Join(", ", PresetNames)})");
 
     /// <summary>The preset of that name, or null when there is none.</summary>
     public static LlamaConfig? TryPreset(string name) => name switch

@@ -103,6 +103,7 @@ public interface IBackend
     /// <summary>One AdamW step in place (decoupled weight decay, bias correction with step ≥ 1).</summary>
     void AdamW(Tensor param, Tensor grad, Tensor m, Tensor v, double lr, double beta1, double beta2, double eps,
         double weightDecay, int step);
-    /// <summary>Σ x² over every element of x, accumulated in double (the squared norm for gradient clipping).</summary>
+    /// <summary>Σ x² over every element of x (the squared norm for gradient clipping). The CPU backends accumulate in
+    /// double; the GPU backend squares and sums in fp32 on the device.</summary>
     double SumOfSquares(Tensor x);
 }

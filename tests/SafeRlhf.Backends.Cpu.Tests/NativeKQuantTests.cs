@@ -111,6 +111,6 @@ public sealed class NativeKQuantTests
         Assert.Throws<TensorDTypeException>(() => Ops.Quantize(x, DType.Q5_K));
         Assert.ThrowsAny<Exception>(() => Tensor.FromBytes(NativeDevice, DType.Q6_K, new byte[210], 1, 128));
         using var bad = Zeros(NativeDevice, 1, 255);
-        Assert.Throws<TensorShapeException>(() => Ops.QuantizedLinear(bad, w));
+        Assert.Throws<TensorShapeException>(() => Ops.QuantizedMatMul(bad, w));
     }
 }

@@ -65,7 +65,7 @@ public sealed class BenchProfileCommandTests
         var (code, output, err) = Saferlhf("bench", "--quick", "--json", "--kernel", "no_such_kernel");
         Assert.NotEqual(0, code);
         Assert.Contains("'no_such_kernel'", err);
-        Assert.Contains("gemm_f32", err);
+        Assert.Contains("matmul_f32", err);
         Assert.Contains("attention_bwd", err);
         Assert.Equal("", output);
     }

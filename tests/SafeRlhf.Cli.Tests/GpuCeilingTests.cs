@@ -22,10 +22,10 @@ public sealed class GpuCeilingTests
     }
 
     [Theory]
-    [InlineData("gemm_f32", "4096x4096x4096", true, "peak_tf32")]
-    [InlineData("gemm_f32", "1x4096x4096 (decode)", true, "peak_dram")]
+    [InlineData("matmul_f32", "4096x4096x4096", true, "peak_tf32")]
+    [InlineData("matmul_f32", "1x4096x4096 (decode)", true, "peak_dram")]
     [InlineData("matmul_bf16", "512x11008x4096", true, "peak_bf16")]
-    [InlineData("qmatmul_q4_0", "64x11008x4096", true, "peak_bf16")]
+    [InlineData("quantized_matmul_q4_0", "64x11008x4096", true, "peak_bf16")]
     [InlineData("attention_fwd", "1x512x32x128", true, "peak_tf32")]
     [InlineData("rmsnorm_fwd", "512x4096", false, "peak_dram")]
     public void EachKernelIsMeasuredAgainstItsCeiling(string kernel, string shape, bool computeBound, string expected)
@@ -40,6 +40,6 @@ public sealed class GpuCeilingTests
     public void WithoutTensorCoresTheFp32CeilingIsUsed()
     {
         var cpu = new GpuPeak("host", 500, 20);
-        Assert.Equal(("peak_fp32", 500.0, true), cpu.CeilingFor("gemm_f32", "64x64x64", true));
+        Assert.Equal(("peak_fp32", 500.0, true), cpu.CeilingFor("matmul_f32", "64x64x64", true));
     }
 }

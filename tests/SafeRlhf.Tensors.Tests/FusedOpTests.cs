@@ -154,13 +154,13 @@ public sealed class FusedOpTests
     }
 
     [Fact]
-    public void QuantizedLinearMatchesDequantizedMatMul()
+    public void QuantizedMatMulMatchesDequantizedMatMul()
     {
         var rng = new Rng(10);
         var w = Ops.Quantize(rng.NormalTensor(Dev, DType.F32, 0, 1, 3, 64), DType.Q4_0);
         var x = rng.NormalTensor(Dev, DType.F32, 0, 1, 2, 5, 64);
         x.RequiresGrad = true;
-        var y = Ops.QuantizedLinear(x, w);
+        var y = Ops.QuantizedMatMul(x, w);
         Close(Ops.Linear(x, Ops.Dequantize(w)), y, 1e-5);
         y.Sum().Backward();
         var expectedDx = Ops.Dequantize(w).Sum(0, keepDim: true).Expand(2, 5, 64).Contiguous();

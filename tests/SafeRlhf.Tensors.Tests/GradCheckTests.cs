@@ -168,6 +168,7 @@ public sealed class NativeGradCheckTests : GradCheckTests
     protected override Device Dev => TestDevices.Native;
 }
 
+[Collection(Conformance.Conformance.SharedIlgpuDevice)]
 public sealed class IlgpuCpuGradCheckTests : GradCheckTests
 {
     protected override Device Dev => TestDevices.IlgpuCpu;

@@ -75,10 +75,10 @@ public sealed class ViewAndErrorTests
     [Fact]
     public void IndexOutOfRangeNamesOp()
     {
-        var ex = Assert.Throws<IndexOutOfRangeException>(() => Ops.Embedding(Iota(4, 2), Tensor.FromArray(Dev, new[] { 1, 4 }, 2)));
+        var ex = Assert.Throws<TensorIndexException>(() => Ops.Embedding(Iota(4, 2), Tensor.FromArray(Dev, new[] { 1, 4 }, 2)));
         Assert.Contains("Gather", ex.Message);
         Assert.Contains("4", ex.Message);
-        var ex2 = Assert.Throws<IndexOutOfRangeException>(() => Ops.CrossEntropy(Iota(2, 3), Tensor.FromArray(Dev, new[] { 0, 7 }, 2)));
+        var ex2 = Assert.Throws<TensorIndexException>(() => Ops.CrossEntropy(Iota(2, 3), Tensor.FromArray(Dev, new[] { 0, 7 }, 2)));
         Assert.Contains("CrossEntropy", ex2.Message);
         Assert.Throws<TensorShapeException>(() => Iota(2, 3).Narrow(1, 2, 2));
     }

@@ -12,7 +12,7 @@ public static class KernelBench
 {
 
     /// <summary>Names accepted by <see cref="Run"/>'s kernel filter.</summary>
-    public static IReadOnlyList<string> Kernels { get; } = [.. KernelCases.Kernels, "matmul_bf16_dot"];
+    public static IReadOnlyList<string> Kernels { get; } = [.. KernelCases.Kernels, "quantized_matmul_bf16_dot"];
 
     /// <summary>Runs the probes, then every kernel whose name contains <paramref name="kernel"/> (all when null),
     /// on <paramref name="threads"/> native threads (0: all cores); writes one line per result (JSON objects
@@ -61,7 +61,7 @@ public static class KernelBench
         var rng = new Rng(2);
         int dim = s.Dim, hidden = s.Hidden;
         foreach (int n in new[] { 1, s.Seq })
-            yield return new("matmul_bf16_dot", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
+            yield return new("quantized_matmul_bf16_dot", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
             {
                 var w = KernelCases.Bf16Weight(d, rng, hidden, dim);
                 var x = rng.UniformTensor(d, DType.F32, -1, 1, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);

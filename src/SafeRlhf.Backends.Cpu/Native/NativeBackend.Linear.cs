@@ -28,17 +28,14 @@ public sealed unsafe partial class NativeBackend
         var la = MatrixLayout(a);
         var lb = MatrixLayout(b);
         if (a.DType != DType.F32 || b.DType != DType.F32 || !IsF32(c) || la is null || lb is null)
-        {
-            _reference.MatMul(a, b, c, transA, transB, accumulate);
-            return;
-        }
+            throw Unsupported("MatMul", a, b, c);
         if (c.Numel == 0) return;
         fixed (byte* pa = ((CpuStorage)a.Storage).Bytes, pb = ((CpuStorage)b.Storage).Bytes, pc = ((CpuStorage)c.Storage).Bytes)
         {
-            Check(NativeMethods.sr_gemm_f32(batch, m, n, k, 1.0f,
+            Check(NativeMethods.sr_matmul_f32(batch, m, n, k, 1.0f,
                 (float*)pa + a.Offset, la.Value.Ld, la.Value.BatchStride, transA ? 1 : 0,
                 (float*)pb + b.Offset, lb.Value.Ld, lb.Value.BatchStride, transB ? 1 : 0,
-                accumulate ? 1.0f : 0.0f, (float*)pc + c.Offset, n, (long)m * n), "sr_gemm_f32");
+                accumulate ? 1.0f : 0.0f, (float*)pc + c.Offset, n, (long)m * n), "sr_matmul_f32");
         }
     }
 
@@ -73,10 +70,7 @@ public sealed unsafe partial class NativeBackend
         if (x.Rank != 2 || w.Rank != 2 || y.Rank != 2 || x.Dim(1) != w.Dim(1) || y.Dim(0) != x.Dim(0) || y.Dim(1) != w.Dim(0))
             throw new TensorShapeException($"QuantizedMatMul: x {x.Shape}, w {w.Shape}, y {y.Shape} (need x [N, K], w [M, K], y [N, M])");
         if (!AllF32(x, y) || !w.IsContiguous)
-        {
-            _reference.QuantizedMatMul(x, w, y);
-            return;
-        }
+            throw Unsupported("QuantizedMatMul", x, w, y);
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
         fixed (byte* px = RawBytes(x), pw = RawBytes(w), py = RawBytes(y))
         {
@@ -93,10 +87,7 @@ public sealed unsafe partial class NativeBackend
         if (dy.Rank != 2 || w.Rank != 2 || dx.Rank != 2 || dy.Dim(1) != w.Dim(0) || dx.Dim(0) != dy.Dim(0) || dx.Dim(1) != w.Dim(1))
             throw new TensorShapeException($"QuantizedMatMulBackward: dy {dy.Shape}, w {w.Shape}, dx {dx.Shape} (need dy [N, M], w [M, K], dx [N, K])");
         if (!AllF32(dy, dx) || !w.IsContiguous)
-        {
-            _reference.QuantizedMatMulBackward(dy, w, dx);
-            return;
-        }
+            throw Unsupported("QuantizedMatMulBackward", dy, w, dx);
         int n = dy.Dim(0), m = dy.Dim(1), k = w.Dim(1);
         fixed (byte* pdy = RawBytes(dy), pw = RawBytes(w), pdx = RawBytes(dx))
         {
@@ -112,10 +103,7 @@ public sealed unsafe partial class NativeBackend
         int type = QuantType(q, "Quantize");
         if (!x.Shape.SameDims(q.Shape)) throw new TensorShapeException($"Quantize: x {x.Shape} vs q {q.Shape}");
         if (!IsF32(x) || !q.IsContiguous)
-        {
-            _reference.Quantize(x, q);
-            return;
-        }
+            throw Unsupported("Quantize", x, q);
         if (x.Numel == 0) return;
         fixed (byte* px = RawBytes(x), pq = RawBytes(q))
             Check(NativeMethods.sr_quantize_f32(type, (float*)px, pq, x.Numel), "sr_quantize_f32");
@@ -126,10 +114,7 @@ public sealed unsafe partial class NativeBackend
         int type = QuantType(q, "Dequantize");
         if (!x.Shape.SameDims(q.Shape)) throw new TensorShapeException($"Dequantize: q {q.Shape} vs x {x.Shape}");
         if (!IsF32(x) || !q.IsContiguous)
-        {
-            _reference.Dequantize(q, x);
-            return;
-        }
+            throw Unsupported("Dequantize", q, x);
         if (x.Numel == 0) return;
         fixed (byte* px = RawBytes(x), pq = RawBytes(q))
             Check(NativeMethods.sr_dequantize_f32(type, pq, (float*)px, x.Numel), "sr_dequantize_f32");
@@ -137,10 +122,10 @@ public sealed unsafe partial class NativeBackend
 
     public double SumOfSquares(Tensor x)
     {
-        if (!IsF32(x)) return _reference.SumOfSquares(x);
+        if (!IsF32(x)) throw Unsupported("SumOfSquares", x);
         double total;
         fixed (byte* px = RawBytes(x))
-            Check(NativeMethods.sr_sum_squares_f32((float*)px, x.Numel, &total), "sr_sum_squares_f32");
+            Check(NativeMethods.sr_sum_of_squares_f32((float*)px, x.Numel, &total), "sr_sum_of_squares_f32");
         return total;
     }
 
@@ -149,10 +134,7 @@ public sealed unsafe partial class NativeBackend
     {
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "AdamW: step counts from 1");
         if (!AllF32(param, grad, m, v) || grad.Numel != param.Numel || m.Numel != param.Numel || v.Numel != param.Numel)
-        {
-            _reference.AdamW(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step);
-            return;
-        }
+            throw Unsupported("AdamW", param, grad, m, v);
         if (param.Numel == 0) return;
         fixed (byte* pp = RawBytes(param), pg = RawBytes(grad), pm = RawBytes(m), pv = RawBytes(v))
             Check(NativeMethods.sr_adamw_f32((float*)pp, (float*)pg, (float*)pm, (float*)pv, param.Numel, lr, beta1, beta2, eps,

@@ -8,10 +8,7 @@ public sealed unsafe partial class NativeBackend
     public void Softmax(Tensor x, Tensor y, bool log)
     {
         if (!AllF32(x, y) || x.Rank == 0 || !x.Shape.SameDims(y.Shape))
-        {
-            _reference.Softmax(x, y, log);
-            return;
-        }
+            throw Unsupported("Softmax", x, y);
         if (x.Numel == 0) return;
         long dim = x.Dim(-1), rows = x.Numel / dim;
         fixed (byte* px = RawBytes(x), py = RawBytes(y))
@@ -21,58 +18,22 @@ public sealed unsafe partial class NativeBackend
     public void SoftmaxBackward(Tensor y, Tensor dy, Tensor dx, bool log)
     {
         if (!AllF32(y, dy, dx) || y.Rank == 0 || !y.Shape.SameDims(dy.Shape) || !y.Shape.SameDims(dx.Shape))
-        {
-            _reference.SoftmaxBackward(y, dy, dx, log);
-            return;
-        }
+            throw Unsupported("SoftmaxBackward", y, dy, dx);
         if (y.Numel == 0) return;
         long dim = y.Dim(-1), rows = y.Numel / dim;
         fixed (byte* py = RawBytes(y), pdy = RawBytes(dy), pdx = RawBytes(dx))
             Check(NativeMethods.sr_softmax_backward_f32((float*)py, (float*)pdy, (float*)pdx, rows, dim, log ? 1 : 0), "sr_softmax_backward_f32");
     }
 
-    /// <summary>F32 gathers (embedding lookups) read only the selected elements; the reference path converts all of x.</summary>
-    public void Gather(Tensor x, Tensor index, Tensor y, int axis)
-    {
-        if (!AllF32(x, y) || index.DType != DType.I32 || x.Rank == 0 || index.Rank != x.Rank || !y.Shape.SameDims(index.Shape))
-        {
-            _reference.Gather(x, index, y, axis);
-            return;
-        }
-        axis = x.Shape.NormalizeAxis(axis);
-        int extent = x.Dim(axis), count = index.Dim(axis);
-        long inner = 1, outer = 1;
-        for (int a = axis + 1; a < x.Rank; a++) inner *= x.Dim(a);
-        for (int a = 0; a < axis; a++) outer *= x.Dim(a);
-        var xs = Floats(x);
-        var ys = Floats(y);
-        var idx = ((CpuStorage)index.Storage).As<int>().Slice(checked((int)index.Offset), checked((int)index.Numel));
-        for (long o = 0; o < outer; o++)
-            for (long j = 0; j < count; j++)
-                for (long i = 0; i < inner; i++)
-                {
-                    long k = (o * count + j) * inner + i;
-                    int v = idx[(int)k];
-                    if (v < 0 || v >= extent)
-                        throw new IndexOutOfRangeException($"Gather: index {v} out of range [0, {extent}) on axis {axis} of {x.Shape}");
-                    ys[(int)k] = xs[(int)((o * extent + v) * inner + i)];
-                }
-    }
-
-    public void ScatterAdd(Tensor dy, Tensor index, Tensor dx, int axis) => _reference.ScatterAdd(dy, index, dx, axis);
-
     public void RmsNorm(Tensor x, Tensor w, Tensor y, Tensor rstd, double eps)
     {
         if (!AllF32(x, w, y, rstd) || x.Rank == 0 || !x.Shape.SameDims(y.Shape) || w.Numel != x.Dim(-1)
             || (x.Dim(-1) > 0 && rstd.Numel != x.Numel / x.Dim(-1)))
-        {
-            _reference.RmsNorm(x, w, y, rstd, eps);
-            return;
-        }
+            throw Unsupported("RmsNorm", x, w, y, rstd);
         long dim = x.Dim(-1);
-        if (dim == 0 || x.Numel == 0)
+        if (x.Numel == 0)
         {
-            _reference.RmsNorm(x, w, y, rstd, eps);
+            if (dim == 0) Floats(rstd).Fill(1f / MathF.Sqrt(float.NaN));     // the mean square of an empty row is 0/0
             return;
         }
         fixed (byte* px = RawBytes(x), pw = RawBytes(w), py = RawBytes(y), pr = RawBytes(rstd))
@@ -83,12 +44,10 @@ public sealed unsafe partial class NativeBackend
     public void RmsNormBackward(Tensor x, Tensor w, Tensor rstd, Tensor dy, Tensor dx, Tensor dw)
     {
         long dim = x.Rank == 0 ? 0 : x.Dim(-1);
-        if (!AllF32(x, w, rstd, dy, dx, dw) || dim == 0 || x.Numel == 0 || w.Numel != dim || dw.Numel != dim
+        if (AllF32(x, w, rstd, dy, dx, dw) && x.Rank > 0 && x.Numel == 0) return;
+        if (!AllF32(x, w, rstd, dy, dx, dw) || dim == 0 || w.Numel != dim || dw.Numel != dim
             || rstd.Numel != x.Numel / dim || !x.Shape.SameDims(dy.Shape) || !x.Shape.SameDims(dx.Shape))
-        {
-            _reference.RmsNormBackward(x, w, rstd, dy, dx, dw);
-            return;
-        }
+            throw Unsupported("RmsNormBackward", x, w, rstd, dy, dx, dw);
         fixed (byte* px = RawBytes(x), pw = RawBytes(w), pr = RawBytes(rstd), pdy = RawBytes(dy), pdx = RawBytes(dx), pdw = RawBytes(dw))
             Check(NativeMethods.sr_rmsnorm_backward_f32((float*)px, (float*)pw, (float*)pr, (float*)pdy, (float*)pdx, (float*)pdw,
                 x.Numel / dim, dim), "sr_rmsnorm_backward_f32");
@@ -99,10 +58,7 @@ public sealed unsafe partial class NativeBackend
         if (x.Rank != 4 || !x.Shape.SameDims(y.Shape) || positions.Numel != (long)x.Dim(0) * x.Dim(1))
             throw new TensorShapeException($"Rope: x {x.Shape}, positions {positions.Shape}, y {y.Shape} (need x = y [B, T, H, D], positions [B, T])");
         if (!AllF32(x, y) || !IsIndex(positions))
-        {
-            _reference.Rope(x, positions, y, theta, style, inverse);
-            return;
-        }
+            throw Unsupported("Rope", x, positions, y);
         if (x.Numel == 0) return;
         fixed (byte* px = RawBytes(x), pp = RawBytes(positions), py = RawBytes(y))
             Check(NativeMethods.sr_rope_f32((float*)px, (int*)pp, (float*)py, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), theta,
@@ -112,10 +68,7 @@ public sealed unsafe partial class NativeBackend
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
         if (!AttentionNative(q, k, v, keyMask, o, lse, o, batchStridedKv: true))
-        {
-            _reference.Attention(q, k, v, keyMask, o, lse, scale);
-            return;
-        }
+            throw Unsupported("Attention", q, k, v, keyMask, o, lse);
         long kvBatchStride = k.Shape.FirstAxisStride;
         if (v.Shape.FirstAxisStride != kvBatchStride)
             throw new TensorShapeException($"Attention: k and v batch strides differ ({kvBatchStride} vs {v.Shape.FirstAxisStride})");
@@ -130,10 +83,7 @@ public sealed unsafe partial class NativeBackend
     {
         if (!AttentionNative(q, k, v, keyMask, o, lse, dOut) || !AllF32(dq, dk, dv)
             || !dq.Shape.SameDims(q.Shape) || !dk.Shape.SameDims(k.Shape) || !dv.Shape.SameDims(v.Shape))
-        {
-            _reference.AttentionBackward(q, k, v, keyMask, o, lse, dOut, dq, dk, dv, scale);
-            return;
-        }
+            throw Unsupported("AttentionBackward", q, k, v, keyMask, o, lse, dOut, dq, dk, dv);
         fixed (byte* pq = RawBytes(q), pk = RawBytes(k), pv = RawBytes(v), po = RawBytes(o), pl = RawBytes(lse), pdo = RawBytes(dOut))
         fixed (byte* pdq = RawBytes(dq), pdk = RawBytes(dk), pdv = RawBytes(dv))
         fixed (byte* pm = keyMask is null ? default : RawBytes(keyMask))
@@ -161,10 +111,7 @@ public sealed unsafe partial class NativeBackend
     public void SwiGlu(Tensor gate, Tensor up, Tensor y)
     {
         if (!AllF32(gate, up, y) || !gate.Shape.SameDims(up.Shape) || !gate.Shape.SameDims(y.Shape))
-        {
-            _reference.SwiGlu(gate, up, y);
-            return;
-        }
+            throw Unsupported("SwiGlu", gate, up, y);
         if (gate.Numel == 0) return;
         fixed (byte* pg = RawBytes(gate), pu = RawBytes(up), py = RawBytes(y))
             Check(NativeMethods.sr_swiglu_forward_f32((float*)pg, (float*)pu, (float*)py, gate.Numel), "sr_swiglu_forward_f32");
@@ -174,10 +121,7 @@ public sealed unsafe partial class NativeBackend
     {
         if (!AllF32(gate, up, dy, dGate, dUp) || !gate.Shape.SameDims(up.Shape) || !gate.Shape.SameDims(dy.Shape)
             || !gate.Shape.SameDims(dGate.Shape) || !gate.Shape.SameDims(dUp.Shape))
-        {
-            _reference.SwiGluBackward(gate, up, dy, dGate, dUp);
-            return;
-        }
+            throw Unsupported("SwiGluBackward", gate, up, dy, dGate, dUp);
         if (gate.Numel == 0) return;
         fixed (byte* pg = RawBytes(gate), pu = RawBytes(up), pdy = RawBytes(dy), pdg = RawBytes(dGate), pdu = RawBytes(dUp))
             Check(NativeMethods.sr_swiglu_backward_f32((float*)pg, (float*)pu, (float*)pdy, (float*)pdg, (float*)pdu, gate.Numel),
@@ -188,10 +132,7 @@ public sealed unsafe partial class NativeBackend
     {
         if (!AllF32(logits, losses, lse) || !IsIndex(targets) || logits.Rank != 2 || targets.Numel != logits.Dim(0)
             || losses.Numel != logits.Dim(0) || lse.Numel != logits.Dim(0))
-        {
-            _reference.CrossEntropy(logits, targets, losses, lse, ignoreIndex);
-            return;
-        }
+            throw Unsupported("CrossEntropy", logits, targets, losses, lse);
         if (logits.Dim(0) == 0) return;
         fixed (byte* px = RawBytes(logits), pt = RawBytes(targets), pl = RawBytes(losses), pe = RawBytes(lse))
             Check(NativeMethods.sr_cross_entropy_forward_f32((float*)px, (int*)pt, (float*)pl, (float*)pe, logits.Dim(0), logits.Dim(1),
@@ -202,10 +143,7 @@ public sealed unsafe partial class NativeBackend
     {
         if (!AllF32(logits, lse, dLosses, dLogits) || !IsIndex(targets) || logits.Rank != 2 || targets.Numel != logits.Dim(0)
             || lse.Numel != logits.Dim(0) || dLosses.Numel != logits.Dim(0) || !dLogits.Shape.SameDims(logits.Shape))
-        {
-            _reference.CrossEntropyBackward(logits, targets, lse, dLosses, dLogits, ignoreIndex);
-            return;
-        }
+            throw Unsupported("CrossEntropyBackward", logits, targets, lse, dLosses, dLogits);
         if (logits.Numel == 0) return;
         fixed (byte* px = RawBytes(logits), pt = RawBytes(targets), pe = RawBytes(lse), pd = RawBytes(dLosses), pdx = RawBytes(dLogits))
             Check(NativeMethods.sr_cross_entropy_backward_f32((float*)px, (int*)pt, (float*)pe, (float*)pd, (float*)pdx, logits.Dim(0),

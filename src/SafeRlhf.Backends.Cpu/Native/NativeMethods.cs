@@ -35,7 +35,8 @@ public sealed class NativeKernelException(string function, NativeStatus status, 
     public string NativeMessage { get; } = nativeMessage;
 }
 
-/// <summary>P/Invoke bindings to libsaferlhf_native. Every wrapper checks the returned status and throws
+/// <summary>P/Invoke bindings to libsaferlhf_native, one per <c>sr_</c> export of native/include/saferlhf.h. The bindings
+/// return the raw <see cref="NativeStatus"/>; every caller passes it to <see cref="Check"/>, which throws
 /// <see cref="NativeKernelException"/> with the native error text on failure.</summary>
 internal static unsafe partial class NativeMethods
 {
@@ -63,7 +64,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial NativeStatus sr_probe_stream(long bytes, double seconds, int threads, out double gbps);
 
     [LibraryImport(Lib)]
-    internal static partial NativeStatus sr_gemm_f32(int batch, int m, int n, int k, float alpha,
+    internal static partial NativeStatus sr_matmul_f32(int batch, int m, int n, int k, float alpha,
         float* a, long lda, long strideA, int transA, float* b, long ldb, long strideB, int transB,
         float beta, float* c, long ldc, long strideC);
 
@@ -88,7 +89,7 @@ internal static unsafe partial class NativeMethods
     internal static partial NativeStatus sr_cross_entropy_backward_f32(float* logits, int* targets, float* lse, float* dLosses, float* dLogits,
         long rows, long vocab, int ignoreIndex);
 
-    [LibraryImport(Lib)] internal static partial NativeStatus sr_sum_squares_f32(float* x, long n, double* result);
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_sum_of_squares_f32(float* x, long n, double* result);
 
     [LibraryImport(Lib)]
     internal static partial NativeStatus sr_adamw_f32(float* param, float* grad, float* m, float* v, long n, double lr, double beta1, double beta2,

@@ -64,7 +64,7 @@ internal static class Elements
         DType.F64 => s.As<double>()[(int)at],
         DType.I32 => s.As<int>()[(int)at],
         DType.F16 => (double)s.As<Half>()[(int)at],
-        DType.BF16 => BitConverter.Int32BitsToSingle(s.As<ushort>()[(int)at] << 16),
+        DType.BF16 => Bf16.ToFloat(s.As<ushort>()[(int)at]),
         _ => throw new TensorDTypeException($"reference backend cannot read {dtype} elementwise"),
     };
 
@@ -76,18 +76,9 @@ internal static class Elements
             case DType.F64: s.As<double>()[(int)at] = value; break;
             case DType.I32: s.As<int>()[(int)at] = checked((int)Math.Round(value)); break;
             case DType.F16: s.As<Half>()[(int)at] = (Half)value; break;
-            case DType.BF16: s.As<ushort>()[(int)at] = ToBf16((float)value); break;
+            case DType.BF16: s.As<ushort>()[(int)at] = Bf16.FromFloat((float)value); break;
             default: throw new TensorDTypeException($"reference backend cannot write {dtype} elementwise");
         }
-    }
-
-    /// <summary>fp32 → bf16 with round-to-nearest-even (NaN kept quiet).</summary>
-    public static ushort ToBf16(float value)
-    {
-        uint bits = BitConverter.SingleToUInt32Bits(value);
-        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
-        uint rounding = 0x7FFF + ((bits >> 16) & 1);
-        return (ushort)((bits + rounding) >> 16);
     }
 
     public static Span<byte> RawBytes(Tensor t) =>

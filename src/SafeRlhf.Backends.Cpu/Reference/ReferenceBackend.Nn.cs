@@ -83,7 +83,7 @@ public sealed partial class ReferenceBackend
         {
             int j = idx[k];
             if (j < 0 || j >= extent)
-                throw new IndexOutOfRangeException($"{op}: index {j} out of range [0, {extent}) on axis {axis} of {xShape}");
+                throw new TensorIndexException($"{op}: index {j} out of range [0, {extent}) on axis {axis} of {xShape}");
             long src = 0;
             for (int a = 0; a < dims.Length; a++) src += (a == axis ? j : coord[a]) * xStrides[a];
             body(src, k);
@@ -211,7 +211,7 @@ public sealed partial class ReferenceBackend
         {
             lses[n] = LogSumExp(xs.AsSpan(n * v, v));
             if (ts[n] == ignoreIndex) continue;
-            if (ts[n] < 0 || ts[n] >= v) throw new IndexOutOfRangeException($"CrossEntropy: target {ts[n]} out of range [0, {v}) at row {n}");
+            if (ts[n] < 0 || ts[n] >= v) throw new TensorIndexException($"CrossEntropy: target {ts[n]} out of range [0, {v}) at row {n}");
             ls[n] = lses[n] - xs[n * v + ts[n]];
         }
         Store(losses, ls);

@@ -41,7 +41,7 @@ public sealed record BusyBenchResult(string Kernel, string Shape, int Threads, i
 public static class BusyBench
 {
     /// <summary>The kernels timed without --kernel: a compute-bound GEMM and a memory-bound elementwise kernel.</summary>
-    private static bool IsDefaultCase(KernelCase c) => (c.Kernel == "gemm_f32" && c.Shape.Contains("w1", StringComparison.Ordinal)) ||
+    private static bool IsDefaultCase(KernelCase c) => (c.Kernel == "matmul_f32" && c.Shape.Contains("w1", StringComparison.Ordinal)) ||
                                                        c.Kernel == "swiglu_fwd";
 
     public static IReadOnlyList<BusyBenchResult> Run(string? kernel, int threads, bool json, bool quick, TextWriter output)

@@ -81,8 +81,10 @@ public static class PlanCommand
     {
         if (!File.Exists(model) && !Directory.Exists(model))
         {
-            try { return (LlamaConfig.Preset(model), DType.F32); }
-            catch (ArgumentException e) { throw new CliException($"--model: {model} is neither a file nor a folder, and {e.Message}"); }
+            var preset = LlamaConfig.TryPreset(model)
+                ?? throw new CliException($"--model: {model} is neither a file nor a folder, and unknown model preset '{model}' " +
+                                          $"(valid: {string.Join(", ", LlamaConfig.PresetNames)})");
+            return (preset, DType.F32);
         }
         try
         {

@@ -75,7 +75,7 @@ public sealed class OpConformance(Device device, Device cpu, SelftestReport repo
                     var w = dtype == DType.BF16 ? x([s.Hidden, s.Dim]).Cast(DType.BF16) : Ops.Quantize(x([s.Hidden, s.Dim]), dtype);
                     var wide = dtype == DType.BF16 ? w.Cast(DType.F32) : Ops.Dequantize(w);
                     var input = x([rows, s.Dim]);
-                    var y = ReferenceEquals(d, cpu) ? Ops.Linear(input, wide) : Ops.QuantizedLinear(input, w);
+                    var y = ReferenceEquals(d, cpu) ? Ops.Linear(input, wide) : Ops.QuantizedMatMul(input, w);
                     return [y, wide];
                 }, backward: false);
         Check("rmsnorm", $"{n} {s.Rows}x{s.Dim}", 1e-4, (d, x) => [Ops.RmsNorm(x([s.Rows, s.Dim]), x([s.Dim]), 1e-5)]);

@@ -17,11 +17,11 @@ public static partial class Ops
                 throw new TensorShapeException($"Gather: index {index.Shape} and x {x.Shape} differ on axis {i}");
         var src = x.Contiguous();
         var idx = index.Contiguous();
-        var y = Empty(x.Device, x.DType, index.Shape.ToArray());
+        var y = Zeros(x.Device, x.DType, index.Shape.ToArray());
         x.Backend.Gather(src, idx, y, a);
         var result = Record("Gather", y, [x], [idx], dy =>
         {
-            var dx = EmptyLike(src);
+            var dx = ZerosLike(src);
             x.Backend.ScatterAdd(dy.Contiguous(), idx, dx, a);
             return [dx];
         });
@@ -38,11 +38,11 @@ public static partial class Ops
         var flat = ids.Contiguous().Reshape(n, 1);
         var index = BroadcastView("Embedding", flat, [n, dim]).Contiguous();
         var w = weight.Contiguous();
-        var y = Empty(weight.Device, weight.DType, n, dim);
+        var y = Zeros(weight.Device, weight.DType, n, dim);
         weight.Backend.Gather(w, index, y, 0);
         var rows = Record("Embedding", y, [weight], [index], dy =>
         {
-            var dw = EmptyLike(w);
+            var dw = ZerosLike(w);
             weight.Backend.ScatterAdd(dy.Contiguous(), index, dw, 0);
             return [dw];
         });

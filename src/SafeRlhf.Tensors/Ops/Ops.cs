@@ -6,15 +6,16 @@ namespace SafeRlhf.Tensors;
 /// Backends compute; this layer checks shapes, allocates outputs and records the tape.</summary>
 public static partial class Ops
 {
-    internal static Tensor Empty(Device device, DType dtype, params int[] dims) => Tensor.Zeros(device, dtype, dims);
+    /// <summary>A zero-filled output: backends only compute into it, and the accumulating ones (ScatterAdd, the dw of
+    /// RmsNormBackward, MatMul with accumulate) rely on the zeros.</summary>
+    internal static Tensor Zeros(Device device, DType dtype, params int[] dims) => Tensor.Zeros(device, dtype, dims);
 
-    internal static Tensor EmptyLike(Tensor t) => Tensor.Zeros(t.Device, t.DType, t.Shape.ToArray());
-
-    public static Tensor ZerosLike(Tensor t) => EmptyLike(t);
+    /// <summary>A zero-filled tensor with t's device, dtype and dims (contiguous).</summary>
+    public static Tensor ZerosLike(Tensor t) => Tensor.Zeros(t.Device, t.DType, t.Shape.ToArray());
 
     public static Tensor OnesLike(Tensor t)
     {
-        var o = EmptyLike(t);
+        var o = ZerosLike(t);
         t.Backend.Fill(o, 1.0);
         return o;
     }

@@ -11,7 +11,7 @@ public static partial class Ops
         if (x.DType != DType.F32) throw new TensorDTypeException($"Quantize: expects F32, got {x.DType} {x.Shape}");
         if (x.Rank == 0 || x.Dim(-1) % DTypeInfo.QuantBlock != 0)
             throw new TensorShapeException($"Quantize: last dim of {x.Shape} must be a multiple of {DTypeInfo.QuantBlock}");
-        var q = Empty(x.Device, dtype, x.Shape.ToArray());
+        var q = Zeros(x.Device, dtype, x.Shape.ToArray());
         using var src = x.Contiguous();
         x.Backend.Quantize(src, q);
         return q;
@@ -21,21 +21,21 @@ public static partial class Ops
     public static Tensor Dequantize(Tensor q)
     {
         if (!q.DType.IsQuantized()) throw new TensorDTypeException($"Dequantize: expects Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, got {q.DType}");
-        var x = Empty(q.Device, DType.F32, q.Shape.ToArray());
+        var x = Zeros(q.Device, DType.F32, q.Shape.ToArray());
         q.Backend.Dequantize(q, x);
         return x;
     }
 
     /// <summary>x [.., K] (F32) · wᵀ with a frozen low-precision weight w [M, K] stored as Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16 → [.., M].
     /// The gradient flows to x only. BF16 weights are used exactly (widened to fp32).</summary>
-    public static Tensor QuantizedLinear(Tensor x, Tensor w)
+    public static Tensor QuantizedMatMul(Tensor x, Tensor w)
     {
-        CheckCompute("QuantizedLinear", x);
+        CheckCompute("QuantizedMatMul", x);
         if (!w.DType.IsQuantized() && w.DType != DType.BF16)
-            throw new TensorDTypeException($"QuantizedLinear: weight must be Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16, got {w.DType}");
-        if (x.DType != DType.F32) throw new TensorDTypeException($"QuantizedLinear: x must be F32, got {x.DType}");
+            throw new TensorDTypeException($"QuantizedMatMul: weight must be Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16, got {w.DType}");
+        if (x.DType != DType.F32) throw new TensorDTypeException($"QuantizedMatMul: x must be F32, got {x.DType}");
         if (w.Rank != 2 || x.Rank < 1 || x.Dim(-1) != w.Dim(1))
-            throw new TensorShapeException($"QuantizedLinear: x {x.Shape} and weight {w.Shape} (need x [.., K], w [M, K])");
+            throw new TensorShapeException($"QuantizedMatMul: x {x.Shape} and weight {w.Shape} (need x [.., K], w [M, K])");
         int k = w.Dim(1), m = w.Dim(0);
         var lead = x.Shape.ToArray()[..^1];
         int n = (int)new Shape(lead).Numel;
@@ -43,13 +43,13 @@ public static partial class Ops
         using (Autograd.GradMode.NoGrad())
         using (var xc = x.Contiguous())
             x2 = xc.Reshape(n, k);
-        var y = Empty(x.Device, DType.F32, [.. lead, m]);
+        var y = Zeros(x.Device, DType.F32, [.. lead, m]);
         using (Autograd.GradMode.NoGrad())
         using (var y2 = y.Reshape(n, m))
             x.Backend.QuantizedMatMul(x2, w, y2);
-        var result = Record("QuantizedLinear", y, [x], [w], dy =>
+        var result = Record("QuantizedMatMul", y, [x], [w], dy =>
         {
-            var dx = Empty(x.Device, DType.F32, x.Shape.ToArray());
+            var dx = Zeros(x.Device, DType.F32, x.Shape.ToArray());
             using var dy2 = dy.Contiguous().Reshape(n, m);
             using var dx2 = dx.Reshape(n, k);
             x.Backend.QuantizedMatMulBackward(dy2, w, dx2);

@@ -11,11 +11,11 @@ public static partial class Ops
         CheckCompute(name, x);
         if (x.Rank == 0) throw new TensorShapeException($"{name}: needs rank ≥ 1, got {x.Shape}");
         var src = x.Contiguous();
-        var y = EmptyLike(x);
+        var y = ZerosLike(x);
         x.Backend.Softmax(src, y, log);
         var result = Record(name, y, [x], [y], dy =>
         {
-            var dx = EmptyLike(y);
+            var dx = ZerosLike(y);
             x.Backend.SoftmaxBackward(y, dy.Contiguous(), dx, log);
             return [dx];
         });

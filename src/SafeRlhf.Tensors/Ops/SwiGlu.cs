@@ -10,12 +10,12 @@ public static partial class Ops
             throw new TensorShapeException($"SwiGlu: gate {gate.Shape} and up {up.Shape} must have the same dims");
         var g = gate.Contiguous();
         var u = up.Contiguous();
-        var y = EmptyLike(gate);
+        var y = ZerosLike(gate);
         gate.Backend.SwiGlu(g, u, y);
         var result = Record("SwiGlu", y, [gate, up], [g, u], dy =>
         {
-            var dGate = EmptyLike(g);
-            var dUp = EmptyLike(u);
+            var dGate = ZerosLike(g);
+            var dUp = ZerosLike(u);
             gate.Backend.SwiGluBackward(g, u, dy.Contiguous(), dGate, dUp);
             return [dGate, dUp];
         });

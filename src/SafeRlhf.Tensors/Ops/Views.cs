@@ -11,7 +11,7 @@ public static partial class Ops
     {
         x.ThrowIfDisposed("Contiguous");
         if (x.IsContiguous) return Record("Contiguous", RawView(x, x.Shape.ToArray(), Shape.ContiguousStrides(x.Shape.Dims), x.Offset), [x], [], dy => [dy]);
-        var y = EmptyLike(x);
+        var y = ZerosLike(x);
         x.Backend.Copy(x, y);
         return Record("Contiguous", y, [x], [], dy => [dy]);
     }
@@ -96,7 +96,7 @@ public static partial class Ops
         var inDims = x.Shape.ToArray();
         return Record("Narrow", y, [x], [], dy =>
         {
-            var dx = Empty(dy.Device, dy.DType, inDims);
+            var dx = Zeros(dy.Device, dy.DType, inDims);
             using var window = RawView(dx, dy.Shape.ToArray(), dx.Shape.StridesArray(), dx.Offset + start * dx.Shape.Stride(a));
             dy.Backend.Copy(dy, window);
             return [dx];
@@ -181,7 +181,7 @@ public static partial class Ops
         var keep = new int[x.Rank];
         for (int i = 0; i < x.Rank; i++) keep[i] = i < lead ? 1 : dims[i - lead];
         var src = x.Contiguous();
-        var y = Empty(x.Device, x.DType, keep);
+        var y = Zeros(x.Device, x.DType, keep);
         x.Backend.ReduceSum(src, y);
         var result = y.Reshape(dims);
         return Finish(Record("SumTo", result, [x], [], dy => [BroadcastView("SumTo", dy, x.Shape.ToArray()).Contiguous()]), src, y);

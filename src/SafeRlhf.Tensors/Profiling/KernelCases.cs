@@ -39,9 +39,9 @@ public static class KernelCases
     /// <summary>Kernel names, for the --kernel filter.</summary>
     public static IReadOnlyList<string> Kernels { get; } =
     [
-        "gemm_f32", "rmsnorm_fwd", "rmsnorm_bwd", "rope", "swiglu_fwd", "swiglu_bwd", "softmax_fwd", "softmax_bwd",
+        "matmul_f32", "rmsnorm_fwd", "rmsnorm_bwd", "rope", "swiglu_fwd", "swiglu_bwd", "softmax_fwd", "softmax_bwd",
         "cross_entropy_fwd", "cross_entropy_bwd", "adamw", "attention_fwd", "attention_bwd", "quantize_q8_0",
-        "qmatmul_q8_0", "qmatmul_q4_0", "qmatmul_q4_k", "qmatmul_q6_k", "qmatmul_bwd_q8_0", "matmul_bf16", "matmul_bwd_bf16",
+        "quantized_matmul_q8_0", "quantized_matmul_q4_0", "quantized_matmul_q4_k", "quantized_matmul_q6_k", "quantized_matmul_bwd_q8_0", "quantized_matmul_bf16", "quantized_matmul_bwd_bf16",
     ];
 
     /// <summary>The cases for a device at the given shapes; each case's Setup allocates its tensors (in the caller's
@@ -52,22 +52,22 @@ public static class KernelCases
         var b = d.Backend;
         int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
 
-        yield return new("gemm_f32", $"{g}x{g}x{g}", 2.0 * g * g * g, 3.0 * 4 * g * g, true, () =>
+        yield return new("matmul_f32", $"{g}x{g}x{g}", 2.0 * g * g * g, 3.0 * 4 * g * g, true, () =>
         {
             var x = Rand(d, rng, 1, g, g); var w = Rand(d, rng, 1, g, g); var y = Tensor.Zeros(d, DType.F32, 1, g, g);
             return () => b.MatMul(x, w, y, false, false, false);
         });
-        yield return new("gemm_f32", $"{seq}x{hidden}x{dim} (w1·xᵀ)", 2.0 * seq * hidden * dim, 4.0 * (seq * dim + hidden * dim + seq * hidden), true, () =>
+        yield return new("matmul_f32", $"{seq}x{hidden}x{dim} (w1·xᵀ)", 2.0 * seq * hidden * dim, 4.0 * (seq * dim + hidden * dim + seq * hidden), true, () =>
         {
             var x = Rand(d, rng, 1, seq, dim); var w = Rand(d, rng, 1, hidden, dim); var y = Tensor.Zeros(d, DType.F32, 1, seq, hidden);
             return () => b.MatMul(x, w, y, false, true, false);
         });
-        yield return new("gemm_f32", $"{dim}x{hidden}x{seq} (dW = dyᵀ·x)", 2.0 * seq * hidden * dim, 4.0 * (seq * dim + hidden * dim + seq * hidden), true, () =>
+        yield return new("matmul_f32", $"{dim}x{hidden}x{seq} (dW = dyᵀ·x)", 2.0 * seq * hidden * dim, 4.0 * (seq * dim + hidden * dim + seq * hidden), true, () =>
         {
             var dy = Rand(d, rng, 1, seq, dim); var x = Rand(d, rng, 1, seq, hidden); var dw = Tensor.Zeros(d, DType.F32, 1, dim, hidden);
             return () => b.MatMul(dy, x, dw, true, false, false);
         });
-        yield return new("gemm_f32", $"1x{dim}x{dim} (decode)", 2.0 * dim * dim, 4.0 * dim * dim, false, () =>
+        yield return new("matmul_f32", $"1x{dim}x{dim} (decode)", 2.0 * dim * dim, 4.0 * dim * dim, false, () =>
         {
             var x = Rand(d, rng, 1, 1, dim); var w = Rand(d, rng, 1, dim, dim); var y = Tensor.Zeros(d, DType.F32, 1, 1, dim);
             return () => b.MatMul(x, w, y, false, true, false);
@@ -162,7 +162,7 @@ public static class KernelCases
             return () => b.Quantize(x, q);
         });
         // Quantized weights at the FFN shape (w1: hidden × dim), like the BF16 cases below.
-        foreach (var (dtype, name) in new[] { (DType.Q8_0, "qmatmul_q8_0"), (DType.Q4_0, "qmatmul_q4_0") })
+        foreach (var (dtype, name) in new[] { (DType.Q8_0, "quantized_matmul_q8_0"), (DType.Q4_0, "quantized_matmul_q4_0") })
         {
             double wBytes = (dtype == DType.Q8_0 ? 34.0 : 18.0) / 32 * hidden * dim;
             foreach (int n in new[] { 1, seq })
@@ -176,7 +176,7 @@ public static class KernelCases
         }
         // K-quant weights (read from GGUF files, encoded here) where the width is a whole number of 256-weight super-blocks.
         if (dim % DTypeInfo.KQuantBlock == 0)
-            foreach (var (dtype, name) in new[] { (DType.Q4_K, "qmatmul_q4_k"), (DType.Q6_K, "qmatmul_q6_k") })
+            foreach (var (dtype, name) in new[] { (DType.Q4_K, "quantized_matmul_q4_k"), (DType.Q6_K, "quantized_matmul_q6_k") })
             {
                 double wBytes = (double)dtype.BlockBytes() / DTypeInfo.KQuantBlock * hidden * dim;
                 foreach (int n in new[] { 1, seq })
@@ -189,7 +189,7 @@ public static class KernelCases
                         return () => b.QuantizedMatMul(x, w, y);
                     });
             }
-        yield return new("qmatmul_bwd_q8_0", $"{seq}x{dim}x{dim}", 2.0 * seq * dim * dim, 34.0 / 32 * dim * dim + 8.0 * seq * dim, true, () =>
+        yield return new("quantized_matmul_bwd_q8_0", $"{seq}x{dim}x{dim}", 2.0 * seq * dim * dim, 34.0 / 32 * dim * dim + 8.0 * seq * dim, true, () =>
         {
             var w = Tensor.Zeros(d, DType.Q8_0, dim, dim);
             using (var wf = Rand(d, rng, dim, dim)) b.Quantize(wf, w);
@@ -198,13 +198,13 @@ public static class KernelCases
         });
         // BF16-stored weights at the FFN shape (w1: hidden × dim): GEMV against the bandwidth, GEMM against the FMA peak.
         foreach (int n in new[] { 1, seq })
-            yield return new("matmul_bf16", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
+            yield return new("quantized_matmul_bf16", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
             {
                 var w = Bf16Weight(d, rng, hidden, dim);
                 var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
                 return () => b.QuantizedMatMul(x, w, y);
             });
-        yield return new("matmul_bwd_bf16", $"{seq}x{hidden}x{dim}", 2.0 * seq * hidden * dim, 2.0 * hidden * dim + 4.0 * seq * (dim + hidden), true, () =>
+        yield return new("quantized_matmul_bwd_bf16", $"{seq}x{hidden}x{dim}", 2.0 * seq * hidden * dim, 2.0 * hidden * dim + 4.0 * seq * (dim + hidden), true, () =>
         {
             var w = Bf16Weight(d, rng, hidden, dim);
             var dy = Rand(d, rng, seq, hidden); var dx = Tensor.Zeros(d, DType.F32, seq, dim);

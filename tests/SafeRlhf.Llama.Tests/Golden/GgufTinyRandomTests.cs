@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using SafeRlhf.Llama.Formats;
 using SafeRlhf.Llama.Loading;
 using SafeRlhf.Llama.Tokenizers;
@@ -27,8 +28,22 @@ public sealed class GgufTinyRandomTests
         foreach (var (name, tensor) in model.NamedParameters())
         {
             Assert.Equal(DType.F32, tensor.DType);
-            Assert.Equal(file[name].ToSingleArray(), tensor.ToFloatArray());
+            var raw = file[name];
+            var expected = raw.DType == DType.F16
+                ? Enumerable.Range(0, (int)raw.Numel).Select(i => HalfBitsToFloat(BitConverter.ToUInt16(raw.Data.Span.Slice(2 * i, 2)))).ToArray()
+                : MemoryMarshal.Cast<byte, float>(raw.Data.Span).ToArray();
+            Assert.Equal(expected, tensor.ToFloatArray());
         }
+    }
+
+    /// <summary>IEEE binary16 → float from the definition (sign, 5-bit exponent biased by 15, 10-bit fraction; exponent 0
+    /// subnormal, 31 infinity or NaN), independent of the conversion the loader uses.</summary>
+    private static float HalfBitsToFloat(ushort bits)
+    {
+        int sign = bits >> 15 == 1 ? -1 : 1, exponent = (bits >> 10) & 0x1F, fraction = bits & 0x3FF;
+        if (exponent == 31) return fraction == 0 ? sign * float.PositiveInfinity : float.NaN;
+        double magnitude = exponent == 0 ? Math.ScaleB(fraction / 1024.0, -14) : Math.ScaleB(1 + fraction / 1024.0, exponent - 15);
+        return (float)(sign * magnitude);
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>The squared gradient norm of clipping: the native sum of squares against the reference (double), across
 /// the 16-lane and 65536-element chunk boundaries, independent of the thread count, and accumulated in double.</summary>
-public sealed class NativeGradNormTests
+public sealed class NativeSumOfSquaresTests
 {
     [Theory]
     [InlineData(0)] [InlineData(1)] [InlineData(15)] [InlineData(16)] [InlineData(17)] [InlineData(65536 * 2 + 5)]

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <string>
 
-#include "gemm.h"
+#include "matmul.h"
 #include "parallel.h"
 #include "status.h"
 #include "vmath.h"
@@ -253,7 +253,7 @@ void gemv(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool t
 
 }  // namespace
 
-void gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a, const float* b,
+void matmul_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a, const float* b,
               int64_t ldb, bool trans_b, float beta, float* c, int64_t ldc, int threads) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) {
@@ -329,26 +329,26 @@ void gemm_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int6
 
 }  // namespace sr
 
-extern "C" SR_API sr_status sr_gemm_f32(int32_t batch, int32_t m, int32_t n, int32_t k, float alpha, const float* a,
+extern "C" SR_API sr_status sr_matmul_f32(int32_t batch, int32_t m, int32_t n, int32_t k, float alpha, const float* a,
                                         int64_t lda, int64_t stride_a, int32_t trans_a, const float* b, int64_t ldb,
                                         int64_t stride_b, int32_t trans_b, float beta, float* c, int64_t ldc,
                                         int64_t stride_c) {
   if (batch < 0 || m < 0 || n < 0 || k < 0)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_gemm_f32: negative size (batch " + std::to_string(batch) + ", m " +
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_matmul_f32: negative size (batch " + std::to_string(batch) + ", m " +
                                              std::to_string(m) + ", n " + std::to_string(n) + ", k " + std::to_string(k) + ")");
   if (static_cast<int64_t>(batch) * m * n == 0) return SR_OK;
   if (c == nullptr || (k > 0 && (a == nullptr || b == nullptr)))
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_gemm_f32: null matrix pointer");
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_matmul_f32: null matrix pointer");
   int64_t need_lda = trans_a ? m : k, need_ldb = trans_b ? k : n;
   if (ldc < n || (k > 0 && (lda < std::max<int64_t>(1, need_lda) || ldb < std::max<int64_t>(1, need_ldb))))
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_gemm_f32: leading dimension too small (lda " + std::to_string(lda) +
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_matmul_f32: leading dimension too small (lda " + std::to_string(lda) +
                                              ", ldb " + std::to_string(ldb) + ", ldc " + std::to_string(ldc) + ")");
   try {
     for (int32_t p = 0; p < batch; ++p)
-      sr::gemm_f32(m, n, k, alpha, a + p * stride_a, lda, trans_a != 0, b + p * stride_b, ldb, trans_b != 0, beta,
+      sr::matmul_f32(m, n, k, alpha, a + p * stride_a, lda, trans_a != 0, b + p * stride_b, ldb, trans_b != 0, beta,
                    c + p * stride_c, ldc);
   } catch (const std::bad_alloc&) {
-    return sr::fail(SR_OUT_OF_MEMORY, "sr_gemm_f32: out of memory for packing buffers");
+    return sr::fail(SR_OUT_OF_MEMORY, "sr_matmul_f32: out of memory for packing buffers");
   }
   return SR_OK;
 }

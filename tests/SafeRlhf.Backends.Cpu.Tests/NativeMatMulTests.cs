@@ -6,7 +6,7 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>The packed fp32 GEMM against the reference MatMul: every transpose combination, batches,
 /// accumulation, and sizes around the micro-tile (12×32 / 6×16) and cache-block edges.</summary>
-public sealed class NativeGemmTests
+public sealed class NativeMatMulTests
 {
     public static TheoryData<int, int, int, int> Sizes() => new()
     {

@@ -47,12 +47,12 @@ double sum_squares_avx512(const float* x, int64_t n) {
 }  // namespace
 }  // namespace sr
 
-extern "C" SR_API sr_status sr_sum_squares_f32(const float* x, int64_t n, double* out) {
-  if (out == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_squares_f32: out is null");
-  if (n < 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_squares_f32: negative size " + std::to_string(n));
+extern "C" SR_API sr_status sr_sum_of_squares_f32(const float* x, int64_t n, double* out) {
+  if (out == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_of_squares_f32: out is null");
+  if (n < 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_of_squares_f32: negative size " + std::to_string(n));
   *out = 0.0;
   if (n == 0) return SR_OK;
-  if (x == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_squares_f32: x is null");
+  if (x == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_sum_of_squares_f32: x is null");
   const bool wide = sr::has_avx512();
   int64_t chunks = (n + sr::kChunk - 1) / sr::kChunk;
   try {
@@ -65,7 +65,7 @@ extern "C" SR_API sr_status sr_sum_squares_f32(const float* x, int64_t n, double
     for (double p : partial) total += p;
     *out = total;
   } catch (const std::bad_alloc&) {
-    return sr::fail(SR_OUT_OF_MEMORY, "sr_sum_squares_f32: out of memory");
+    return sr::fail(SR_OUT_OF_MEMORY, "sr_sum_of_squares_f32: out of memory");
   }
   return SR_OK;
 }
