@@ -154,7 +154,7 @@ public sealed class ModelArgumentTests : IDisposable
         Assert.True(info.Code == 0, info.Error);
         Assert.Contains("(Run)", info.Out);
         Assert.Contains(location.WeightPath, info.Out);
-        Assert.Contains("tok512.bin", info.Out);
+        Assert.Contains(location.TokenizerPath!, info.Out);
         Assert.Contains(ChatTemplate.DefaultText, info.Out);
 
         string data = Path.Combine(_dir, "alpaca.jsonl");
