@@ -36,6 +36,13 @@ public static class OpNames
         new("SumOfSquares", "sum_of_squares", InOps: false, Native: true, []),
     ];
 
+    /// <summary>Ops of optional backend capabilities (<c>BackendCapabilities.cs</c>), not on <see cref="IBackend"/>: the
+    /// method of the capability interface carries the name.</summary>
+    public static IReadOnlyList<OpName> Optional { get; } =
+    [
+        new("Sample", "sample", InOps: false, Native: false, ["SamplingKernels.Sample"]),
+    ];
+
     /// <summary>The <see cref="IBackend"/> members that move memory rather than compute an op.</summary>
     public static IReadOnlyList<string> MemoryMembers { get; } = ["Name", "Allocate", "Memory", "ResetPeakMemory", "Write", "Read"];
 }

@@ -86,7 +86,8 @@ public sealed partial class OpNameTests
     public void GpuKernelsCarryTheOpName()
     {
         var catalog = KernelCatalog.All.Select(KernelCatalog.NameOf).ToHashSet();
-        foreach (var op in OpNames.All)
+        var ops = OpNames.All.Concat(OpNames.Optional).ToList();
+        foreach (var op in ops)
             foreach (var k in op.GpuKernels)
             {
                 Assert.Contains(k, catalog);
@@ -94,7 +95,18 @@ public sealed partial class OpNameTests
                 Assert.True(type == op.Name + "Kernels" || method == op.Name || method == op.Name + "Backward",
                     $"{op.Name} runs as {k}: neither the class nor the method carries the op name");
             }
-        Assert.Equal(catalog.Order(), OpNames.All.SelectMany(o => o.GpuKernels).Order());
+        Assert.Equal(catalog.Order(), ops.SelectMany(o => o.GpuKernels).Order());
+    }
+
+    [Fact]
+    public void OptionalOpsAreMethodsOfACapabilityInterface()
+    {
+        var capabilities = typeof(IBackend).Assembly.GetTypes().Where(t => t.IsInterface && t != typeof(IBackend) && t.Namespace == typeof(IBackend).Namespace);
+        foreach (var op in OpNames.Optional)
+        {
+            Assert.Contains(capabilities, t => t.GetMethod(op.Name) is not null);
+            Assert.DoesNotContain(op.Name, typeof(IBackend).GetMethods().Select(m => m.Name));
+        }
     }
 
     [Fact]

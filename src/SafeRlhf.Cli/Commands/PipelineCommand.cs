@@ -28,12 +28,16 @@ public static class PipelineCommand
             var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
+            var comm = new SafeRlhf.Tensors.Distributed.TimedCommunicator(Distributed.ProcessRanks.Comm);
             var summary = RunWithProgress.Execute(parse.GetValue(quietOption), run, (onStep, onMessage, cancel) =>
-                new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage, Comm = Distributed.ProcessRanks.Comm }.Run(cancel));
+                new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage, Comm = comm }.Run(cancel));
             run.WriteJson("summary.json", summary);
             Plots.WriteCurves(run);
             if (!parse.GetValue(quietOption)) SummaryTable.Print(summary, run.Path);
             else Console.WriteLine(Path.Combine(run.Path, "summary.json"));
+            if (comm.WorldSize > 1 && !parse.GetValue(quietOption))
+                Console.WriteLine($"data parallel: {comm.WorldSize} ranks ({comm.Transport}); rank 0 spent {comm.Seconds:F1} s of " +
+                                  $"{summary.Seconds:F1} s in {comm.Calls} collectives ({100 * comm.Seconds / summary.Seconds:F1} %)");
             return 0;
         }));
         return command;

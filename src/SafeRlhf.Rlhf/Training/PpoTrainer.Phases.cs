@@ -94,10 +94,7 @@ public sealed partial class PpoTrainer
         {
             var logp = PolicyOps.LogProbs(_actor, e.Sequences).Narrow(1, e.Start, e.Positions - e.Start);
             var loss = PpoLosses.ActorLoss(logp, Batch.ColumnsFrom(e.OldLogp, e.Start), advantages, spanMask, _o.ClipRangeRatio);
-            if (!Ranks.IsSingle) loss = loss.Scale(Ranks.ShareOf(RowsWithValid(spanMask)));
-            value = Ranks.Sum(loss.Item());
-            TrainingGuard.CheckFinite("actor loss", value, StepsDone);
-            loss.Backward();
+            value = BackwardShare(loss, spanMask, "actor loss");
         }
         GradientStep.Apply(_actorOptimizer, _actor, _o.ClipNorm, Ranks);
         return value;
@@ -111,10 +108,7 @@ public sealed partial class PpoTrainer
         {
             var v = PolicyOps.Scores(critic, e.Sequences).Narrow(1, e.Start, e.Positions - e.Start);
             var loss = PpoLosses.CriticLoss(v, oldValues, returns, spanMask, _o.ClipRangeValue);
-            if (!Ranks.IsSingle) loss = loss.Scale(Ranks.ShareOf(RowsWithValid(spanMask)));
-            value = Ranks.Sum(loss.Item());
-            TrainingGuard.CheckFinite("critic loss", value, StepsDone);
-            loss.Backward();
+            value = BackwardShare(loss, spanMask, "critic loss");
         }
         GradientStep.Apply(optimizer, critic, _o.ClipNorm, Ranks);
         return value;
@@ -163,6 +157,17 @@ public sealed partial class PpoTrainer
         }
         if (!double.IsNaN(losses.Ptx)) values["ptx_loss"] = losses.Ptx;
         return new StepMetrics(Stage, StepsDone, _o.Steps, values);
+    }
+
+    /// <summary>Back-propagates this rank's share of a masked-mean loss over its rows (the whole loss in a single
+    /// process) and returns the global loss, stopping on a non-finite one (<paramref name="what"/> names it).</summary>
+    private double BackwardShare(Tensor loss, bool[,] spanMask, string what)
+    {
+        if (!Ranks.IsSingle) loss = loss.Scale(Ranks.ShareOf(RowsWithValid(spanMask)));
+        double value = Ranks.Sum(loss.Item());
+        TrainingGuard.CheckFinite(what, value, StepsDone);
+        loss.Backward();
+        return value;
     }
 
     /// <summary>Rows of a mask with at least one valid position (the rows a masked mean averages over).</summary>
