@@ -31,7 +31,7 @@ public static class PipelineCommand
             var summary = RunWithProgress.Execute(parse.GetValue(quietOption), run, (onStep, onMessage, cancel) =>
                 new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage, Comm = Distributed.ProcessRanks.Comm }.Run(cancel));
             run.WriteJson("summary.json", summary);
-            Plots.WriteCurves(run);
+            Plots.WriteCurves(run, options.Rl.Threshold);
             if (!parse.GetValue(quietOption)) SummaryTable.Print(summary, run.Path);
             else Console.WriteLine(Path.Combine(run.Path, "summary.json"));
             return 0;
