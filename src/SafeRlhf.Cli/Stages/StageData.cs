@@ -108,7 +108,13 @@ public static class StageData
             throw new CliException($"data file {path} holds HH-RLHF rows (chosen/rejected): they say which response is preferred " +
                                    "but carry no safe/unsafe labels, which the cost model's loss needs; train cost on PKU-SafeRLHF rows " +
                                    "(HH-RLHF serves reward and dpo)");
-        var rows = Read(path, p => HhRlhfReader.Read(p).Rows);
+        // Published HH-RLHF files hold a few rows whose chosen and rejected dialogues differ before the final turn:
+        // those have no shared prompt, so they are skipped and named.
+        var read = Read<DatasetReadResult<HhRlhfPair>>(path, p => [HhRlhfReader.Read(p, skipMalformed: true)])[0];
+        if (read.SkippedCount > 0)
+            Console.Error.WriteLine($"data file {path}: skipped {read.SkippedCount} HH-RLHF rows that are not a chosen/rejected pair " +
+                                    $"with a shared prompt (lines {string.Join(", ", read.SkippedLines.Take(10))}{(read.SkippedCount > 10 ? ", ..." : "")})");
+        var rows = read.Rows;
         var pairs = new List<PairExample>();
         foreach (var row in rows)
         {
@@ -119,7 +125,7 @@ public static class StageData
             // Chosen is both better and safer; no safety labels (the cost stage refuses HH-RLHF above).
             pairs.Add(new PairExample(s0, s1, BetterId: 0, SaferId: 0, Safe0: true, Safe1: true));
         }
-        return (NonEmpty(pairs, path, rows.Count), rows.Count - pairs.Count);
+        return (NonEmpty(pairs, path, rows.Count), rows.Count + read.SkippedCount - pairs.Count);
     }
 
     private static IReadOnlyList<T> Read<T>(string path, Func<string, IReadOnlyList<T>> read)
