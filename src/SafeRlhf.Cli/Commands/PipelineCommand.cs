@@ -24,7 +24,9 @@ public static class PipelineCommand
         {
             var defaults = new PipelineOptions { Seed = parse.GetValue(seedOption) };
             var options = ConfigLoader.Load(defaults, parse.GetValue(configOption), parse.GetValue(setOption) ?? []);
-            if (!parse.GetValue(quietOption)) Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
+            // The effective config is saved as config.json in the run folder; --verbose also prints it.
+            if (parse.GetValue(CliRunner.VerboseOption) && !parse.GetValue(quietOption))
+                Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
             var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
