@@ -27,6 +27,11 @@ public static class Plots
         return folder;
     }
 
+    /// <summary>The plot of <paramref name="metric"/> from the metrics file at <paramref name="metricsPath"/>, as
+    /// <see cref="WriteCurves"/> draws it.</summary>
+    public static ScottPlot.Plot Draw(string metricsPath, string metric, double? costThreshold = null) =>
+        Draw(metric, Read(metricsPath), metric == "cost" ? costThreshold : null);
+
     private static Dictionary<(string Metric, string Stage), List<(double Step, double Value)>> Read(string path)
     {
         var wanted = Metrics.Concat(Metrics.Select(HeldOut)).ToArray();

@@ -81,3 +81,40 @@ public sealed class OutputTests
         public override DateTimeOffset GetUtcNow() => _now;
     }
 }
+
+/// <summary>How a plot is drawn: axis labels, integer step ticks, the legend outside the data, held-out curves and
+/// PPO-Lagrangian's threshold on the cost plot.</summary>
+public sealed class PlotTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), "saferlhf-plot-" + Guid.NewGuid().ToString("N") + ".jsonl");
+
+    public void Dispose() => File.Delete(_path);
+
+    [Fact]
+    public void PlotsCarryLabelsIntegerTicksOutsideLegendHeldOutCurvesAndTheThreshold()
+    {
+        File.WriteAllLines(_path,
+        [
+            """{"stage":"sft","step":1,"loss":2.5}""",
+            """{"stage":"sft","step":2,"loss":2.25,"eval_loss":2.4}""",
+            """{"stage":"ppo_lag","step":1,"cost":0.5,"reward":0.1}""",
+            """{"stage":"ppo_lag","step":2,"cost":-0.25,"reward":0.2}""",
+        ]);
+        var loss = Plots.Draw(_path, "loss", costThreshold: -1);
+        Assert.Equal("loss", loss.Axes.Left.Label.Text);
+        Assert.Equal("step", loss.Axes.Bottom.Label.Text);
+        Assert.True(Assert.IsType<ScottPlot.TickGenerators.NumericAutomatic>(loss.Axes.Bottom.TickGenerator).IntegerTicksOnly);
+        var lines = loss.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().ToList();
+        Assert.Equal(["sft", "sft (held-out)"], lines.Select(l => l.LegendText).Order());
+        Assert.Empty(loss.GetPlottables().OfType<ScottPlot.Plottables.HorizontalLine>());   // the threshold is the cost plot's
+        // The legend sits in a panel beside the data area, not over it.
+        Assert.False(loss.Legend.IsVisible);
+        Assert.Single(loss.Axes.GetPanels().OfType<ScottPlot.Panels.LegendPanel>());
+
+        var cost = Plots.Draw(_path, "cost", costThreshold: -1);
+        var threshold = Assert.Single(cost.GetPlottables().OfType<ScottPlot.Plottables.HorizontalLine>());
+        Assert.Equal(-1, threshold.Y);
+        Assert.StartsWith("threshold", threshold.LegendText);
+        Assert.Empty(Plots.Draw(_path, "cost").GetPlottables().OfType<ScottPlot.Plottables.HorizontalLine>());
+    }
+}
