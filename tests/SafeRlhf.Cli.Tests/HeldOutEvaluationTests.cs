@@ -117,6 +117,21 @@ public sealed class HeldOutEvaluationTests : IDisposable
         Assert.Equal([2], StepsWith(Metrics(Train("sft", Config(data, steps: 2)).Run), "eval_loss"));
     }
 
+    [Fact]
+    public void EvaluationLeavesTrainingAndResumeBitIdentical()
+    {
+        string data = AlpacaData(12);
+        string straight = Train("sft", Config(data, steps: 5, """{"eval_split": 0.25, "eval_every": 2}""")).Run;
+        string config = Config(data, steps: 5, """{"eval_split": 0.25, "eval_every": 2, "stop_after_steps": 3}""");
+        string split = Train("sft", config).Run;
+        var resumed = CliHarness.Run("sft", "--resume", split, "--device", "cpu", "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Error);
+        Assert.Equal(File.ReadAllLines(Path.Combine(straight, "metrics.jsonl")), File.ReadAllLines(Path.Combine(split, "metrics.jsonl")));
+        // Evaluating does not change training: the losses with evaluation at every step are those with it every other step.
+        string everyStep = Train("sft", Config(data, steps: 5, """{"eval_split": 0.25, "eval_every": 1}""")).Run;
+        Assert.Equal(Metrics(straight).Select(m => m.GetProperty("loss").GetDouble()), Metrics(everyStep).Select(m => m.GetProperty("loss").GetDouble()));
+    }
+
     [Theory]
     [InlineData("reward")]
     [InlineData("cost")]
