@@ -32,6 +32,32 @@ public sealed class HeldOutEvaluationTests
         Assert.All(model.NamedParameters(), p => Assert.Null(p.Tensor.Grad));
     }
 
+    [Fact]
+    public void DpoEvaluationIsThePairMeanOverAllPairsWhateverTheBatching()
+    {
+        var rng = new Rng(8);
+        using var policy = LlamaModel.Create(Tiny, TestDevices.Reference, rng.Fork());
+        using var reference = LlamaModel.Create(Tiny, TestDevices.Reference, rng.Fork());
+        PairExample[] pairs =
+        [
+            new([1, 5, 6, Eos], [1, 5, 7, 8, Eos], 0, 0, true, true), new([1, 9, 10, Eos], [1, 9, 11, Eos], 1, 1, true, true),
+            new([1, 12, Eos], [1, 13, 14, Eos], 1, 1, true, true), new([1, 3, 4, Eos], [1, 3, 5, 6, 7, Eos], 0, 0, true, true),
+        ];
+        double wholeLoss, wholeAccuracy;
+        using (var scope = new TensorScope())
+        {
+            var (loss, accuracy) = DpoTrainer.Loss(policy, reference, pairs, 0.1, Pad);
+            (wholeLoss, wholeAccuracy) = (loss.Item(), accuracy);
+        }
+        foreach (int batch in new[] { 1, 3 })
+        {
+            var (loss, accuracy) = DpoTrainer.Evaluate(policy, reference, pairs, 0.1, Pad, batch);
+            Assert.Equal(wholeLoss, loss, 1e-5);
+            Assert.Equal(wholeAccuracy, accuracy, 1e-12);
+        }
+        Assert.All(policy.NamedParameters(), p => Assert.Null(p.Tensor.Grad));
+    }
+
     [Theory]
     [InlineData(ScoreTrainer.Kind.Reward)]
     [InlineData(ScoreTrainer.Kind.Cost)]

@@ -146,10 +146,16 @@ public static class StageCommands
                 }
                 case DpoConfig dpo:
                 {
-                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (all, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (data, heldOut) = HeldOut.Split(all, config.EvalSplit, config.Seed);
+                    var eval = Evaluation(heldOut, () =>
+                    {
+                        var (loss, accuracy) = DpoTrainer.Evaluate(backbone, reference, heldOut, dpo.Beta, pad, config.Train.BatchSize);
+                        return new Dictionary<string, double> { ["eval_loss"] = loss, ["eval_accuracy"] = accuracy };
+                    });
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
-                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, onStep, cancel, ranks),
-                        data.Count, dropped, 0);
+                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, eval(onStep), cancel, ranks),
+                        data.Count, dropped, heldOut.Count);
                 }
                 default:
                     throw new CliException($"unknown stage '{stage}'");

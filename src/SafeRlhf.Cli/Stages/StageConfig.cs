@@ -23,7 +23,7 @@ public abstract record StageConfig
     /// <summary>Stop with a checkpoint once the run reaches this many steps in all (0 = run to train.steps); continue
     /// with --resume (which does not stop there again).</summary>
     public int StopAfterSteps { get; init; }
-    /// <summary>Fraction of the examples held out of training and evaluated (eval_loss, eval_accuracy in metrics.jsonl
+    /// <summary>Fraction of the examples held out of training and evaluated by sft, reward, cost and dpo (eval_loss, eval_accuracy in metrics.jsonl
     /// and the plots): floor(examples × eval_split), chosen by the seed; default 0.1, so data of fewer than 10 examples
     /// trains whole; 0 disables.</summary>
     public double EvalSplit { get; init; } = 0.1;
