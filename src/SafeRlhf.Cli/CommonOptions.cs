@@ -46,5 +46,5 @@ public static class CommonOptions
 
     public static Option<bool> Quiet() => new("--quiet") { Description = "No progress display; print only the result path" };
 
-    public static Option<bool> Verbose() => new("--verbose") { Description = "Show stack traces on errors", Recursive = true };
+    public static Option<bool> Verbose() => new("--verbose") { Description = "Show the effective config at the start of a pipeline (it is saved as config.json in the run folder) and stack traces on errors", Recursive = true };
 }

@@ -40,17 +40,46 @@ public static class RunWithProgress
                 new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var tasks = new Dictionary<string, ProgressTask>();
-                result = job(m =>
+                var bars = new StageBars((stage, steps) => ctx.AddTask(stage, maxValue: steps));
+                try
                 {
-                    run.AppendMetrics(m);
-                    if (!tasks.TryGetValue(m.Stage, out var task))
-                        tasks[m.Stage] = task = ctx.AddTask(m.Stage, maxValue: m.TotalSteps);
-                    task.Value = m.Step;
-                    task.Description = $"{m.Stage,-15} {Markup.Escape(Describe(m))}";
-                }, message => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]"), cancel.Token);
+                    result = job(m =>
+                    {
+                        run.AppendMetrics(m);
+                        bars.Show(m, Describe(m));
+                    }, message => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]"), cancel.Token);
+                }
+                finally
+                {
+                    bars.StopAll();
+                }
             });
         return result;
+    }
+
+    /// <summary>One progress bar per stage, described by its step counter ("12/100") and latest metrics. A stage's
+    /// bar (and its elapsed-time column) stops at its last step, when the next stage starts and when the job ends.</summary>
+    public sealed class StageBars(Func<string, int, ProgressTask> add)
+    {
+        private readonly Dictionary<string, ProgressTask> _tasks = [];
+
+        public void Show(StepMetrics m, string metrics)
+        {
+            if (!_tasks.TryGetValue(m.Stage, out var task))
+            {
+                StopAll();
+                _tasks[m.Stage] = task = add(m.Stage, m.TotalSteps);
+            }
+            task.Value = m.Step;
+            task.Description = $"{m.Stage,-15} {m.Step,5}/{m.TotalSteps,-5} {Markup.Escape(metrics)}";
+            if (m.Step >= m.TotalSteps) task.StopTask();
+        }
+
+        public void StopAll()
+        {
+            foreach (var task in _tasks.Values)
+                if (task.StopTime is null) task.StopTask();
+        }
     }
 
     private static readonly System.Diagnostics.Stopwatch s_clock = System.Diagnostics.Stopwatch.StartNew();
@@ -58,7 +87,7 @@ public static class RunWithProgress
 
     private static string Describe(StepMetrics m)
     {
-        string[] keys = ["loss", "accuracy", "reward", "cost", "lambda", "kl"];
+        string[] keys = ["loss", "accuracy", "eval_loss", "eval_accuracy", "reward", "cost", "lambda", "kl"];
         var text = string.Join("  ", keys.Where(m.Values.ContainsKey).Select(k => $"{k} {m.Values[k]:F3}"));
         // Tokens/s of the last step: tokens processed (forward and backward) over the time since the previous step.
         double now = s_clock.Elapsed.TotalSeconds;

@@ -9,7 +9,7 @@ public static class SummaryTable
     public static void Print(PipelineSummary s, string runPath)
     {
         // Redirected output (a log file) has no terminal width: give the tables room instead of the default 80 columns.
-        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = System.Math.Max(AnsiConsole.Profile.Width, 132);
+        CliConsole.ConfigureShared();
         AnsiConsole.MarkupLine($"SFT loss {s.Sft.Loss:F3} · reward model accuracy {s.RewardModel.Accuracy:P1} · cost model accuracy {s.CostModel.Accuracy:P1}, sign accuracy {s.CostModel.SignAccuracy:P1}");
         var table = new Table().AddColumns("policy", "mean reward", "mean cost", "unsafe (cost > 0)", "unsafe (rules)", "benign helpful", "harmful refused", "harmful redirected");
         foreach (var (name, p) in s.Policies)

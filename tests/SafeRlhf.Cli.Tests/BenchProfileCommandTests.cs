@@ -36,16 +36,45 @@ public sealed class BenchProfileCommandTests
         Assert.True(code == 0, err);
         var lines = JsonLines(output);
         foreach (var line in lines) AssertBenchLine(line, "cpu");
-        Assert.Equal(["peak_fma_f32", "peak_stream", "rmsnorm_fwd"], lines.Select(l => l.GetProperty("kernel").GetString()));
+        Assert.Equal(["peak_fma_f32", "peak_stream", "peak_stream_cache", "rmsnorm_fwd"], lines.Select(l => l.GetProperty("kernel").GetString()));
+        Assert.Equal(["fma", "dram", "cache", "cache"], lines.Select(l => l.GetProperty("ceiling").GetString()));
         Assert.True(lines[0].GetProperty("gflops").GetDouble() > 0);
         Assert.True(lines[1].GetProperty("gbps").GetDouble() > 0);
-        var kernel = lines[2];
+        var kernel = lines[3];
         Assert.Equal(1, kernel.GetProperty("threads").GetInt32());
         double seconds = kernel.GetProperty("seconds").GetDouble(), gbps = kernel.GetProperty("gbps").GetDouble();
         Assert.True(seconds > 0 && gbps > 0);
-        // the percentage is of the stream ceiling printed on the line above
-        double expected = 100 * gbps / lines[1].GetProperty("gbps").GetDouble();
+        // --quick's smoke shapes fit in the cache: the percentage is of the cache ceiling printed above
+        double expected = 100 * gbps / lines[2].GetProperty("gbps").GetDouble();
         Assert.Equal(expected, kernel.GetProperty("percent_of_peak").GetDouble(), 1e-3 * expected);
+    }
+
+    [Fact]
+    public void BenchQuickRunsEveryKernelInSecondsEachAgainstTheCeilingItNames()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output, err) = Saferlhf("bench", "--quick", "--json", "--threads", "1");
+        Assert.True(code == 0, err);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"bench --quick took {clock.Elapsed.TotalSeconds:F0} s");
+        var lines = JsonLines(output);
+        var probes = lines.Where(l => l.GetProperty("kernel").GetString()!.StartsWith("peak_", StringComparison.Ordinal))
+            .ToDictionary(l => l.GetProperty("ceiling").GetString()!, l => l);
+        Assert.Equal(["cache", "dram", "fma"], probes.Keys.Order());
+        var rows = lines.Skip(3).ToList();
+        Assert.Contains(rows, r => r.GetProperty("kernel").GetString() == "matmul_f32");
+        foreach (var row in rows)
+        {
+            string ceiling = row.GetProperty("ceiling").GetString()!;
+            bool compute = ceiling is "fma" or "vnni";
+            double rate = compute ? row.GetProperty("gflops").GetDouble() : row.GetProperty("gbps").GetDouble();
+            // vnni is 4 × the FMA probe (int8 multiply-adds per lane); the rest are probed rates.
+            double peak = ceiling == "vnni" ? 4 * probes["fma"].GetProperty("gflops").GetDouble()
+                : compute ? probes[ceiling].GetProperty("gflops").GetDouble() : probes[ceiling].GetProperty("gbps").GetDouble();
+            double expected = 100 * rate / peak;
+            Assert.True(Math.Abs(expected - row.GetProperty("percent_of_peak").GetDouble()) <= 1e-3 * expected + 1e-9, $"{row}");
+            // Every smoke shape is cache-resident: no memory-bound row is measured against DRAM.
+            Assert.NotEqual("dram", ceiling);
+        }
     }
 
     [Fact]

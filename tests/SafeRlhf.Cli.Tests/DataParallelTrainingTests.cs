@@ -57,11 +57,11 @@ public sealed class DataParallelTrainingTests : IDisposable
         }
     }
 
-    private string SftConfig(int steps, bool shard, int? stopAfter = null)
+    private string SftConfig(int steps, bool shard, int? stopAfter = null, int rowCount = 8, double? evalSplit = null)
     {
         // Alpaca rows made from the first PKU-SafeRLHF prompts and their first responses.
         string data = Path.Combine(_dir, "alpaca.jsonl");
-        var rows = File.ReadLines(Assets.Require("data/pku-saferlhf-alpaca7b-test-head150.jsonl")).Take(8).Select(l =>
+        var rows = File.ReadLines(Assets.Require("data/pku-saferlhf-alpaca7b-test-head150.jsonl")).Take(rowCount).Select(l =>
         {
             var row = JsonNode.Parse(l)!;
             return new JsonObject { ["instruction"] = (string?)row["prompt"], ["input"] = "", ["output"] = (string?)row["response_0"] }.ToJsonString();
@@ -76,6 +76,7 @@ public sealed class DataParallelTrainingTests : IDisposable
             ["train"] = new JsonObject { ["steps"] = steps, ["batch_size"] = 4, ["lr"] = 3e-3, ["warmup_ratio"] = 0.0, ["shard_optimizer_state"] = shard },
         };
         if (stopAfter is { } s) config["stop_after_steps"] = s;
+        if (evalSplit is { } e) (config["eval_split"], config["eval_every"]) = (e, 2);
         string path = Path.Combine(_dir, $"sft-{Guid.NewGuid():N}.json");
         File.WriteAllText(path, config.ToJsonString());
         return path;
@@ -99,6 +100,23 @@ public sealed class DataParallelTrainingTests : IDisposable
         {
             double x = a[i].GetProperty("loss").GetDouble(), y = b[i].GetProperty("loss").GetDouble();
             Assert.True(Math.Abs(x - y) <= 1e-5 * Math.Abs(x), $"step {i + 1}: loss {x} (1 rank) vs {y} (2 ranks, sharded)");
+        }
+    }
+
+    [Fact]
+    public void TwoRanksEvaluateTheWholeHeldOutSplitAsOneRankDoes()
+    {
+        string one = Path.Combine(_dir, "eval-one"), two = Path.Combine(_dir, "eval-two");
+        Ok(OneRank("sft", "--config", SftConfig(4, shard: false, rowCount: 16, evalSplit: 0.25), "--out", one, "--quiet"), "1 rank");
+        Ok(MpiHarness.Run(2, Timeout, "sft", "--config", SftConfig(4, shard: false, rowCount: 16, evalSplit: 0.25), "--out", two, "--quiet"), "2 ranks");
+        var a = Metrics(one).Where(m => m.TryGetProperty("eval_loss", out _)).ToList();
+        var b = Metrics(two).Where(m => m.TryGetProperty("eval_loss", out _)).ToList();
+        Assert.Equal([2, 4], a.Select(m => m.GetProperty("step").GetInt32()));
+        Assert.Equal([2, 4], b.Select(m => m.GetProperty("step").GetInt32()));
+        for (int i = 0; i < a.Count; i++)
+        {
+            double x = a[i].GetProperty("eval_loss").GetDouble(), y = b[i].GetProperty("eval_loss").GetDouble();
+            Assert.True(Math.Abs(x - y) <= 1e-5 * Math.Abs(x), $"step {2 * i + 2}: eval_loss {x} (1 rank) vs {y} (2 ranks)");
         }
     }
 

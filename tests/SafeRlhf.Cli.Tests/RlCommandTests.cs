@@ -116,6 +116,12 @@ public sealed class RlCommandTests : IDisposable
         string actor = ppoResult.GetProperty("actor").GetString()!;
         Assert.Equal(Path.Combine(ppoRun, "actor.safetensors"), actor);
 
+        // Every training command draws its curves: PNG files (by their signature) for the score models and PPO-Lagrangian.
+        foreach (var (run, plots) in new[] { (rewardRun, new[] { "loss", "accuracy" }), (costRun, ["loss", "accuracy"]),
+                     (ppoRun, ["reward", "cost", "lambda", "kl"]) })
+            foreach (var plot in plots)
+                Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(Path.Combine(run, "plots", plot + ".png")).Take(4));
+
         // The saved actor is a LLaMA checkpoint that `generate` loads.
         var gen = Cli("generate", "--model", actor, "--tokenizer", Tokenizer, "--prompt", "Once upon a time",
             "--max-new-tokens", "3", "--temperature", "0", "--json", "--device", "cpu");

@@ -6,8 +6,8 @@ using SafeRlhf.Tensors.Profiling;
 namespace SafeRlhf.Backends.Cpu.Native;
 
 /// <summary>Benchmarks the native kernels at LLaMA-7B shapes (dim 4096, hidden 11008, 32 heads × 128,
-/// vocab 32000, sequence 512 / 2048) through <see cref="IBackend"/>, after probing the FMA and stream
-/// ceilings. Used by the benchmarks project and the CLI's <c>bench</c> command.</summary>
+/// vocab 32000, sequence 512 / 2048) through <see cref="IBackend"/>, after probing the FMA, DRAM and cache
+/// ceilings; each row names the ceiling its percentage is of (<see cref="BenchCeilings"/>). Used by the benchmarks project and the CLI's <c>bench</c> command.</summary>
 public static class KernelBench
 {
 
@@ -16,7 +16,8 @@ public static class KernelBench
 
     /// <summary>Runs the probes, then every kernel whose name contains <paramref name="kernel"/> (all when null),
     /// on <paramref name="threads"/> native threads (0: all cores); writes one line per result (JSON objects
-    /// when <paramref name="json"/>) and returns the results. <paramref name="quick"/> uses smaller shapes.</summary>
+    /// when <paramref name="json"/>) and returns the results. <paramref name="quick"/> uses the smoke shapes and short
+    /// timing (seconds in all).</summary>
     public static IReadOnlyList<KernelBenchResult> Run(string? kernel, int threads, bool json, TextWriter output, bool quick = false)
     {
         NativeBackend.Threads = threads;
@@ -24,26 +25,27 @@ public static class KernelBench
         var results = new List<KernelBenchResult>();
         try
         {
-            double peakFlops = NativeProbe.FmaPeakGflops(used, quick ? 0.1 : 0.5);
-            double peakStream = NativeProbe.StreamGBps(256L << 20, used, quick ? 0.1 : 0.5);
+            var ceilings = BenchCeilings.Probe(used, quick ? 0.05 : 0.5);
             void Emit(KernelBenchResult r)
             {
                 results.Add(r);
                 output.WriteLine(json ? r.ToJson() : r.ToString());
             }
-            Emit(new("peak_fma_f32", "24 chains", "cpu", used, 0, peakFlops, 0, 100));
-            Emit(new("peak_stream", "256MiB copy", "cpu", used, 0, 0, peakStream, 100));
+            Emit(new("peak_fma_f32", "24 chains", "cpu", used, 0, ceilings.FmaGflops, 0, 100, "fma"));
+            Emit(new("peak_stream", "256MiB copy", "cpu", used, 0, 0, ceilings.DramGBps, 100, "dram"));
+            Emit(new("peak_stream_cache", $"{ceilings.CacheBytes / 2 >> 10}KiB copy", "cpu", used, 0, 0, ceilings.CacheGBps, 100, "cache"));
             var device = new Device(new NativeBackend());
-            var shapes = quick ? KernelShapes.Llama7BQuick : KernelShapes.Llama7B;
+            // --quick: the smoke shapes (every case cache-resident, measured against the cache ceiling), in seconds.
+            var shapes = quick ? KernelShapes.Smoke : KernelShapes.Llama7B;
             foreach (var c in KernelCases.For(device, shapes).Concat(NativeOnlyCases(device, shapes)))
             {
                 if (kernel is not null && !c.Kernel.Contains(kernel, StringComparison.OrdinalIgnoreCase)) continue;
                 using var scope = new TensorScope();
                 var run = c.Setup();
-                double seconds = Time(run, quick ? 0.2 : 1.0);
+                double seconds = Time(run, quick ? 0.02 : 1.0);
                 double gflops = c.Flops / seconds / 1e9, gbps = c.Bytes / seconds / 1e9;
-                double pct = c.ComputeBound ? 100 * gflops / peakFlops : 100 * gbps / peakStream;
-                Emit(new(c.Kernel, c.Shape, "cpu", used, seconds, gflops, gbps, pct));
+                var (ceiling, rate) = ceilings.For(c);
+                Emit(new(c.Kernel, c.Shape, "cpu", used, seconds, gflops, gbps, 100 * (c.ComputeBound ? gflops : gbps) / rate, ceiling));
             }
         }
         finally

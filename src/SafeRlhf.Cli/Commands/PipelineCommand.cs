@@ -24,7 +24,9 @@ public static class PipelineCommand
         {
             var defaults = new PipelineOptions { Seed = parse.GetValue(seedOption) };
             var options = ConfigLoader.Load(defaults, parse.GetValue(configOption), parse.GetValue(setOption) ?? []);
-            if (!parse.GetValue(quietOption)) Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
+            // The effective config is saved as config.json in the run folder; --verbose also prints it.
+            if (parse.GetValue(CliRunner.VerboseOption) && !parse.GetValue(quietOption))
+                Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
             var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
@@ -32,7 +34,7 @@ public static class PipelineCommand
             var summary = RunWithProgress.Execute(parse.GetValue(quietOption), run, (onStep, onMessage, cancel) =>
                 new BuiltInPipeline(options, device) { OnStep = onStep, OnMessage = onMessage, Comm = comm }.Run(cancel));
             run.WriteJson("summary.json", summary);
-            Plots.WriteCurves(run);
+            Plots.WriteCurves(run, options.Rl.Threshold);
             if (!parse.GetValue(quietOption)) SummaryTable.Print(summary, run.Path);
             else Console.WriteLine(Path.Combine(run.Path, "summary.json"));
             if (comm.WorldSize > 1 && !parse.GetValue(quietOption))

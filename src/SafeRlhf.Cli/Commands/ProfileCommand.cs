@@ -246,7 +246,7 @@ public static class ProfileCommand
 
     private static void WriteTable(Settings s, IReadOnlyList<OpProfile> ops, Totals t, TextWriter output)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        var console = CliConsole.Create(output);
         static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
         var table = new Table().Title(
             $"[bold]{s.Stage}[/] step on {s.Device}: dim {s.Dim}, {s.Layers} layers, {s.Heads} heads, hidden {s.Hidden}, vocab {s.Vocab}, " +

@@ -151,7 +151,7 @@ public static partial class RlCommands
     // ---------------- shared ----------------
 
     /// <summary>A Spectre console on the current Console.Out (which may have been redirected since start-up).</summary>
-    private static IAnsiConsole Ansi() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+    private static IAnsiConsole Ansi() => CliConsole.Create();
 
     private static void CheckContext(RlSamplingConfig config, LlamaConfig model, string key)
     {

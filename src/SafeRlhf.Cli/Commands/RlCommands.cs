@@ -191,6 +191,7 @@ public static partial class RlCommands
         var weights = new List<(string, Module)> { (RunCheckpoints.ModelFile, m.Actor), (RewardCriticFile, m.RewardCritic) };
         if (m.CostCritic is not null) weights.Add((CostCriticFile, m.CostCritic));
         session.Open(resuming, weights);
+        if (mode == RlMode.PpoLagrangian) session.CostThreshold = o.Threshold;
         var history = ResumeRl(session, trainer);
         session.Run.SaveConfig(config);
 

@@ -18,12 +18,14 @@ namespace SafeRlhf.Cli.Commands;
 public static class StageCommands
 {
     public static Command Sft() => Create("sft", "Supervised fine-tuning of a LLaMA model on Alpaca-style JSON lines", () => new SftConfig());
-    public static Command Reward() => Create("reward", "Train a reward model (helpfulness) on PKU-SafeRLHF pairs", () => new ScoreConfig());
-    public static Command Cost() => Create("cost", "Train a cost model (harmfulness) on PKU-SafeRLHF pairs", () => new ScoreConfig());
-    public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF pairs", () => new DpoConfig());
+    public static Command Reward() => Create("reward", "Train a reward model (helpfulness) on PKU-SafeRLHF or HH-RLHF (chosen/rejected) pairs", () => new ScoreConfig());
+    public static Command Cost() => Create("cost", "Train a cost model (harmfulness) on PKU-SafeRLHF pairs (HH-RLHF has no safety labels and is refused)", () => new ScoreConfig());
+    public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF or HH-RLHF (chosen/rejected) pairs", () => new DpoConfig());
 
     private const string StageKeys = ". Config: model (a weight file, Hugging Face folder, checkpoint or run folder), data, tokenizer, chat_template, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
         "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning). " +
+        "eval_split (default 0.1: that fraction of the examples, chosen by the seed, is held out and evaluated every eval_every steps, default 50, " +
+        "and at the end: eval_loss, eval_accuracy in metrics.jsonl and plots/; 0 disables). " +
         "A checkpoint is saved every checkpoint_every steps (default 50), at stop_after_steps (once), at the end and on Ctrl-C or SIGTERM; " +
         "--resume DIR continues it from any folder, and --resume DIR --set train.steps=N extends a finished run. " + ChatTemplates.Help + ".";
 
@@ -54,7 +56,7 @@ public static class StageCommands
     /// <summary>What one stage trains and how: the module whose weights a checkpoint holds, how they are saved, and
     /// the trainer's run on a <see cref="TrainerState"/>.</summary>
     private sealed record StageJob(Module Trainable, Action<string> SaveModel,
-        Func<TrainerState, Action<StepMetrics>, CancellationToken, double> Train, int Examples, int Dropped);
+        Func<TrainerState, Action<StepMetrics>, CancellationToken, double> Train, int Examples, int Dropped, int HeldOut);
 
     /// <summary>One stage run: model, data, then the shared session around the training loop.</summary>
     private sealed class StageRun<T>(string stage, T config, Device device, bool quiet) where T : StageConfig
@@ -88,7 +90,8 @@ public static class StageCommands
             if (!quiet)
             {
                 Console.WriteLine(SelfContained.Summary(stage, job.Trainable, config.Lora));
-                Console.WriteLine($"{stage}: {job.Examples} examples from {config.Data}{(job.Dropped > 0 ? $" ({job.Dropped} dropped)" : "")}, " +
+                string held = job.HeldOut > 0 ? $", {job.HeldOut} held out for evaluation" : "";
+                Console.WriteLine($"{stage}: {job.Examples} examples from {config.Data}{(job.Dropped > 0 ? $" ({job.Dropped} dropped)" : "")}{held}, " +
                                   $"{session.ResumeNote}{config.Train.Steps} steps on {device.Name}; run folder {session.Run.Path}");
             }
             if (session.Train(state, stopAfter, job.Train) is { } code) return code;
@@ -104,13 +107,20 @@ public static class StageCommands
             {
                 case SftConfig:
                 {
-                    var (data, dropped) = StageData.Sft(config.Data, tokenizer, config.MaxLength, config.Template());
+                    var (all, dropped) = StageData.Sft(config.Data, tokenizer, config.MaxLength, config.Template());
+                    var (data, heldOut) = HeldOut.Split(all, config.EvalSplit, config.Seed);
+                    var eval = Evaluation(heldOut, () => new Dictionary<string, double>
+                    {
+                        ["eval_loss"] = SftTrainer.Evaluate(backbone, heldOut, pad, config.Train.BatchSize),
+                    });
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
-                        (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, onStep, cancel, ranks), data.Count, dropped);
+                        (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, eval(onStep), cancel, ranks),
+                        data.Count, dropped, heldOut.Count);
                 }
                 case ScoreConfig score:
                 {
-                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (all, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (data, heldOut) = HeldOut.Split(all, config.EvalSplit, config.Seed);
                     var model = ScoreModel.Create(backbone, rng);
                     var kind = stage == "cost" ? ScoreTrainer.Kind.Cost : ScoreTrainer.Kind.Reward;
                     var scoreMetadata = new Dictionary<string, string>(metadata) { ["format"] = RlModels.ScoreModelFormat };
@@ -122,21 +132,39 @@ public static class StageCommands
                     else if (LlamaCheckpoint.HasAdapters(weights))
                         throw new CliException($"{config.Model} holds LoRA adapters: a score model starts from a model without them " +
                                                "(train the reward or cost model on its base with 'lora')");
+                    var eval = Evaluation(heldOut, () =>
+                    {
+                        var (loss, accuracy, sign) = ScoreTrainer.EvaluateWithLoss(model, heldOut, kind, pad, score.Regularization,
+                            config.Train.ScoreLoss, config.Train.BatchSize);
+                        var values = new Dictionary<string, double> { ["eval_loss"] = loss, ["eval_accuracy"] = accuracy };
+                        if (kind == ScoreTrainer.Kind.Cost) values["eval_sign_accuracy"] = sign;
+                        return values;
+                    });
                     return new StageJob(model, path => ModuleFiles.Save(model, path, scoreMetadata),
-                        (state, onStep, cancel) => ScoreTrainer.Train(model, data, kind, config.Train, rng, pad, state, score.Regularization, onStep, cancel, ranks),
-                        data.Count, dropped);
+                        (state, onStep, cancel) => ScoreTrainer.Train(model, data, kind, config.Train, rng, pad, state, score.Regularization, eval(onStep), cancel, ranks),
+                        data.Count, dropped, heldOut.Count);
                 }
                 case DpoConfig dpo:
                 {
-                    var (data, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (all, dropped) = StageData.Pairs(config.Data, tokenizer, config.MaxLength, stage, config.Template());
+                    var (data, heldOut) = HeldOut.Split(all, config.EvalSplit, config.Seed);
+                    var eval = Evaluation(heldOut, () =>
+                    {
+                        var (loss, accuracy) = DpoTrainer.Evaluate(backbone, reference, heldOut, dpo.Beta, pad, config.Train.BatchSize);
+                        return new Dictionary<string, double> { ["eval_loss"] = loss, ["eval_accuracy"] = accuracy };
+                    });
                     return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
-                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, onStep, cancel, ranks),
-                        data.Count, dropped);
+                        (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, eval(onStep), cancel, ranks),
+                        data.Count, dropped, heldOut.Count);
                 }
                 default:
                     throw new CliException($"unknown stage '{stage}'");
             }
         }
+
+        /// <summary>Adds held-out metrics to the step metrics on eval_every's schedule; passes them through when nothing is held out.</summary>
+        private Func<Action<StepMetrics>, Action<StepMetrics>> Evaluation<TItem>(List<TItem> heldOut, Func<IReadOnlyDictionary<string, double>> evaluate) =>
+            heldOut.Count == 0 ? onStep => onStep : new HeldOutEvaluation(config.EvalEvery, evaluate).Around;
 
         private int Finish(TrainingSession session, TrainerState state)
         {

@@ -9,7 +9,8 @@ public abstract record StageConfig
     public string Model { get; init; } = "";
     /// <summary>Tokenizer file; null = the model's own (as for `saferlhf generate`).</summary>
     public string? Tokenizer { get; init; }
-    /// <summary>Training data: Alpaca JSON lines for sft, PKU-SafeRLHF JSON lines for reward, cost and dpo.</summary>
+    /// <summary>Training data: Alpaca JSON lines for sft, PKU-SafeRLHF JSON lines for reward, cost and dpo, or HH-RLHF
+    /// chosen/rejected lines for reward and dpo (detected by the first row).</summary>
     public string Data { get; init; } = "";
     /// <summary>The chat template around every prompt: {prompt} is replaced (saved in config.json and in each checkpoint).</summary>
     public string ChatTemplate { get; init; } = Rlhf.Data.ChatTemplate.DefaultText;
@@ -22,6 +23,12 @@ public abstract record StageConfig
     /// <summary>Stop with a checkpoint once the run reaches this many steps in all (0 = run to train.steps); continue
     /// with --resume (which does not stop there again).</summary>
     public int StopAfterSteps { get; init; }
+    /// <summary>Fraction of the examples held out of training and evaluated by sft, reward, cost and dpo (eval_loss, eval_accuracy in metrics.jsonl
+    /// and the plots): floor(examples × eval_split), chosen by the seed; default 0.1, so data of fewer than 10 examples
+    /// trains whole; 0 disables.</summary>
+    public double EvalSplit { get; init; } = 0.1;
+    /// <summary>Evaluate the held-out split every this many steps (default 50) and at the last step; 0 = at the last step only.</summary>
+    public int EvalEvery { get; init; } = 50;
     public TrainOptions Train { get; init; } = new();
     /// <summary>Train LoRA adapters on a frozen (optionally quantized) base instead of every weight; null = full fine-tuning.</summary>
     public LoraConfig? Lora { get; init; }
@@ -43,6 +50,8 @@ public abstract record StageConfig
         if (string.IsNullOrWhiteSpace(Data)) throw new CliException("config: 'data' is required (path of the training data)");
         if (MaxLength < 2) throw new CliException($"config: 'max_length' must be ≥ 2, got {MaxLength}");
         if (CheckpointEvery < 0) throw new CliException($"config: 'checkpoint_every' must be ≥ 0, got {CheckpointEvery}");
+        if (!(EvalSplit >= 0 && EvalSplit < 1)) throw new CliException($"config: 'eval_split' must be in [0, 1), got {EvalSplit}");
+        if (EvalEvery < 0) throw new CliException($"config: 'eval_every' must be ≥ 0, got {EvalEvery}");
         if (StopAfterSteps < 0) throw new CliException($"config: 'stop_after_steps' must be ≥ 0, got {StopAfterSteps}");
         var t = Train;
         if (t is null) throw new CliException("config: 'train' must be an object");

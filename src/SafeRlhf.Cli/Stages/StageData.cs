@@ -78,11 +78,15 @@ public static class StageData
         return (NonEmpty(examples, path, rows.Count), rows.Count - examples.Count);
     }
 
-    /// <summary>Preference pairs from PKU-SafeRLHF rows. For cost, rows whose safer response is unsafe while the other
-    /// is safe are dropped; for dpo, pairs that truncation makes identical are dropped.</summary>
+    /// <summary>Preference pairs from PKU-SafeRLHF rows or HH-RLHF rows (told apart by the first row's fields, see
+    /// <see cref="PreferenceFormats"/>). For cost, rows whose safer response is unsafe while the other is safe are
+    /// dropped; for dpo, pairs that truncation makes identical are dropped. HH-RLHF pairs prefer the chosen response
+    /// (better = safer = response 0); the cost stage refuses them, as they carry no safety labels.</summary>
     public static (List<PairExample> Pairs, int Dropped) Pairs(string path, ITextTokenizer tokenizer, int maxLength, string stage,
         ChatTemplate? template = null)
     {
+        if (File.Exists(path) && PreferenceFormats.Detect(path) == PreferenceFormat.HhRlhf)
+            return HhPairs(path, tokenizer, maxLength, stage, template);
         var rows = Read(path, p => PkuSafeRlhfReader.Read(p).Rows);
         var pairs = new List<PairExample>();
         foreach (var row in rows)
@@ -95,6 +99,33 @@ public static class StageData
             pairs.Add(pair);
         }
         return (NonEmpty(pairs, path, rows.Count), rows.Count - pairs.Count);
+    }
+
+    private static (List<PairExample> Pairs, int Dropped) HhPairs(string path, ITextTokenizer tokenizer, int maxLength, string stage,
+        ChatTemplate? template)
+    {
+        if (stage == "cost")
+            throw new CliException($"data file {path} holds HH-RLHF rows (chosen/rejected): they say which response is preferred " +
+                                   "but carry no safe/unsafe labels, which the cost model's loss needs; train cost on PKU-SafeRLHF rows " +
+                                   "(HH-RLHF serves reward and dpo)");
+        // Published HH-RLHF files hold a few rows whose chosen and rejected dialogues differ before the final turn:
+        // those have no shared prompt, so they are skipped and named.
+        var read = Read<DatasetReadResult<HhRlhfPair>>(path, p => [HhRlhfReader.Read(p, skipMalformed: true)])[0];
+        if (read.SkippedCount > 0)
+            Console.Error.WriteLine($"data file {path}: skipped {read.SkippedCount} HH-RLHF rows that are not a chosen/rejected pair " +
+                                    $"with a shared prompt (lines {string.Join(", ", read.SkippedLines.Take(10))}{(read.SkippedCount > 10 ? ", ..." : "")})");
+        var rows = read.Rows;
+        var pairs = new List<PairExample>();
+        foreach (var row in rows)
+        {
+            var (prompt, chosen, rejected) = PreferenceFormats.ForTemplate(row);
+            var s0 = Encode(tokenizer, prompt, chosen, maxLength, template).Tokens;
+            var s1 = Encode(tokenizer, prompt, rejected, maxLength, template).Tokens;
+            if (stage == "dpo" && s0.AsSpan().SequenceEqual(s1)) continue;
+            // Chosen is both better and safer; no safety labels (the cost stage refuses HH-RLHF above).
+            pairs.Add(new PairExample(s0, s1, BetterId: 0, SaferId: 0, Safe0: true, Safe1: true));
+        }
+        return (NonEmpty(pairs, path, rows.Count), rows.Count + read.SkippedCount - pairs.Count);
     }
 
     private static IReadOnlyList<T> Read<T>(string path, Func<string, IReadOnlyList<T>> read)

@@ -28,6 +28,9 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
 
     public RunFolder Run => run;
 
+    /// <summary>PPO-Lagrangian's cost threshold, drawn on the cost plot (null: no threshold line).</summary>
+    public double? CostThreshold { get; set; }
+
     /// <summary>The checkpoint the run resumed from (null for a fresh run).</summary>
     public LoadedCheckpoint? Resumed { get; private set; }
 
@@ -111,7 +114,8 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
     }
 
     /// <summary>Runs <paramref name="train"/> with the progress display; returns null when training ran to its last
-    /// step, else the exit code after a stop at stop_after_steps or a signal (having said where things stand).</summary>
+    /// step, else the exit code after a stop at stop_after_steps or a signal (having said where things stand). The
+    /// curves of metrics.jsonl are drawn into plots/ when training ends or stops at stop_after_steps (rank 0).</summary>
     public int? Train(TrainerState state, CancellationTokenSource stopAfter,
         Func<TrainerState, Action<StepMetrics>, CancellationToken, double> train)
     {
@@ -124,10 +128,12 @@ public sealed class TrainingSession(string stage, RunFolder run, CheckpointSetti
                 try { return train(state, onStep, linked.Token); }
                 finally { signalled = cancel.IsCancellationRequested; }
             }, signal => _signal = signal);
+            Plots.WriteCurves(run, CostThreshold);
             return null;
         }
         catch (OperationCanceledException) when (!signalled && stopAfter.IsCancellationRequested)
         {
+            Plots.WriteCurves(run, CostThreshold);
             Console.WriteLine(quiet ? LastCheckpoint
                 : $"stopped after step {state.Step} of {settings.TotalSteps}; checkpoint {LastCheckpoint} (continue with --resume {run.Path})");
             return 0;

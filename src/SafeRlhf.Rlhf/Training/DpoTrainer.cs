@@ -49,6 +49,25 @@ public static class DpoTrainer
     }
 
     /// <summary>Trains the policy; returns the mean loss of the last 10% of steps.</summary>
+    /// <summary>The DPO loss and preference accuracy on held-out pairs without gradients: means over all pairs (each
+    /// batch's mean weighted by its pairs), in batches of <paramref name="batchSize"/>.</summary>
+    public static (double Loss, double Accuracy) Evaluate(LlamaModel policy, LlamaModel? reference, IReadOnlyList<PairExample> pairs,
+        double beta, int padId, int batchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        using var noGrad = GradMode.NoGrad();
+        double loss = 0, accuracy = 0;
+        for (int i = 0; i < pairs.Count; i += batchSize)
+        {
+            using var scope = new TensorScope();
+            var chunk = pairs.Skip(i).Take(batchSize).ToList();
+            var (l, a) = Loss(policy, reference, chunk, beta, padId);
+            loss += l.Item() * chunk.Count;
+            accuracy += a * chunk.Count;
+        }
+        return (loss / pairs.Count, accuracy / pairs.Count);
+    }
+
     public static double Train(LlamaModel policy, LlamaModel? reference, IReadOnlyList<PairExample> data, TrainOptions options, double beta,
         Rng rng, int padId, Action<StepMetrics>? onStep = null, CancellationToken cancel = default) =>
         Train(policy, reference, data, options, beta, rng, padId, new TrainerState(), onStep, cancel);

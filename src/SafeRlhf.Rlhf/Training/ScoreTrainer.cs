@@ -122,16 +122,28 @@ public static class ScoreTrainer
     /// <summary>Ranking accuracy (and, for costs, sign accuracy) on held-out pairs, without gradients.</summary>
     public static (double Accuracy, double SignAccuracy) Evaluate(ScoreModel model, IReadOnlyList<PairExample> pairs, Kind kind, int padId, int batchSize = 64)
     {
+        var (_, accuracy, sign) = EvaluateWithLoss(model, pairs, kind, padId, 0, ScoreLossType.SequenceWise, batchSize);
+        return (accuracy, sign);
+    }
+
+    /// <summary>The training loss (with <paramref name="regularization"/> and <paramref name="lossType"/>), ranking
+    /// accuracy and, for costs, sign accuracy on held-out pairs, without gradients: means over all pairs (each batch's
+    /// mean weighted by its pairs).</summary>
+    public static (double Loss, double Accuracy, double SignAccuracy) EvaluateWithLoss(ScoreModel model, IReadOnlyList<PairExample> pairs,
+        Kind kind, int padId, double regularization, ScoreLossType lossType, int batchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         using var noGrad = GradMode.NoGrad();
-        double acc = 0, sign = 0;
+        double loss = 0, acc = 0, sign = 0;
         for (int i = 0; i < pairs.Count; i += batchSize)
         {
             using var scope = new TensorScope();
             var chunk = pairs.Skip(i).Take(batchSize).ToList();
-            var (_, a, s) = Loss(model, chunk, kind, padId, 0);
+            var (l, a, s) = Loss(model, chunk, kind, padId, regularization, lossType);
+            loss += l.Item() * chunk.Count;
             acc += a * chunk.Count;
             sign += s * chunk.Count;
         }
-        return (acc / pairs.Count, kind == Kind.Cost ? sign / pairs.Count : double.NaN);
+        return (loss / pairs.Count, acc / pairs.Count, kind == Kind.Cost ? sign / pairs.Count : double.NaN);
     }
 }

@@ -30,6 +30,24 @@ public static class SftTrainer
         return Ops.CrossEntropy(logits, Tensor.FromArray(device, targets, targets.Length), IgnoreIndex);
     }
 
+    /// <summary>The SFT loss over held-out examples without gradients: the mean over all their response tokens
+    /// (each batch's mean weighted by its labelled tokens), in batches of <paramref name="batchSize"/>.</summary>
+    public static double Evaluate(LlamaModel model, IReadOnlyList<Example> examples, int padId, int batchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        using var noGrad = SafeRlhf.Tensors.Autograd.GradMode.NoGrad();
+        double sum = 0, labels = 0;
+        for (int i = 0; i < examples.Count; i += batchSize)
+        {
+            using var scope = new TensorScope();
+            var chunk = examples.Skip(i).Take(batchSize).ToList();
+            double count = chunk.Sum(e => e.Response.Length);
+            sum += Loss(model, chunk, padId).Item() * count;
+            labels += count;
+        }
+        return sum / labels;
+    }
+
     /// <summary>Trains for <see cref="TrainOptions.Steps"/> optimiser steps on random batches; returns the mean loss of the last 10% of steps.</summary>
     public static double Train(LlamaModel model, IReadOnlyList<Example> data, TrainOptions options, Rng rng, int padId,
         Action<StepMetrics>? onStep = null, CancellationToken cancel = default) =>

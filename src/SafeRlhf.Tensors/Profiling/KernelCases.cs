@@ -21,15 +21,20 @@ public sealed record KernelShapes(int Dim, int Hidden, int Heads, int HeadDim, i
 }
 
 /// <summary>One measured kernel: best time, the rates derived from its FLOP and byte counts, and the percentage of
-/// the device ceiling measured in the same run. Printed as a table line or one JSON object.</summary>
+/// the device ceiling measured in the same run; <see cref="Ceiling"/> names that ceiling ("fma", "vnni", "dram",
+/// "cache"; "" where the runner names none: "peak"). Printed as a table line or one JSON object.</summary>
 public sealed record KernelBenchResult(string Kernel, string Shape, string Device, int Threads, double Seconds,
-    double Gflops, double Gbps, double PercentOfPeak)
+    double Gflops, double Gbps, double PercentOfPeak, string Ceiling = "")
 {
-    public string ToJson() => string.Create(CultureInfo.InvariantCulture,
-        $"{{\"kernel\":\"{Kernel}\",\"shape\":\"{Shape}\",\"device\":\"{Device}\",\"threads\":{Threads},\"seconds\":{Seconds:G6},\"gflops\":{Gflops:G6},\"gbps\":{Gbps:G6},\"percent_of_peak\":{PercentOfPeak:G4}}}");
+    public string ToJson()
+    {
+        string ceiling = Ceiling.Length > 0 ? $",\"ceiling\":\"{Ceiling}\"" : "";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{{\"kernel\":\"{Kernel}\",\"shape\":\"{Shape}\",\"device\":\"{Device}\",\"threads\":{Threads},\"seconds\":{Seconds:G6},\"gflops\":{Gflops:G6},\"gbps\":{Gbps:G6},\"percent_of_peak\":{PercentOfPeak:G4}{ceiling}}}");
+    }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Kernel,-22} {Shape,-26} {Seconds * 1e3,10:F3} ms {Gflops,9:F1} GFLOP/s {Gbps,8:F1} GB/s {PercentOfPeak,6:F1} % of peak");
+        $"{Kernel,-26} {Shape,-26} {Seconds * 1e3,10:F3} ms {Gflops,9:F1} GFLOP/s {Gbps,8:F1} GB/s {PercentOfPeak,6:F1} % of {(Ceiling.Length > 0 ? Ceiling : "peak")}");
 }
 
 /// <summary>The kernel benchmark cases shared by the CPU (<c>KernelBench</c>) and GPU (<c>GpuKernelBench</c>)
