@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using SafeRlhf.Tensors;
-using SafeRlhf.Tensors.Autograd;
 
 namespace SafeRlhf.Nn;
 
@@ -8,22 +7,17 @@ namespace SafeRlhf.Nn;
 /// (ZeRO stage 1), moving shards of the flattened parameters [TotalElements] between ranks through host buffers.</summary>
 public sealed partial class AdamW
 {
-    /// <summary>Sums every trained parameter's gradient over the ranks and multiplies it by <paramref name="scale"/>
-    /// (1 / WorldSize when each rank's loss is the mean over its equal share of the batch). Sharded, each rank
-    /// receives only its shard of the sum (reduce-scatter); the rest of its gradients is left as computed and not
-    /// used. All ranks must hold gradients for the same parameters. One rank: only the scaling.</summary>
-    public void ReduceGradients(double scale)
+    /// <summary>Sums every trained parameter's gradient over the ranks (each rank's loss being its share of the
+    /// global loss). Sharded, each rank receives only its shard of the sum (reduce-scatter); the rest of its gradients
+    /// is left as computed and not used. All ranks must hold gradients for the same parameters. One rank: nothing.</summary>
+    public void ReduceGradients()
     {
-        using var scope = new TensorScope();
-        using var _ = GradMode.NoGrad();
-        var grads = _slots.Where(s => s.Param.Grad is not null).Select(s => s.Param.Grad!).ToList();
-        if (Sharded) { ReduceScatterGradients(scale); return; }
-        if (_dp.Comm.WorldSize > 1) _dp.Comm.AllReduceSum(grads, _dp.BucketBytes);
-        if (scale != 1.0)
-            foreach (var g in grads) g.Backend.Unary(UnaryOp.Scale, g, g, scale, 0);
+        if (_dp.Comm.WorldSize == 1) return;
+        if (Sharded) { ReduceScatterGradients(); return; }
+        _dp.Comm.AllReduceSum(_slots.Where(s => s.Param.Grad is not null).Select(s => s.Param.Grad!).ToList(), _dp.BucketBytes);
     }
 
-    private void ReduceScatterGradients(double scale)
+    private void ReduceScatterGradients()
     {
         int n = _dp.Comm.WorldSize;
         long per = (TotalElements + n - 1) / n;
@@ -37,8 +31,6 @@ public sealed partial class AdamW
         }
         var mine = new float[per];
         _dp.Comm.ReduceScatterSum<float>(flat, mine);
-        if (scale != 1.0)
-            for (int i = 0; i < mine.Length; i++) mine[i] = (float)(mine[i] * scale);
         long offset = 0;
         foreach (var s in _slots)
         {

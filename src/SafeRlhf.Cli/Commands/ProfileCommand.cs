@@ -156,7 +156,7 @@ public static class ProfileCommand
             case "sft":
             {
                 // Under mpirun each rank trains on its slice of the batch and gradients are summed over the ranks.
-                var ranks = comm.WorldSize == 1 ? TrainingRanks.Single : new TrainingRanks(new DataParallel(comm));
+                var ranks = TrainingRanks.Of(comm);
                 var optimizer = ranks.NewOptimizer(actor, 1e-4, 0.01);
                 ranks.BroadcastWeights(actor);
                 int prompt = Math.Max(1, s.Seq / 4);

@@ -1,4 +1,3 @@
-using SafeRlhf.Nn;
 using SafeRlhf.Rlhf.Training;
 using SafeRlhf.Tensors.Distributed;
 
@@ -35,7 +34,7 @@ public static class ProcessRanks
 
     /// <summary>The ranks a training run uses, sharding optimizer state when <paramref name="shardOptimizerState"/>.</summary>
     public static TrainingRanks Training(bool shardOptimizerState) =>
-        Comm.WorldSize == 1 ? TrainingRanks.Single : new TrainingRanks(new DataParallel(Comm, shardOptimizerState));
+        TrainingRanks.Of(Comm, shardOptimizerState);
 
     /// <summary>Leaves the job (MPI_Finalize), if it was joined.</summary>
     public static void Shutdown()

@@ -22,7 +22,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
     public ICommunicator Comm { get; init; } = LocalCommunicator.Instance;
 
     private TrainingRanks Ranks(bool shardOptimizerState) =>
-        Comm.WorldSize == 1 ? TrainingRanks.Single : new TrainingRanks(new Nn.DataParallel(Comm, shardOptimizerState));
+        TrainingRanks.Of(Comm, shardOptimizerState);
 
     public PipelineSummary Run(CancellationToken cancel = default)
     {

@@ -16,6 +16,11 @@ public sealed class TrainingRanks
     /// <summary>One process, nothing shared.</summary>
     public static TrainingRanks Single { get; } = new(DataParallel.Local);
 
+    /// <summary>The ranks of <paramref name="comm"/>'s job (<see cref="Single"/> for a one-rank job), sharding optimizer
+    /// state when <paramref name="shardOptimizerState"/>.</summary>
+    public static TrainingRanks Of(ICommunicator comm, bool shardOptimizerState = false) =>
+        comm.WorldSize == 1 ? Single : new TrainingRanks(new DataParallel(comm, shardOptimizerState));
+
     public DataParallel Parallel { get; }
     public ICommunicator Comm => Parallel.Comm;
     public int Rank => Comm.Rank;
@@ -75,7 +80,7 @@ public sealed class TrainingRanks
     /// <summary>Sums the gradients of <paramref name="optimizer"/>'s parameters over the ranks (nothing for one rank).</summary>
     public void ReduceGradients(AdamW optimizer)
     {
-        if (!IsSingle) optimizer.ReduceGradients(1.0);
+        optimizer.ReduceGradients();
     }
 
     /// <summary>Makes every rank's trainable weights rank 0's.</summary>
@@ -108,11 +113,11 @@ public sealed class TrainingRanks
     public void CheckIdentical(ulong[] rngState, string when)
     {
         if (IsSingle) return;
-        var mine = rngState.Select(x => (double)(x >> 11)).ToArray();
-        var all = Gather(mine);
+        var all = new ulong[rngState.Length * WorldSize];
+        Comm.AllGather<ulong>(rngState, all);
         for (int r = 1; r < WorldSize; r++)
-            for (int i = 0; i < mine.Length; i++)
-                if (all[r * mine.Length + i] != all[i])
+            for (int i = 0; i < rngState.Length; i++)
+                if (all[r * rngState.Length + i] != all[i])
                     throw new InvalidOperationException($"data-parallel ranks diverged {when}: rank {r}'s random state differs from rank 0's");
     }
 

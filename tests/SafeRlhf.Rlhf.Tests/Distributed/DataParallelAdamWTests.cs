@@ -45,17 +45,17 @@ public sealed class DataParallelAdamWTests
             {
                 var p = ps[i].Item2;
                 var g = new float[p.Numel];
-                // Without a communicator the gradient is the sum over all ranks (what the reduction computes).
+                // Each rank's gradient is its share (1/W) of the mean loss; without a communicator the gradient is the
+                // sum of every rank's share (what the reduction computes), added in rank order.
                 for (int r = 0; r < worldSize; r++)
                 {
                     if (comm is not null && r != comm.Rank) continue;
                     var gr = Grad(r, i, step, p.Numel);
-                    for (int j = 0; j < g.Length; j++) g[j] += gr[j];
+                    for (int j = 0; j < g.Length; j++) g[j] += (float)(gr[j] * (1.0 / worldSize));
                 }
                 SetGrad(device, p, g);
             }
-            if (comm is not null) opt.ReduceGradients(1.0 / worldSize);
-            else foreach (var (_, p) in ps) p.Grad!.Backend.Unary(UnaryOp.Scale, p.Grad, p.Grad, 1.0 / worldSize, 0);
+            opt.ReduceGradients();
             opt.ClipGradNorm(clip);
             opt.Update();
         }
@@ -87,8 +87,8 @@ public sealed class DataParallelAdamWTests
         {
             var ps = Parameters(device);
             using var opt = new AdamW(ps, 1e-2, dataParallel: new DataParallel(comm, ShardOptimizerState: true));
-            foreach (var (_, p) in ps) SetGrad(device, p, Enumerable.Repeat(1f, (int)p.Numel).ToArray());
-            opt.ReduceGradients(0.5);
+            foreach (var (_, p) in ps) SetGrad(device, p, Enumerable.Repeat(0.5f, (int)p.Numel).ToArray());
+            opt.ReduceGradients();
             opt.Update();
             using var scope = new TensorScope();
             var moments = opt.Moments().Select(m => (m.Name, m.M.ToArray<float>(), m.V.ToArray<float>())).ToList();
@@ -96,7 +96,7 @@ public sealed class DataParallelAdamWTests
         });
         Assert.Equal(whole, results.Sum(r => r.MomentBytes));
         Assert.All(results, r => Assert.True(r.MomentBytes <= whole / 2 + 2 * sizeof(float) * 2));
-        // After one step on a gradient of ones: m = (1 − β1)·1 and v = (1 − β2)·1 everywhere, on every rank.
+        // After one step on a summed gradient of ones: m = (1 − β1)·1 and v = (1 − β2)·1 everywhere, on every rank.
         foreach (var (_, moments) in results)
             foreach (var (name, m, v) in moments)
             {
