@@ -130,24 +130,26 @@ public sealed partial class GpuBackend : IBackend, IDisposable
 
     public void ResetPeakMemory() => _pool.ResetPeak();
 
-    public void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src)
+    public unsafe void Write(Storage dst, long byteOffset, ReadOnlySpan<byte> src)
     {
         var s = Own(dst);
         CheckRange(s, byteOffset, src.Length);
         if (src.Length == 0) return;
         // Ordered behind earlier kernels on the accelerator's stream; the copy returns once the host bytes are consumed.
+        // ILGPU takes the host address as a raw pointer, so the bytes stay pinned until it returns: a garbage
+        // collection on another thread would otherwise move a managed array under the copy.
         Interlocked.Increment(ref _uploads);
-        s.Bytes.SubView(byteOffset, src.Length).CopyFromCPU(ref MemoryMarshal.GetReference(src), src.Length);
+        fixed (byte* host = src) s.Bytes.SubView(byteOffset, src.Length).CopyFromCPU(ref *host, src.Length);
     }
 
-    public void Read(Storage src, long byteOffset, Span<byte> dst)
+    public unsafe void Read(Storage src, long byteOffset, Span<byte> dst)
     {
         var s = Own(src);
         CheckRange(s, byteOffset, dst.Length);
         if (dst.Length == 0) return;
         Wait();
         Interlocked.Increment(ref _readbacks);
-        s.Bytes.SubView(byteOffset, dst.Length).CopyToCPU(ref MemoryMarshal.GetReference(dst), dst.Length);
+        fixed (byte* host = dst) s.Bytes.SubView(byteOffset, dst.Length).CopyToCPU(ref *host, dst.Length);  // pinned, as in Write
         CheckErrors();
     }
 
