@@ -33,49 +33,23 @@ public static class LlamaScaleBench
         output.WriteLine($"built in {build.Elapsed.TotalSeconds:F1} s: weights {Mib(weightBytes)} MiB, working set {Mib(process.WorkingSet64)} MiB, " +
                          $"peak {Mib(process.PeakWorkingSet64)} MiB");
 
-        using var noGrad = GradMode.NoGrad();
         var rng = new Random(2);
         int[] prompt = [1, .. Enumerable.Range(0, promptTokens - 1).Select(_ => rng.Next(3, config.VocabSize))];
         // Warm-up (JIT, thread pool, page-in): a short prefill and two decode steps.
-        Generate(model, prompt[..8], 2, out _, out _);
-        var generated = Generate(model, prompt, decodeTokens, out double prefillSeconds, out double decodeSeconds);
+        Throughput.PrefillSeconds(model, prompt[..8]);
+        Throughput.DecodeSeconds(model, 1, 2);
+        double prefillSeconds = Throughput.PrefillSeconds(model, prompt);
+        double decodeSeconds = Throughput.DecodeSeconds(model, 1, decodeTokens);
         process.Refresh();
         double prefillRate = promptTokens / prefillSeconds;
-        double decodeRate = (generated - 1) / decodeSeconds;
+        double decodeRate = decodeTokens / decodeSeconds;
         output.WriteLine($"prefill {promptTokens} tokens: {prefillSeconds * 1e3:F0} ms = {prefillRate:F1} tok/s " +
                          $"({2.0 * ProjectionParams(config) * promptTokens / prefillSeconds / 1e9:F1} GFLOP/s in the projections)");
-        output.WriteLine($"decode {generated - 1} tokens: {decodeSeconds / (generated - 1) * 1e3:F1} ms/token = {decodeRate:F2} tok/s " +
+        output.WriteLine($"decode {decodeTokens} tokens: {decodeSeconds / decodeTokens * 1e3:F1} ms/token = {decodeRate:F2} tok/s " +
                          $"({weightBytes / 1e9 * decodeRate:F1} GB/s of weights)");
         output.WriteLine($"working set {Mib(process.WorkingSet64)} MiB, peak {Mib(process.PeakWorkingSet64)} MiB");
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"bench\":\"llama-scale\",\"layers\":{layers},\"prompt_tokens\":{promptTokens},\"decode_tokens\":{generated - 1},\"weights_mib\":{Mib(weightBytes)},\"working_set_mib\":{Mib(process.WorkingSet64)},\"peak_working_set_mib\":{Mib(process.PeakWorkingSet64)},\"prefill_tok_s\":{prefillRate:F2},\"decode_tok_s\":{decodeRate:F2}}}"));
-    }
-
-    /// <summary>Greedy generation with a timed prefill (the prompt in one pass) and timed single-token decode steps;
-    /// returns the number of tokens produced (the first comes from the prefill).</summary>
-    private static int Generate(LlamaModel model, int[] prompt, int newTokens, out double prefillSeconds, out double decodeSeconds)
-    {
-        var device = model.Device;
-        using var cache = new KvCache(device, model.Config, 1, prompt.Length + newTokens);
-        int next;
-        var watch = Stopwatch.StartNew();
-        using (var scope = new TensorScope())
-        {
-            var h = model.Forward(Tensor.FromArray(device, prompt, 1, prompt.Length),
-                Tensor.FromArray(device, Enumerable.Range(0, prompt.Length).ToArray(), 1, prompt.Length), null, cache);
-            next = Sampler.ArgMax(model.Logits(h.Narrow(1, prompt.Length - 1, 1)).ToDoubleArray());
-        }
-        prefillSeconds = watch.Elapsed.TotalSeconds;
-        watch.Restart();
-        int produced = 1;
-        for (; produced < newTokens; produced++)
-        {
-            using var scope = new TensorScope();
-            var h = model.Forward(Tensor.FromArray(device, [next], 1, 1), Tensor.FromArray(device, [cache.Length], 1, 1), null, cache);
-            next = Sampler.ArgMax(model.Logits(h).ToDoubleArray());
-        }
-        decodeSeconds = watch.Elapsed.TotalSeconds;
-        return produced;
+            $"{{\"bench\":\"llama-scale\",\"layers\":{layers},\"prompt_tokens\":{promptTokens},\"decode_tokens\":{decodeTokens},\"weights_mib\":{Mib(weightBytes)},\"working_set_mib\":{Mib(process.WorkingSet64)},\"peak_working_set_mib\":{Mib(process.PeakWorkingSet64)},\"prefill_tok_s\":{prefillRate:F2},\"decode_tok_s\":{decodeRate:F2}}}"));
     }
 
     private static long ProjectionParams(LlamaConfig c) =>

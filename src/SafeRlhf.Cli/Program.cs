@@ -19,6 +19,7 @@ public static class Program
             ProfileCommand.Create(),
             PlanCommand.Create(),
             GenerateCommand.Create(),
+            BenchModelCommand.Create(),
             ExportCommand.Create(),
             InitCommand.Create(),
             StageCommands.Sft(),

@@ -34,7 +34,7 @@ public sealed class ThreadsOptionTests
     }
 
     public static TheoryData<string> KernelCommands =>
-        ["pipeline", "sft", "reward", "cost", "dpo", "ppo", "ppo-lag", "reward-shaping", "eval", "arena", "generate", "bench", "profile"];
+        ["pipeline", "sft", "reward", "cost", "dpo", "ppo", "ppo-lag", "reward-shaping", "eval", "arena", "generate", "bench-model", "bench", "profile"];
 
     [Theory]
     [MemberData(nameof(KernelCommands))]

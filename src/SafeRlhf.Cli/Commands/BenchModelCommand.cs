@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using SafeRlhf.Llama;
+using SafeRlhf.Llama.Loading;
+using SafeRlhf.Cli.Stages;
+
+namespace SafeRlhf.Cli.Commands;
+
+/// <summary>`saferlhf bench-model`: prefill and decode tokens/s of a model file, in the manner of llama.cpp's llama-bench
+/// (random prompt tokens, a prefill of -p tokens in one pass, a decode of -n tokens one at a time from an empty
+/// cache; a warm-up run first, then -r timed repetitions: mean ± standard deviation and the best). Matrices stay in
+/// the type the file stores them in, as llama.cpp keeps them.</summary>
+public static class BenchModelCommand
+{
+    public sealed record Result(string Model, string Device, int Threads, string Types, long Parameters, string Test, int Tokens,
+        double MeanTokensPerSecond, double StdDevTokensPerSecond, double BestTokensPerSecond, double[] Seconds);
+
+    public static Command Create()
+    {
+        var modelOption = new Option<string>("--model")
+        {
+            Description = "Model: .gguf, .safetensors, llama2.c .bin, a Hugging Face, checkpoint or run folder", Required = true,
+        };
+        var promptOption = new Option<int>("-p", "--prompt-tokens") { Description = "Prompt tokens of the prefill test (0: skip it)", DefaultValueFactory = _ => 512 };
+        var decodeOption = new Option<int>("-n", "--new-tokens") { Description = "Tokens of the decode test (0: skip it)", DefaultValueFactory = _ => 128 };
+        var repsOption = new Option<int>("-r", "--repetitions") { Description = "Timed repetitions of each test after the warm-up", DefaultValueFactory = _ => 3 };
+        var deviceOption = CommonOptions.Device();
+        var threadsOption = CommonOptions.Threads();
+        var jsonOption = new Option<bool>("--json") { Description = "Print one JSON array of results instead of the table" };
+        var command = new Command("bench-model", "Prefill and decode tokens/s of a model file (like llama.cpp's llama-bench)")
+        {
+            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, jsonOption,
+        };
+        command.SetAction(parse => CliRunner.Run(parse, () =>
+        {
+            int prompt = parse.GetValue(promptOption), decode = parse.GetValue(decodeOption), reps = parse.GetValue(repsOption);
+            if (prompt < 0) throw new CliException($"-p/--prompt-tokens: must be ≥ 0, got {prompt}");
+            if (decode < 0) throw new CliException($"-n/--new-tokens: must be ≥ 0, got {decode}");
+            if (prompt == 0 && decode == 0) throw new CliException("-p and -n are both 0: nothing to measure");
+            if (reps < 1) throw new CliException($"-r/--repetitions: must be ≥ 1, got {reps}");
+            int threads = DeviceFactory.ResolveThreads(parse.GetValue(threadsOption));
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            string path = parse.GetValue(modelOption)!;
+            using var weights = StageData.OpenModel(path);
+            using var model = LlamaLoader.FromWeightFile(weights, device, LlamaLoadOptions.FrozenStorage);
+            var results = Run(model, path, device.Name, threads, prompt, decode, reps);
+            if (parse.GetValue(jsonOption))
+                Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            else
+                Print(results);
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Runs the prefill test (pp<paramref name="prompt"/>) and the decode test (tg<paramref name="decode"/>).</summary>
+    public static List<Result> Run(LlamaModel model, string path, string device, int threads, int prompt, int decode, int reps)
+    {
+        var parameters = model.NamedParameters().ToList();
+        string types = string.Join("+", parameters.Where(p => p.Tensor.Rank >= 2).GroupBy(p => p.Tensor.DType)
+            .OrderByDescending(g => g.Sum(p => p.Tensor.Numel)).Select(g => g.Key.ToString()));
+        long count = parameters.Sum(p => p.Tensor.Numel);
+        var rng = new Random(1);
+        int vocab = model.Config.VocabSize;
+        int[] tokens = [.. Enumerable.Range(0, Math.Max(prompt, 1)).Select(_ => rng.Next(vocab))];
+        var results = new List<Result>();
+        Result Measure(string test, int n, Func<double> once)
+        {
+            once();  // warm-up: code paths, thread pool, pages of the weights
+            var seconds = Enumerable.Range(0, reps).Select(_ => once()).ToArray();
+            var rates = seconds.Select(s => n / s).ToArray();
+            double mean = rates.Average();
+            double sd = rates.Length > 1 ? Math.Sqrt(rates.Sum(r => (r - mean) * (r - mean)) / (rates.Length - 1)) : 0;
+            return new Result(Path.GetFileName(Path.TrimEndingDirectorySeparator(path)), device, threads, types, count, test, n,
+                mean, sd, rates.Max(), seconds);
+        }
+        if (prompt > 0) results.Add(Measure($"pp{prompt}", prompt, () => Throughput.PrefillSeconds(model, tokens)));
+        if (decode > 0) results.Add(Measure($"tg{decode}", decode, () => Throughput.DecodeSeconds(model, tokens[0], decode)));
+        return results;
+    }
+
+    private static void Print(List<Result> results)
+    {
+        Console.WriteLine("| model | types | params | device | threads | test | t/s (mean ± sd) | best t/s |");
+        Console.WriteLine("|---|---|---:|---|---:|---|---:|---:|");
+        foreach (var r in results)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Model} | {r.Types} | {r.Parameters / 1e6:F1} M | {r.Device} | {r.Threads} | {r.Test} | {r.MeanTokensPerSecond:F2} ± {r.StdDevTokensPerSecond:F2} | {r.BestTokensPerSecond:F2} |"));
+    }
+}

@@ -1,0 +1,65 @@
+using System.Text.Json;
+using SafeRlhf.TestSupport;
+
+namespace SafeRlhf.Cli.Tests;
+
+/// <summary>`saferlhf bench-model`: a prefill and a decode test on a real model file, reported as a table or JSON, and
+/// errors that name the option.</summary>
+[Collection(BenchProfileConsoleCollection.Name)]
+public sealed class BenchModelCommandTests
+{
+    [Fact]
+    public void ReportsPrefillAndDecodeRatesOfEachRepetition()
+    {
+        var (code, output, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"),
+            "-p", "16", "-n", "8", "-r", "2", "--threads", "1", "--json");
+        Assert.True(code == 0, err);
+        var results = JsonDocument.Parse(output).RootElement.EnumerateArray().ToList();
+        Assert.Equal(["pp16", "tg8"], results.Select(r => r.GetProperty("test").GetString()));
+        foreach (var r in results)
+        {
+            Assert.Equal("stories260K.bin", r.GetProperty("model").GetString());
+            Assert.Equal("F32", r.GetProperty("types").GetString());
+            Assert.Equal(1, r.GetProperty("threads").GetInt32());
+            int tokens = r.GetProperty("tokens").GetInt32();
+            var seconds = r.GetProperty("seconds").EnumerateArray().Select(s => s.GetDouble()).ToArray();
+            Assert.Equal(2, seconds.Length);
+            Assert.All(seconds, s => Assert.True(s > 0));
+            // The reported rates are the tokens over each repetition's seconds: their mean and their best.
+            var rates = seconds.Select(s => tokens / s).ToArray();
+            Assert.Equal(rates.Average(), r.GetProperty("mean_tokens_per_second").GetDouble(), 1e-9 * rates.Average());
+            Assert.Equal(rates.Max(), r.GetProperty("best_tokens_per_second").GetDouble(), 1e-9 * rates.Max());
+        }
+        Assert.Equal(16, results[0].GetProperty("tokens").GetInt32());
+        Assert.Equal(8, results[1].GetProperty("tokens").GetInt32());
+    }
+
+    [Fact]
+    public void TheTableHasOneRowPerTest()
+    {
+        var (code, output, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"), "-p", "8", "-n", "0", "-r", "1");
+        Assert.True(code == 0, err);
+        var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("| stories260K.bin", StringComparison.Ordinal)).ToList();
+        Assert.Single(rows);
+        Assert.Contains("| pp8 |", rows[0]);
+    }
+
+    [Theory]
+    [InlineData("-r", "0", "-r/--repetitions")]
+    [InlineData("-p", "-1", "-p/--prompt-tokens")]
+    [InlineData("-n", "-3", "-n/--new-tokens")]
+    public void BadCountsNameTheOption(string option, string value, string named)
+    {
+        var (code, _, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"), option, value);
+        Assert.Equal(1, code);
+        Assert.Contains(named, err);
+    }
+
+    [Fact]
+    public void AMissingModelIsNamed()
+    {
+        var (code, _, err) = CliHarness.Run("bench-model", "--model", "no-such-model.gguf");
+        Assert.Equal(1, code);
+        Assert.Contains("no-such-model.gguf", err);
+    }
+}
