@@ -75,6 +75,30 @@ public sealed class LinearConformanceTests
         AssertClose(Oracle.MatMul(a, b, null, 2, 7, 5, 6, transA: true, transB: false), c, "matmul of a transposed view", 1e-5, 1e-5);
     }
 
+    /// <summary>BF16 and F64 operands into an F64 product: the reference and ILGPU stage them; native runs F32 only and
+    /// says so.</summary>
+    [Theory]
+    [MemberData(nameof(Backends), MemberType = typeof(Conformance))]
+    public void MatMulOfOtherDTypes(string backend)
+    {
+        var d = Device(backend);
+        using var scope = new TensorScope();
+        var a = Values(58, 3 * 4).Select(v => (double)BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits((float)v) & 0xFFFF0000)).ToArray();
+        var b = Values(59, 4 * 5);                                            // a holds bf16 values, b doubles
+        var at = Tensor.Zeros(d, DType.BF16, 1, 3, 4);
+        var bt = Tensor.Zeros(d, DType.F64, 1, 4, 5);
+        d.Backend.Copy(Make(d, a, 1, 3, 4), at);
+        d.Backend.Copy(Tensor.FromArray(d, b, 1, 4, 5), bt);
+        var c = Tensor.Zeros(d, DType.F64, 1, 3, 5);
+        if (backend == "native")
+        {
+            Assert.Contains("F64", Assert.Throws<BackendNotSupportedException>(() => d.Backend.MatMul(at, bt, c, false, false, false)).Message);
+            return;
+        }
+        d.Backend.MatMul(at, bt, c, false, false, false);
+        AssertClose(Oracle.MatMul(a, b, null, 1, 3, 5, 4, false, false), c, "matmul bf16 · f64", 1e-5, 1e-5);
+    }
+
     [Theory]
     [MemberData(nameof(Backends), MemberType = typeof(Conformance))]
     public void AdamWSteps(string backend)
