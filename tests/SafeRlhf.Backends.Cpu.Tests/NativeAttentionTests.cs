@@ -3,20 +3,15 @@ using static SafeRlhf.Backends.Cpu.Tests.NativeCheck;
 
 namespace SafeRlhf.Backends.Cpu.Tests;
 
-/// <summary>Flash attention (forward and backward) against the reference's one-row-at-a-time attention:
-/// GQA, S &gt; T (KV-cache decoding), padding masks, fully masked queries, and sizes that cross the
-/// 96-query / 128-key block edges.</summary>
+/// <summary>Flash attention (forward and backward) against the reference's one-row-at-a-time attention at sizes that cross
+/// the 96-query / 128-key block edges, with GQA, S &gt; T and padding masks. Every backend's attention at small, empty and
+/// odd sizes (fully masked queries included) is in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
 public sealed class NativeAttentionTests
 {
     public static TheoryData<int, int, int, int, int, int, bool> Cases() => new()
     {
         // B, T, S, H, Hkv, D, mask
-        { 1, 1, 1, 1, 1, 1, false },
-        { 1, 0, 3, 2, 1, 4, false },
-        { 2, 5, 5, 4, 2, 8, false },
-        { 1, 3, 9, 2, 2, 16, true },
-        { 2, 7, 7, 6, 2, 12, true },
-        { 1, 1, 33, 4, 1, 32, false },
+        { 1, 1, 260, 4, 1, 32, false },
         { 1, 130, 130, 2, 1, 16, true },
         { 1, 100, 260, 2, 2, 8, false },
         { 1, 200, 200, 1, 1, 128, false },
@@ -79,23 +74,5 @@ public sealed class NativeAttentionTests
         Close(grads[0][1], grads[1][1], 5e-5, 2e-4, "dk");
         Close(grads[0][2], grads[1][2], 5e-5, 2e-4, "dv");
         foreach (var set in outs.Concat(grads)) foreach (var x in set) x.Dispose();
-    }
-
-    [Fact]
-    public void FullyMaskedQueryOutputsZeroAndNegativeInfinity()
-    {
-        using var q = On(NativeDevice, [1f, 2f, 3f, 4f], 1, 2, 1, 2);
-        using var k = On(NativeDevice, [1f, 0f, 0f, 1f], 1, 2, 1, 2);
-        using var v = On(NativeDevice, [5f, 6f, 7f, 8f], 1, 2, 1, 2);
-        using var mask = On(NativeDevice, [0f, 1f], 1, 2);
-        using var o = Zeros(NativeDevice, 1, 2, 1, 2);
-        using var lse = Zeros(NativeDevice, 1, 1, 2);
-        NativeDevice.Backend.Attention(q, k, v, mask, o, lse, 1.0);
-        var ov = o.ToFloatArray();
-        var lv = lse.ToFloatArray();
-        Assert.Equal([0f, 0f], ov[..2]);
-        Assert.True(float.IsNegativeInfinity(lv[0]));
-        Assert.Equal([7f, 8f], ov[2..]);  // query 1 sees only key 1
-        Assert.Equal(3f * 0 + 4f * 1, lv[1], 1e-5f);
     }
 }

@@ -4,14 +4,14 @@ using NativeBackendType = SafeRlhf.Backends.Cpu.Native.NativeBackend;
 
 namespace SafeRlhf.Backends.Cpu.Tests;
 
-/// <summary>The packed fp32 GEMM against the reference MatMul: every transpose combination, batches,
-/// accumulation, and sizes around the micro-tile (12×32 / 6×16) and cache-block edges.</summary>
+/// <summary>The packed fp32 GEMM against the reference MatMul at sizes around the micro-tile (12×32 / 6×16) and cache-block
+/// edges, in every transpose and accumulate form, and its independence of the thread count. Every backend's MatMul at
+/// empty, tiny and odd sizes and over broadcast operands is in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
 public sealed class NativeMatMulTests
 {
     public static TheoryData<int, int, int, int> Sizes() => new()
     {
-        { 1, 0, 5, 7 }, { 1, 3, 0, 4 }, { 1, 4, 6, 0 }, { 1, 1, 1, 1 }, { 2, 1, 33, 17 }, { 3, 13, 1, 31 },
-        { 1, 12, 32, 16 }, { 1, 13, 33, 65 }, { 2, 25, 47, 130 }, { 1, 97, 70, 513 }, { 1, 200, 3100, 9 },
+        { 2, 1, 33, 17 }, { 3, 13, 1, 31 }, { 1, 12, 32, 16 }, { 1, 13, 33, 65 }, { 2, 25, 47, 130 }, { 1, 97, 70, 513 }, { 1, 200, 3100, 9 },
         { 1, 193, 65, 600 }, { 4, 37, 29, 23 },
     };
 
@@ -65,26 +65,6 @@ public sealed class NativeMatMulTests
             results[slot++] = y;
         }
         Close(results[0], results[1], 1e-4, 1e-5, "x·wᵀ");
-    }
-
-    [Fact]
-    public void BroadcastBatchOperandUsesStrideZero()
-    {
-        var rng = new Rng(5);
-        var av = Random(rng, 3 * 7 * 9);
-        var bv = Random(rng, 9 * 5);
-        var results = new Tensor[2];
-        int slot = 0;
-        foreach (var dev in new[] { ReferenceDevice, NativeDevice })
-        {
-            using var a = On(dev, av, 3, 7, 9);
-            using var b2 = On(dev, bv, 1, 9, 5);
-            using var b = b2.Expand(3, 9, 5);
-            var c = Zeros(dev, 3, 7, 5);
-            dev.Backend.MatMul(a, b, c, false, false, false);
-            results[slot++] = c;
-        }
-        Close(results[0], results[1], 1e-5, 1e-5, "broadcast batch");
     }
 
     [Fact]

@@ -3,8 +3,10 @@ using static SafeRlhf.Backends.Cpu.Tests.NativeCheck;
 
 namespace SafeRlhf.Backends.Cpu.Tests;
 
-/// <summary>Row kernels (RMSNorm, RoPE, SwiGLU, softmax, cross-entropy, AdamW) against the reference backend
-/// through the same IBackend calls, at empty, tiny, odd and LLaMA-like sizes.</summary>
+/// <summary>Row kernels (RMSNorm, RoPE, SwiGLU, softmax, cross-entropy, AdamW) against the reference backend through the
+/// same IBackend calls at LLaMA-like sizes, where the work is split over the thread pool and the vector loops run long.
+/// Every backend's forward and backward at empty, tiny and odd sizes is in the conformance suite of
+/// SafeRlhf.Tensors.Tests.</summary>
 public sealed class NativeNnTests
 {
     private const double Atol = 2e-6, Rtol = 2e-5;
@@ -36,7 +38,7 @@ public sealed class NativeNnTests
     private static (Array, int[]) Out(params int[] dims) => (new float[new Shape(dims).Numel], dims);
 
     [Theory]
-    [InlineData(0, 8)] [InlineData(1, 1)] [InlineData(3, 7)] [InlineData(5, 33)] [InlineData(17, 100)] [InlineData(4, 4096)]
+    [InlineData(17, 100)] [InlineData(4, 4096)]
     public void RmsNormForwardAndBackward(int rows, int dim)
     {
         var rng = new Rng((ulong)(rows * 977 + dim));
@@ -58,8 +60,7 @@ public sealed class NativeNnTests
     }
 
     [Theory]
-    [InlineData(1, 1, 1, 2, RopeStyle.Interleaved)] [InlineData(2, 3, 2, 8, RopeStyle.Half)] [InlineData(1, 5, 3, 6, RopeStyle.Interleaved)]
-    [InlineData(2, 7, 4, 128, RopeStyle.Half)] [InlineData(1, 9, 2, 128, RopeStyle.Interleaved)] [InlineData(0, 3, 2, 4, RopeStyle.Half)]
+    [InlineData(2, 7, 4, 128, RopeStyle.Half)] [InlineData(1, 9, 2, 128, RopeStyle.Interleaved)]
     public void RopeBothStylesAndInverse(int batch, int seq, int heads, int headDim, RopeStyle style)
     {
         var rng = new Rng((ulong)(batch * 31 + seq * 7 + headDim));
@@ -70,23 +71,8 @@ public sealed class NativeNnTests
                 (b, t) => b.Rope(t[0], t[1], t[2], 10000.0, style, inverse), 1e-5, 1e-5);
     }
 
-    [Fact]
-    public void RopeInverseUndoesForward()
-    {
-        var rng = new Rng(3);
-        var x = Random(rng, 2 * 5 * 3 * 16);
-        var pos = Enumerable.Range(0, 10).Select(i => i * 100).ToArray();
-        using var xt = On(NativeDevice, x, 2, 5, 3, 16);
-        using var p = On(NativeDevice, pos, 2, 5);
-        using var y = Zeros(NativeDevice, 2, 5, 3, 16);
-        using var back = Zeros(NativeDevice, 2, 5, 3, 16);
-        NativeDevice.Backend.Rope(xt, p, y, 10000.0, RopeStyle.Half, false);
-        NativeDevice.Backend.Rope(y, p, back, 10000.0, RopeStyle.Half, true);
-        Close(xt, back, 1e-5, 1e-5, "inverse ∘ forward");
-    }
-
     [Theory]
-    [InlineData(0)] [InlineData(1)] [InlineData(15)] [InlineData(17)] [InlineData(1000)] [InlineData(11008 * 3)]
+    [InlineData(1000)] [InlineData(11008 * 3)]
     public void SwiGluForwardAndBackward(int n)
     {
         var rng = new Rng((ulong)n + 1);
@@ -99,7 +85,7 @@ public sealed class NativeNnTests
     }
 
     [Theory]
-    [InlineData(0, 5)] [InlineData(1, 1)] [InlineData(3, 17)] [InlineData(7, 64)] [InlineData(5, 1000)] [InlineData(2, 32000)]
+    [InlineData(5, 1000)] [InlineData(2, 32000)]
     public void SoftmaxAndLogSoftmax(int rows, int dim)
     {
         var rng = new Rng((ulong)(rows * 100 + dim));
@@ -117,16 +103,8 @@ public sealed class NativeNnTests
         }
     }
 
-    [Fact]
-    public void SoftmaxOfMaskedRow()
-    {
-        var x = new[] { float.NegativeInfinity, 0f, float.NegativeInfinity, 1f, 2f, float.NegativeInfinity };
-        Compare("Softmax with −inf", [In(x, 2, 3), Out(2, 3)], [1], (b, t) => b.Softmax(t[0], t[1], false));
-        Compare("LogSoftmax with −inf", [In(x, 2, 3), Out(2, 3)], [1], (b, t) => b.Softmax(t[0], t[1], true));
-    }
-
     [Theory]
-    [InlineData(0, 5)] [InlineData(1, 1)] [InlineData(4, 9)] [InlineData(9, 100)] [InlineData(3, 32000)]
+    [InlineData(9, 100)] [InlineData(3, 32000)]
     public void CrossEntropyForwardAndBackward(int rows, int vocab)
     {
         var rng = new Rng((ulong)(rows * 3 + vocab));
@@ -145,19 +123,8 @@ public sealed class NativeNnTests
             (b, t) => b.CrossEntropyBackward(t[0], t[1], t[2], t[3], t[4], -100), 1e-7, 1e-4);
     }
 
-    [Fact]
-    public void CrossEntropyRejectsOutOfRangeTarget()
-    {
-        using var x = On(NativeDevice, new float[6], 2, 3);
-        using var t = On(NativeDevice, new[] { 0, 3 }, 2);
-        using var l = Zeros(NativeDevice, 2);
-        using var e = Zeros(NativeDevice, 2);
-        var ex = Assert.Throws<SafeRlhf.Backends.Cpu.Native.NativeKernelException>(() => NativeDevice.Backend.CrossEntropy(x, t, l, e, -100));
-        Assert.Contains("out of range", ex.Message);
-    }
-
     [Theory]
-    [InlineData(0)] [InlineData(1)] [InlineData(31)] [InlineData(4097)]
+    [InlineData(4097)]
     public void AdamWMatchesReference(int n)
     {
         var rng = new Rng((ulong)n + 9);

@@ -100,6 +100,7 @@ public sealed unsafe partial class NativeBackend
 
     public void Quantize(Tensor x, Tensor q)
     {
+        if (q.DType.IsKQuant()) throw new TensorDTypeException($"Quantize: {q.DType} is read from files only (quantize to Q8_0 or Q4_0)");
         int type = QuantType(q, "Quantize");
         if (!x.Shape.SameDims(q.Shape)) throw new TensorShapeException($"Quantize: x {x.Shape} vs q {q.Shape}");
         if (!IsF32(x) || !q.IsContiguous)

@@ -14,8 +14,12 @@ public static class Conformance
 
     private static readonly Lazy<Device?> s_cuda = new(() => GpuBackend.IsCudaAvailable ? new Device(GpuBackend.CreateCuda()) : null);
 
+    /// <summary>With SAFERLHF_REQUIRE_CUDA=1 the CUDA cases run (and fail) on a machine without a usable CUDA device
+    /// instead of being left out.</summary>
+    private static bool CudaCases => GpuBackend.IsCudaAvailable || Environment.GetEnvironmentVariable("SAFERLHF_REQUIRE_CUDA") == "1";
+
     /// <summary>The backends of this machine by name.</summary>
-    public static string[] BackendNames => GpuBackend.IsCudaAvailable ? ["reference", "native", "ilgpu-cpu", "cuda"] : ["reference", "native", "ilgpu-cpu"];
+    public static string[] BackendNames => CudaCases ? ["reference", "native", "ilgpu-cpu", "cuda"] : ["reference", "native", "ilgpu-cpu"];
 
     public static TheoryData<string> Backends() => new(BackendNames);
 
@@ -24,7 +28,7 @@ public static class Conformance
         "reference" => TestDevices.Reference,
         "native" => TestDevices.Native,
         "ilgpu-cpu" => TestDevices.IlgpuCpu,
-        "cuda" => s_cuda.Value ?? throw new InvalidOperationException("CUDA is not present"),
+        "cuda" => s_cuda.Value ?? throw new InvalidOperationException("SAFERLHF_REQUIRE_CUDA=1 but no CUDA device is usable"),
         _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, null),
     };
 
@@ -42,19 +46,30 @@ public static class Conformance
         return Enumerable.Range(0, (int)n).Select(_ => rng.Uniform(lo, hi)).Select(v => halves ? Math.Round(v * 2) / 2 : v).ToArray();
     }
 
+    /// <summary>The values as the F32 tensors of <see cref="Make"/> hold them (what the formulas of the tests start from).</summary>
+    public static double[] F32(double[] values) => Array.ConvertAll(values, v => (double)(float)v);
+
+    /// <summary><see cref="Values"/> rounded to F32.</summary>
+    public static double[] Values32(ulong seed, long n, double lo = -2, double hi = 2) => F32(Values(seed, n, lo, hi));
+
     public static long Numel(int[] dims) => dims.Aggregate(1L, (a, d) => a * d);
 
     /// <summary>F32 on every backend (the compute type the fast backends support), from double values.</summary>
     public static Tensor Make(Device d, double[] values, params int[] dims) => Tensor.FromArray(d, Array.ConvertAll(values, v => (float)v), dims);
 
-    /// <summary>The one comparison: |actual − expected| ≤ atol + rtol·|expected| elementwise, NaN only where NaN is expected.</summary>
-    public static void AssertClose(double[] expected, Tensor actual, string what, double atol = 1e-5, double rtol = 1e-5)
+    /// <summary>The one comparison: |actual − expected| ≤ atol + rtol·|expected| elementwise, NaN and
+    /// infinities only where expected.</summary>
+    public static void AssertClose(double[] expected, Tensor actual, string what, double atol = 1e-5, double rtol = 1e-5) =>
+        AssertClose(expected, actual.ToDoubleArray(), what, atol, rtol);
+
+    /// <summary><see cref="AssertClose(double[], Tensor, string, double, double)"/> of values a backend returned to the host.</summary>
+    public static void AssertClose(double[] expected, double[] got, string what, double atol, double rtol)
     {
-        var got = actual.ToDoubleArray();
         Assert.Equal(expected.Length, got.Length);
         for (int i = 0; i < expected.Length; i++)
         {
             if (double.IsNaN(expected[i])) { Assert.True(double.IsNaN(got[i]), $"{what}[{i}]: expected NaN, got {got[i]}"); continue; }
+            if (double.IsInfinity(expected[i])) { Assert.True(got[i] == expected[i], $"{what}[{i}]: expected {expected[i]}, got {got[i]}"); continue; }
             Assert.True(Math.Abs(got[i] - expected[i]) <= atol + rtol * Math.Abs(expected[i]),
                 $"{what}[{i}]: expected {expected[i]:R}, got {got[i]:R}");
         }

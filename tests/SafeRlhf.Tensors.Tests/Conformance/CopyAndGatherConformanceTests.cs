@@ -98,4 +98,21 @@ public sealed class CopyAndGatherConformanceTests
             AssertClose(expected, dxl, "scatter-add last axis", 1e-6, 1e-6);
         }
     }
+
+    /// <summary>An index outside x's extent on the gathered axis fails with a <see cref="TensorIndexException"/> that names
+    /// the index and the extent, for Gather and for ScatterAdd.</summary>
+    [Theory]
+    [MemberData(nameof(Backends), MemberType = typeof(Conformance))]
+    public void AnIndexOutOfRangeFails(string backend)
+    {
+        var d = Device(backend);
+        using var scope = new TensorScope();
+        var index = Tensor.FromArray(d, new[] { 0, 0, 0, 4, 4, 4, 1, 1, 1 }, 3, 3);
+        var y = Tensor.Zeros(d, DType.F32, 3, 3);
+        var e = Assert.Throws<TensorIndexException>(() => d.Backend.Gather(Make(d, Values(14, 12), 4, 3), index, y, 0));
+        Assert.Contains("index 4 out of range [0, 4)", e.Message);
+        var dx = Tensor.Zeros(d, DType.F32, 4, 3);
+        e = Assert.Throws<TensorIndexException>(() => d.Backend.ScatterAdd(Make(d, Values(15, 9), 3, 3), index, dx, 0));
+        Assert.Contains("index 4 out of range [0, 4)", e.Message);
+    }
 }
