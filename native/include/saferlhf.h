@@ -22,7 +22,8 @@ typedef enum sr_status {
   SR_INVALID_ARGUMENT = 1,
   SR_UNSUPPORTED = 2,
   SR_OUT_OF_MEMORY = 3,
-  SR_INTERNAL = 4
+  SR_INTERNAL = 4,
+  SR_INDEX_OUT_OF_RANGE = 5
 } sr_status;
 
 /* CPU features detected at run time (bit flags for sr_cpu_features). */

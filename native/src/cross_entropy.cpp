@@ -59,7 +59,7 @@ extern "C" SR_API sr_status sr_cross_entropy_forward_f32(const float* logits, co
   });
   int64_t bad = bad_row.load();
   if (bad >= 0)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_cross_entropy_forward_f32: target " + std::to_string(targets[bad]) +
+    return sr::fail(SR_INDEX_OUT_OF_RANGE, "sr_cross_entropy_forward_f32: target " + std::to_string(targets[bad]) +
                                              " out of range [0, " + std::to_string(vocab) + ") at row " + std::to_string(bad));
   return SR_OK;
 }
@@ -73,7 +73,7 @@ extern "C" SR_API sr_status sr_cross_entropy_backward_f32(const float* logits, c
     return sr::fail(SR_INVALID_ARGUMENT, "sr_cross_entropy_backward_f32: null pointer");
   for (int64_t r = 0; r < rows; ++r)
     if (targets[r] != ignore_index && (targets[r] < 0 || targets[r] >= vocab))
-      return sr::fail(SR_INVALID_ARGUMENT, "sr_cross_entropy_backward_f32: target " + std::to_string(targets[r]) +
+      return sr::fail(SR_INDEX_OUT_OF_RANGE, "sr_cross_entropy_backward_f32: target " + std::to_string(targets[r]) +
                                                " out of range [0, " + std::to_string(vocab) + ") at row " + std::to_string(r));
   sr::parallel_for(rows, 6.0 * static_cast<double>(vocab), [&](int64_t b, int64_t e) {
     sr::cross_entropy_backward_rows(logits, targets, lse, d_losses, d_logits, b, e, vocab, ignore_index);

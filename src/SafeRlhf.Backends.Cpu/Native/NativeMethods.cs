@@ -14,6 +14,8 @@ public enum NativeStatus
     Unsupported = 2,
     OutOfMemory = 3,
     Internal = 4,
+    /// <summary>An index argument (a target, a token id) outside its range: surfaces as <see cref="SafeRlhf.Tensors.TensorIndexException"/>.</summary>
+    IndexOutOfRange = 5,
 }
 
 /// <summary>Instruction-set ceilings for the GEMM and quantized dot-product dispatch (<c>sr_set_max_isa</c>).</summary>
@@ -37,7 +39,8 @@ public sealed class NativeKernelException(string function, NativeStatus status, 
 
 /// <summary>P/Invoke bindings to libsaferlhf_native, one per <c>sr_</c> export of native/include/saferlhf.h. The bindings
 /// return the raw <see cref="NativeStatus"/>; every caller passes it to <see cref="Check"/>, which throws
-/// <see cref="NativeKernelException"/> with the native error text on failure.</summary>
+/// <see cref="NativeKernelException"/> with the native error text on failure (an index out of range: a
+/// <see cref="SafeRlhf.Tensors.TensorIndexException"/>, as on every backend).</summary>
 internal static unsafe partial class NativeMethods
 {
     private const string Lib = "saferlhf_native";
@@ -50,6 +53,7 @@ internal static unsafe partial class NativeMethods
     {
         if (status == NativeStatus.Ok) return;
         string message = Marshal.PtrToStringUTF8(sr_last_error()) ?? "";
+        if (status == NativeStatus.IndexOutOfRange) throw new SafeRlhf.Tensors.TensorIndexException(message);
         throw new NativeKernelException(function, status, message);
     }
 
