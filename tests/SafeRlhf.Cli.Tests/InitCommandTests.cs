@@ -25,6 +25,33 @@ public sealed class InitCommandTests : IDisposable
 
     private string Out(string name) => Path.Combine(_dir, name);
 
+    [Fact]
+    public void WithATokenizerTheGgufCarriesItsVocabulary()
+    {
+        var init = CliHarness.Run("init", "--preset", "tiny", "--vocab", "512", "--tokenizer", Tokenizer, "--out", Out("vocab"), "--quiet");
+        Assert.True(init.Code == 0, init.Error);
+        string model = init.Out.Trim();
+        // The file's own vocabulary (read by the GGUF SentencePiece tokenizer) encodes text as the llama2.c tokenizer does.
+        using var weights = SafeRlhf.Llama.Formats.WeightFile.Open(model);
+        var fromFile = SafeRlhf.Llama.Tokenizers.SentencePieceBpeTokenizer.FromGguf(weights);
+        var original = SafeRlhf.Llama.Tokenizers.TextTokenizer.Load(Tokenizer);
+        foreach (var text in new[] { "Once upon a time", "Tim had a red ball. He was happy!" })
+            Assert.Equal(original.Encode(text, addBos: true, addEos: false), fromFile.Encode(text, addBos: true, addEos: false));
+        // generate needs no --tokenizer now.
+        var generate = CliHarness.Run("generate", "--model", model, "--prompt", "Once upon a time", "--max-new-tokens", "4", "--temperature", "0", "--json");
+        Assert.True(generate.Code == 0, generate.Error);
+    }
+
+    [Fact]
+    public void ATokenizerOfAnotherSizeIsRefusedNamingBoth()
+    {
+        var init = CliHarness.Run("init", "--preset", "tiny", "--vocab", "600", "--tokenizer", Tokenizer, "--out", Out("wrong"), "--quiet");
+        Assert.Equal(1, init.Code);
+        Assert.Contains("--tokenizer", init.Error);
+        Assert.Contains("512 tokens", init.Error);
+        Assert.Contains("--vocab 512", init.Error);
+    }
+
     [Theory]
     [InlineData("f32")]
     [InlineData("q4_0")]

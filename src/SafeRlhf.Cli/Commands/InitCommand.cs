@@ -7,8 +7,9 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Cli.Commands;
 
 /// <summary>`saferlhf init`: a randomly initialised LLaMA checkpoint of a preset's shape, written one chunk at a time
-/// into a new folder, so that runs at scale need no download. The model has no tokenizer: pass one with --tokenizer
-/// where it is used (its vocabulary must not be larger than the model's; see --vocab).</summary>
+/// into a new folder, so that runs at scale need no download. With --tokenizer the GGUF file stores that vocabulary
+/// (llama.cpp needs one to load a file; our loaders then need no --tokenizer either); without it, pass a tokenizer
+/// where the model is used (its vocabulary must not be larger than the model's; see --vocab).</summary>
 public static class InitCommand
 {
     /// <summary>The command with its options; progress (about one line per layer) goes to stderr, the model's
@@ -37,12 +38,17 @@ public static class InitCommand
             Description = "gguf (one file, llama.cpp names) or safetensors (one file, the configuration in its metadata)",
             DefaultValueFactory = _ => "gguf",
         };
+        var tokenizerOption = new Option<string?>("--tokenizer")
+        {
+            Description = "Store this tokenizer's vocabulary in the GGUF file (SentencePiece .model, llama2.c .bin or .gguf; " +
+                          "it must have exactly --vocab tokens), so that llama.cpp and our commands load the file without a tokenizer",
+        };
         var seedOption = new Option<ulong>("--seed") { Description = "Weight seed", DefaultValueFactory = _ => 1 };
         var outOption = new Option<string>("--out") { Description = "Output folder (new or empty)", Required = true };
         var quietOption = CommonOptions.Quiet();
         var command = new Command("init", "Write a randomly initialised LLaMA checkpoint of a preset's shape")
         {
-            presetOption, layersOption, vocabOption, quantizeOption, dtypeOption, formatOption, seedOption, outOption, quietOption,
+            presetOption, layersOption, vocabOption, quantizeOption, dtypeOption, formatOption, tokenizerOption, seedOption, outOption, quietOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -55,7 +61,10 @@ public static class InitCommand
                 Mix = Mix(parse.GetValue(quantizeOption)),
                 Format = Format(parse.GetValue(formatOption)!),
                 Name = parse.GetValue(presetOption)!,
+                Vocabulary = Vocabulary(parse.GetValue(tokenizerOption), config),
             };
+            if (options.Vocabulary is not null && options.Format == CheckpointFormat.Safetensors)
+                throw new CliException("--tokenizer: safetensors has no vocabulary metadata; use --format gguf");
             if ((options.Quantize is not null || options.Mix is not null) && options.Format == CheckpointFormat.Safetensors)
                 throw new CliException("--quantize: safetensors cannot store quantized blocks; use --format gguf");
             options.Validate();
@@ -94,6 +103,18 @@ public static class InitCommand
             config = config with { VocabSize = v };
         }
         return config.Validate();
+    }
+
+    /// <summary>The vocabulary of --tokenizer, which must hold exactly the model's vocabulary size of tokens.</summary>
+    private static Llama.Export.ExportVocabulary? Vocabulary(string? path, LlamaConfig config)
+    {
+        if (path is null) return null;
+        if (!File.Exists(path)) throw new CliException($"--tokenizer: not found: {path}");
+        var vocabulary = Llama.Export.ExportVocabulary.Load(path);
+        int tokens = vocabulary.Model.Pieces.Count;
+        if (tokens != config.VocabSize)
+            throw new CliException($"--tokenizer: {path} has {tokens} tokens, the model's vocabulary is {config.VocabSize}; pass --vocab {tokens}");
+        return vocabulary;
     }
 
     private static DType MatrixType(string name) => name.ToLowerInvariant() switch

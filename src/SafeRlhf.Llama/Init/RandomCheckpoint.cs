@@ -42,6 +42,9 @@ public static class RandomCheckpoint
     /// after each tensor with the number of tensors written and the total.</summary>
     public static void Write(string path, LlamaConfig config, RandomCheckpointOptions options, Action<int, int>? progress = null)
     {
+        if (options.Vocabulary is { } vocabulary && vocabulary.Model.Pieces.Count != config.VocabSize)
+            throw new ArgumentException($"{vocabulary.SourcePath} has {vocabulary.Model.Pieces.Count} tokens, the model's vocabulary is " +
+                                        $"{config.VocabSize}: they must be equal for the file to load");
         var plan = Plan(config, options);
         var encoder = new ChunkEncoder();
         int done = 0;
@@ -97,6 +100,7 @@ public static class RandomCheckpoint
             new("llama.attention.layer_norm_rms_epsilon", (float)c.NormEps),
             new("llama.rope.freq_base", (float)c.RopeTheta),
             new(SeedKey, options.Seed),
+            .. options.Vocabulary?.GgufMetadata() ?? [],
         ];
     }
 

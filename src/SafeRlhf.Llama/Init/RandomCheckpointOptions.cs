@@ -33,6 +33,11 @@ public sealed record RandomCheckpointOptions
     /// <summary>The file format.</summary>
     public CheckpointFormat Format { get; init; } = CheckpointFormat.Gguf;
 
+    /// <summary>A vocabulary written into the GGUF file's tokenizer.ggml.* metadata (GGUF only), so that the file is
+    /// self-contained for llama.cpp and for our loaders; it must hold exactly the model's vocabulary size of tokens.
+    /// Null: no vocabulary (pass a tokenizer where the model is used).</summary>
+    public Export.ExportVocabulary? Vocabulary { get; init; }
+
     /// <summary>Model name stored in the file (GGUF general.name, safetensors metadata).</summary>
     public string Name { get; init; } = "random";
 
@@ -49,6 +54,8 @@ public sealed record RandomCheckpointOptions
             throw new ArgumentException($"safetensors cannot store the {Mix} mix: write GGUF");
         if (Quantize is not null && Format == CheckpointFormat.Safetensors)
             throw new ArgumentException($"safetensors cannot store {Quantize} blocks: write GGUF to quantize");
+        if (Vocabulary is not null && Format == CheckpointFormat.Safetensors)
+            throw new ArgumentException($"safetensors has no vocabulary metadata: write GGUF to store the vocabulary of {Vocabulary.SourcePath}");
         return this;
     }
 }
