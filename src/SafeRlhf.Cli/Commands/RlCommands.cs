@@ -195,10 +195,12 @@ public static partial class RlCommands
         var history = ResumeRl(session, trainer);
         session.Run.SaveConfig(config);
 
+        // An actor with adapters is saved as its adapters and the reference of the base they belong to.
+        var actorBase = SelfContained.BaseOf(m.ActorWeights, config.Lora);
         var models = weights.Select(w => new CheckpointModel(w.Item1, w.Item2 is LlamaModel actor
-            ? path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = config.ChatTemplate })
+            ? path => SaveActor(actor, path, name, config.ChatTemplate, actorBase)
             : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name, config.ScoreBase ?? config.Actor)))).ToList();
-        var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, config.Actor);
+        var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, actorBase);
         using var stopAfter = new CancellationTokenSource();
         var state = session.NewState(models, extras, stopAfter,
             () => trainer.Lagrange is { } l ? new LagrangeState(l.LogLambda, l.Window.ToArray()) : null);
@@ -214,7 +216,8 @@ public static partial class RlCommands
                 onStep(metrics);
             }, cancel)) is { } code)
             return code;
-        return FinishRl(name, mode, session, m.Actor, device, prompts.Count, history, quiet, config.ChatTemplate);
+        return FinishRl(name, mode, session, path => SaveActor(m.Actor, path, name, config.ChatTemplate, actorBase), device, prompts.Count,
+            history, quiet);
     }
 
     /// <summary>On a resumed run: λ from the checkpoint and the metrics of the steps done; empty on a fresh run.</summary>
@@ -235,13 +238,16 @@ public static partial class RlCommands
         return history;
     }
 
-    private static int FinishRl(string name, RlMode mode, TrainingSession session, LlamaModel actor, Device device, int prompts,
-        List<IReadOnlyDictionary<string, double>> history, bool quiet, string chatTemplate)
+    private static void SaveActor(LlamaModel actor, string path, string stage, string chatTemplate, LoraBase? loraBase) =>
+        LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = chatTemplate }, loraBase);
+
+    private static int FinishRl(string name, RlMode mode, TrainingSession session, Action<string> saveActor, Device device, int prompts,
+        List<IReadOnlyDictionary<string, double>> history, bool quiet)
     {
         if (!session.Run.Writes) return 0;   // rank 0 writes the final actor and the result
         long peakDeviceBytes = device.Backend.Memory.PeakReservedBytes;   // of the steps and checkpoints, before the final save
         string actorPath = Path.Combine(session.Run.Path, "actor.safetensors");
-        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = chatTemplate });
+        saveActor(actorPath);
         var last = history[^1];
         double? Last(string key) => last.TryGetValue(key, out var v) ? v : null;
         var result = new Dictionary<string, object?>

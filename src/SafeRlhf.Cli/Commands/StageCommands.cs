@@ -77,14 +77,16 @@ public static class StageCommands
             config.Lora?.Apply(backbone, rng.Fork());
             using var reference = stage == "dpo" && config.Lora is null ? Frozen(StageData.Build(weights, device)) : null;
             var ranks = ProcessRanks.Training(config.Train.ShardOptimizerState);
-            var job = CreateJob(weights, backbone, reference, tokenizer, rng, ranks);
+            // A model with adapters is saved as its adapters and the reference of the base they belong to.
+            var loraBase = SelfContained.BaseOf(weights, config.Lora);
+            var job = CreateJob(weights, backbone, reference, tokenizer, rng, ranks, loraBase);
             using var disposeScore = job.Trainable is ScoreModel score ? new HeadOnly(score) : null;
 
             var session = new TrainingSession(stage, RunFolder.Create(outPath, stage),
                 new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, config.Train.Steps, "train.steps"), rng, quiet, ranks);
             session.Open(resuming, [(RunCheckpoints.ModelFile, job.Trainable)]);
             session.Run.SaveConfig(config);
-            var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, config.Model);
+            var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, loraBase);
             using var stopAfter = new CancellationTokenSource();
             var state = session.NewState([new CheckpointModel(RunCheckpoints.ModelFile, job.SaveModel)], extras, stopAfter);
             if (!quiet)
@@ -99,7 +101,7 @@ public static class StageCommands
         }
 
         private StageJob CreateJob(WeightFile weights, LlamaModel backbone, LlamaModel? reference, ITextTokenizer tokenizer, Rng rng,
-            TrainingRanks ranks)
+            TrainingRanks ranks, LoraBase? loraBase)
         {
             int pad = tokenizer.EosId;
             var metadata = new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = config.ChatTemplate };
@@ -113,7 +115,7 @@ public static class StageCommands
                     {
                         ["eval_loss"] = SftTrainer.Evaluate(backbone, heldOut, pad, config.Train.BatchSize),
                     });
-                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
+                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata, loraBase),
                         (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, eval(onStep), cancel, ranks),
                         data.Count, dropped, heldOut.Count);
                 }
@@ -153,7 +155,7 @@ public static class StageCommands
                         var (loss, accuracy) = DpoTrainer.Evaluate(backbone, reference, heldOut, dpo.Beta, pad, config.Train.BatchSize);
                         return new Dictionary<string, double> { ["eval_loss"] = loss, ["eval_accuracy"] = accuracy };
                     });
-                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
+                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata, loraBase),
                         (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, eval(onStep), cancel, ranks),
                         data.Count, dropped, heldOut.Count);
                 }
