@@ -187,6 +187,23 @@ public sealed class LoraCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void ResumingOnAChangedBaseIsRefused()
+    {
+        string split = Path.Combine(_dir, "split");
+        Ok(CliHarness.Run("sft", "--config", Config("sft", _base, Lora(), steps: 2), "--set", "stop_after_steps=1", "--out", split,
+            "--device", "cpu", "--quiet"));
+        byte[] changed = File.ReadAllBytes(_base);
+        changed[^1] ^= 1;
+        File.WriteAllBytes(_base, changed);
+        var r = CliHarness.Run("sft", "--resume", split, "--device", "cpu", "--quiet");
+        Assert.Equal(1, r.Code);
+        Assert.Contains(Path.Combine(split, "checkpoint-1", "model.safetensors"), r.Error);
+        Assert.Contains(_base, r.Error);
+        Assert.Contains("SHA-256", r.Error);
+        Assert.False(Directory.Exists(Path.Combine(split, "checkpoint-2")));
+    }
+
+    [Fact]
     public void MergedExportOfAnAdaptersOnlyCheckpointEqualsThatOfTheWholeModel()
     {
         // An F32 base: the merged model then computes what the adapter model does, up to rounding.

@@ -191,12 +191,13 @@ public static partial class RlCommands
         var weights = new List<(string, Module)> { (RunCheckpoints.ModelFile, m.Actor), (RewardCriticFile, m.RewardCritic) };
         if (m.CostCritic is not null) weights.Add((CostCriticFile, m.CostCritic));
         session.Open(resuming, weights);
+        // An actor with adapters is saved as its adapters and the reference of the base they belong to.
+        var actorBase = SelfContained.BaseOf(m.ActorWeights, config.Lora);
+        SelfContained.CheckResumedBase(session, actorBase);
         if (mode == RlMode.PpoLagrangian) session.CostThreshold = o.Threshold;
         var history = ResumeRl(session, trainer);
         session.Run.SaveConfig(config);
 
-        // An actor with adapters is saved as its adapters and the reference of the base they belong to.
-        var actorBase = SelfContained.BaseOf(m.ActorWeights, config.Lora);
         var models = weights.Select(w => new CheckpointModel(w.Item1, w.Item2 is LlamaModel actor
             ? path => SaveActor(actor, path, name, config.ChatTemplate, actorBase)
             : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name, config.ScoreBase ?? config.Actor)))).ToList();

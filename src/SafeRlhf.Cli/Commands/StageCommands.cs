@@ -85,6 +85,7 @@ public static class StageCommands
             var session = new TrainingSession(stage, RunFolder.Create(outPath, stage),
                 new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, config.Train.Steps, "train.steps"), rng, quiet, ranks);
             session.Open(resuming, [(RunCheckpoints.ModelFile, job.Trainable)]);
+            if (job.Trainable is LlamaModel) SelfContained.CheckResumedBase(session, loraBase);
             session.Run.SaveConfig(config);
             var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, loraBase);
             using var stopAfter = new CancellationTokenSource();

@@ -51,6 +51,21 @@ public static class SelfContained
     public static LoraBase? BaseOf(WeightFile weights, LoraConfig? lora) =>
         lora is null && !LlamaCheckpoint.HasAdapters(weights) ? null : LoraBase.Of(weights);
 
+    /// <summary>On a resumed run: the base the run loads now (<paramref name="current"/>) must be the one the resumed
+    /// checkpoint's adapters were trained on (the reference in <paramref name="session"/>'s checkpoint weights, where
+    /// there is one); otherwise a <see cref="LoraBaseException"/> names the checkpoint and the base.</summary>
+    public static void CheckResumedBase(TrainingSession session, LoraBase? current)
+    {
+        if (session.Resumed is not { } checkpoint || current is null) return;
+        string weights = checkpoint.File(RunCheckpoints.ModelFile);
+        LoraBase? saved;
+        using (var file = WeightFile.Open(weights)) saved = LoraBase.FromMetadata(file);
+        if (saved is null || saved == current) return;
+        throw new LoraBaseException(weights, saved.Path,
+            $"({saved.Bytes} bytes, SHA-256 {saved.Sha256}) is the base of the checkpoint's adapters; the run would resume on " +
+            $"{current.Path} ({current.Bytes} bytes, SHA-256 {current.Sha256})");
+    }
+
     /// <summary>The line every training command prints at its start: what trains (full fine-tuning or LoRA rank and
     /// targets), the base weights' storage type and how many of the parameters train.</summary>
     public static string Summary(string stage, Module model, LoraConfig? lora)
