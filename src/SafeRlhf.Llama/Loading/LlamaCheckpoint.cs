@@ -61,12 +61,12 @@ public static class LlamaCheckpoint
         var parameters = model.NamedParameters().ToList();
         if (scales.Count > 0 && loraBase is not null)
         {
-            var saved = parameters.Where(p => p.Tensor.RequiresGrad || IsAdapter(p.Name)).ToList();
+            bool Saved((string Name, Tensor Tensor) p) => p.Tensor.RequiresGrad || IsAdapter(p.Name);
             header[SavedParametersKey] = AdaptersOnly;
             loraBase.WriteTo(header);
-            header[BaseTypesKey] = JsonSerializer.Serialize(parameters.Where(p => !saved.Contains(p))
+            header[BaseTypesKey] = JsonSerializer.Serialize(parameters.Where(p => !Saved(p))
                 .ToDictionary(p => p.Name, p => p.Tensor.DType.ToString(), StringComparer.Ordinal));
-            Safetensors.WriteTensors(path, saved, header);
+            Safetensors.WriteTensors(path, parameters.Where(Saved), header);
             return;
         }
         // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
