@@ -18,7 +18,7 @@ public static partial class RlCommands
 {
     private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
         "tokenizer, chat_template, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
-        "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
+        "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics; their files hold the adapters and name the base), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
         "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run (from any folder; " +
         "--set rl.steps=N extends a finished run); one is saved every checkpoint_every steps (default 50), at stop_after_steps (once), " +
         "at the end and on Ctrl-C or SIGTERM. " + ChatTemplates.Help + ".";

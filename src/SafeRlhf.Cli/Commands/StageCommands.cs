@@ -23,7 +23,8 @@ public static class StageCommands
     public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF or HH-RLHF (chosen/rejected) pairs", () => new DpoConfig());
 
     private const string StageKeys = ". Config: model (a weight file, Hugging Face folder, checkpoint or run folder), data, tokenizer, chat_template, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
-        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning). " +
+        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning; " +
+        "a LoRA checkpoint holds the adapters and names its base by path, size and SHA-256, which must stay in place). " +
         "eval_split (default 0.1: that fraction of the examples, chosen by the seed, is held out and evaluated every eval_every steps, default 50, " +
         "and at the end: eval_loss, eval_accuracy in metrics.jsonl and plots/; 0 disables). " +
         "A checkpoint is saved every checkpoint_every steps (default 50), at stop_after_steps (once), at the end and on Ctrl-C or SIGTERM; " +
