@@ -145,6 +145,85 @@ public sealed class ExportCommandTests : IDisposable
     }
 
     [Fact]
+    public void Q4KGgufHoldsTheEncodedBlocksAndReloadsAsTheirDequantizedValues()
+    {
+        // llama-110m's widths (768, 2048) are whole Q4_K super-blocks; one layer keeps it small.
+        var init = CliHarness.Run("init", "--preset", "llama-110m", "--layers", "1", "--vocab", "512", "--seed", "4",
+            "--out", Path.Combine(_dir, "init"), "--quiet");
+        Ok(init);
+        string model = init.Out.Trim();
+        string gguf = Path.Combine(_dir, "q4_k.gguf");
+        Ok(CliHarness.Run("export", "--model", model, "--format", "gguf", "--quantize", "q4_k", "--tokenizer",
+            Assets.Require("models/tok512.bin"), "--out", gguf));
+
+        // The expected model: every linear matrix encoded as Q4_K super-blocks and decoded by a scalar model of the
+        // block layout; norms and the embedding as they are.
+        using var source = LlamaLoader.Load(model, Dev);
+        var values = source.NamedParameters().ToDictionary(p => p.Name, p => p.Tensor.ToFloatArray());
+        var tensors = new Dictionary<string, Tensor>();
+        var blocksOf = new Dictionary<string, byte[]>();
+        foreach (var (name, dims, isLinear) in LlamaLoader.Parameters(source.Config))
+        {
+            float[] v = values[name];
+            if (isLinear)
+            {
+                Assert.Equal(0, dims[1] % 256);
+                var blocks = new byte[WeightEncoder.ByteCount(DType.Q4_K, v.Length)];
+                KQuantEncoder.QuantizeRow(DType.Q4_K, v, blocks);
+                blocksOf[name] = blocks;
+                v = DecodeQ4K(blocks);
+            }
+            tensors[name] = Tensor.FromArray(Dev, v, dims);
+        }
+        using var expected = LlamaModel.FromTensors(source.Config, Dev, tensors);
+        int[] ids = [1, 13, 400, 77, 5, 260];
+        using (var reloaded = LlamaLoader.Load(gguf, Dev)) Assert.Equal(Logits(expected, ids), Logits(reloaded, ids));
+
+        using var file = GgufReader.Read(gguf);
+        Assert.Equal(14u, Convert.ToUInt32(file.Metadata["general.file_type"]));
+        foreach (var (name, blocks) in blocksOf)
+        {
+            Assert.Equal(DType.Q4_K, file[name].DType);
+            Assert.Equal(blocks, file[name].Data.ToArray());
+        }
+        Assert.Equal(DType.F32, file[LlamaTensorNames.TokEmbeddings].DType);
+        Assert.Equal(DType.F32, file[LlamaTensorNames.Norm].DType);
+
+        // Rows that are not whole super-blocks: stories260K's dim-64 rows fall back to Q8_0, its 172-long w2 rows stay F32.
+        string small = Path.Combine(_dir, "small-q4_k.gguf");
+        Ok(CliHarness.Run("export", "--model", Model, "--format", "gguf", "--quantize", "q4_k", "--out", small));
+        using var smallFile = GgufReader.Read(small);
+        Assert.Equal(DType.Q8_0, smallFile[LlamaTensorNames.Wq(0)].DType);
+        Assert.Equal(DType.F32, smallFile[LlamaTensorNames.W2(0)].DType);
+    }
+
+    /// <summary>Q4_K super-blocks (144 bytes per 256 weights) decoded one weight at a time from ggml's layout: F16 d
+    /// at 0, F16 dmin at 2, twelve bytes of 6-bit sub-block scales and mins at 4, 128 bytes of nibbles at 16. Weight
+    /// e = 64c + 32h + l is nibble h of qs[32c + l], in sub-block s = e / 32: x = d·scale(s)·q − dmin·min(s).</summary>
+    private static float[] DecodeQ4K(byte[] blocks)
+    {
+        const int bytes = 144;
+        var result = new float[blocks.Length / bytes * 256];
+        for (int b = 0; b < blocks.Length / bytes; b++)
+        {
+            var blk = blocks.AsSpan(b * bytes, bytes);
+            float d = (float)BitConverter.UInt16BitsToHalf((ushort)(blk[0] | blk[1] << 8));
+            float dmin = (float)BitConverter.UInt16BitsToHalf((ushort)(blk[2] | blk[3] << 8));
+            var scales = blk.Slice(4, 12);
+            for (int e = 0; e < 256; e++)
+            {
+                int c = e / 64, h = e % 64 / 32, l = e % 32, s = e / 32;
+                int q = (blk[16 + 32 * c + l] >> (4 * h)) & 0xF;
+                int sc = s < 4 ? scales[s] & 63 : (scales[s + 4] & 0xF) | (scales[s - 4] >> 6) << 4;
+                int mn = s < 4 ? scales[s + 4] & 63 : (scales[s + 4] >> 4) | (scales[s] >> 6) << 4;
+                float step = d * sc, offset = dmin * mn;
+                result[b * 256 + e] = step * q - offset;
+            }
+        }
+        return result;
+    }
+
+    [Fact]
     public void LoraCheckpointNeedsMergeAndMergedLogitsMatchTheAdapterModel()
     {
         string run = Train("sft", Alpaca(), new JsonObject { ["rank"] = 4, ["alpha"] = 8, ["targets"] = new JsonArray("wq", "wv", "w1") });

@@ -78,11 +78,12 @@ public sealed class LoraCommandTests : IDisposable
         return weight.ToBytes();
     }
 
-    /// <summary>A checkpoint tensor that must be a frozen Q8_0 matrix, kept as stored (its blocks, not a dequantized copy).</summary>
-    private static byte[] Q8(RawTensor raw)
+    /// <summary>A loaded model's parameter that must be a frozen Q8_0 matrix, kept as stored (its blocks, not a dequantized copy).</summary>
+    private static byte[] Q8(SafeRlhf.Llama.LlamaModel model, string name)
     {
-        Assert.Equal(DType.Q8_0, raw.DType);
-        return raw.Data.ToArray();
+        var weight = model.NamedParameters().Single(p => p.Name == name).Tensor;
+        Assert.Equal(DType.Q8_0, weight.DType);
+        return weight.ToBytes();
     }
 
     [Fact]
@@ -102,13 +103,17 @@ public sealed class LoraCommandTests : IDisposable
             }
             Assert.DoesNotContain($"layers.{l}.attention.wk.lora.a", names);
         }
+        // The file holds no copy of the frozen base: the checkpoint loads it from the base model it names.
+        Assert.DoesNotContain("layers.0.attention.wq.weight", names);
+        Assert.Equal(Path.GetFullPath(Model), file.Metadata["base_model"].ToString());
+        using var trained = LlamaLoader.Load(ModelOf(run), TestDevices.Native);
         // The frozen base is the Q8_0-quantized original, untouched by training, targeted or not.
         foreach (var name in new[] { "layers.0.attention.wq.weight", "layers.2.attention.wk.weight" })
-            Assert.Equal(QuantizedOriginal(name), Q8(file[name]));
+            Assert.Equal(QuantizedOriginal(name), Q8(trained, name));
         // Weights LoRA does not target and that are not matrices stay as loaded (frozen).
         using var original = LlamaLoader.Load(Model, TestDevices.Native);
         var norm = original.NamedParameters().Single(p => p.Name == "layers.1.attention_norm.weight").Tensor.ToFloatArray();
-        Assert.Equal(norm, Floats(file["layers.1.attention_norm.weight"]));
+        Assert.Equal(norm, trained.NamedParameters().Single(p => p.Name == "layers.1.attention_norm.weight").Tensor.ToFloatArray());
 
         // The adapter model loads for generation: the adapters are part of the policy.
         var gen = Cli("generate", "--model", ModelOf(run), "--tokenizer", Tokenizer, "--prompt", "Once upon a time", "--max-new-tokens", "5",
@@ -166,7 +171,11 @@ public sealed class LoraCommandTests : IDisposable
             Assert.Equal(File.ReadAllBytes(Path.Combine(whole, f)), File.ReadAllBytes(Path.Combine(split, f)));
 
         using var actor = Safetensors.Read(Path.Combine(whole, "actor.safetensors"));
-        Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Q8(actor["layers.3.attention.wq.weight"]));
+        // The actor's file holds its adapters and the reference of its base, which loading reads again.
+        Assert.All(actor.Tensors, t => Assert.Matches(@"\.lora\.[ab]$", t.Name));
+        Assert.Equal(Path.GetFullPath(Model), actor.Metadata["base_model"].ToString());
+        using (var loaded = LlamaLoader.Load(Path.Combine(whole, "actor.safetensors"), TestDevices.Native))
+            Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Q8(loaded, "layers.3.attention.wq.weight"));
         Assert.Contains(Floats(actor["layers.3.attention.wq.lora.b"]), v => v != 0);
         // The critics train adapters and their heads; their base stays the reward/cost model's. Like the cost model's
         // file, a critic's file holds its adapters and head only (no copy of the frozen base) and names the base model.
@@ -254,11 +263,15 @@ public sealed class LoraCommandTests : IDisposable
         Ok(Cli("ppo-lag", "--config", Write("ppo-lag-hf.json", config), "--out", run, "--device", "cpu", "--quiet"));
 
         using var actor = Safetensors.Read(Path.Combine(run, "actor.safetensors"));
+        Assert.Equal(Path.GetFullPath(folder), actor.Metadata["base_model"].ToString());
+        using var loaded = LlamaLoader.Load(Path.Combine(run, "actor.safetensors"), TestDevices.Native);
         // The projections stay BF16 as stored, in Meta row order, bit for bit; the adapters trained.
         foreach (var name in new[] { "layers.0.attention.wq.weight", "layers.4.attention.wk.weight", "layers.2.feed_forward.w2.weight" })
         {
-            Assert.Equal(DType.BF16, actor[name].DType);
-            Assert.Equal(bf16[name].Data.ToArray(), actor[name].Data.ToArray());
+            Assert.DoesNotContain(name, actor.Tensors.Select(t => t.Name));
+            var weight = loaded.NamedParameters().Single(p => p.Name == name).Tensor;
+            Assert.Equal(DType.BF16, weight.DType);
+            Assert.Equal(bf16[name].Data.ToArray(), weight.ToBytes());
         }
         Assert.Contains(Floats(actor["layers.0.attention.wq.lora.b"]), v => v != 0);
     }

@@ -22,8 +22,12 @@ public static class ExportCommand
         {
             Description = "Fold LoRA adapters into the base weights (W + alpha/r·B·A); a model with adapters is refused without it",
         };
-        var quantizeOption = new Option<string?>("--quantize") { Description = "gguf only: store the linear matrices as q8_0 or q4_0 (norms and embeddings stay F32)" };
-        quantizeOption.AcceptOnlyFromAmong("q8_0", "q4_0");
+        var quantizeOption = new Option<string?>("--quantize")
+        {
+            Description = "gguf only: store the linear matrices as q8_0, q4_0 or q4_k (q4_k needs rows that are a multiple of 256 long; " +
+                          "other matrices fall back to q8_0, or F32 when not a multiple of 32; norms and embeddings stay F32)",
+        };
+        quantizeOption.AcceptOnlyFromAmong("q8_0", "q4_0", "q4_k");
         var tokenizerOption = new Option<string?>("--tokenizer")
         {
             Description = "Tokenizer to store (default: the one saved with the model or its run, beside it, or a GGUF's own vocabulary)",
@@ -48,7 +52,7 @@ public static class ExportCommand
             {
                 Format = parse.GetValue(formatOption) == "hf" ? ExportFormat.HuggingFace : ExportFormat.Gguf,
                 MergeLora = parse.GetValue(mergeOption),
-                Quantize = parse.GetValue(quantizeOption) switch { "q8_0" => DType.Q8_0, "q4_0" => DType.Q4_0, _ => null },
+                Quantize = parse.GetValue(quantizeOption) switch { "q8_0" => DType.Q8_0, "q4_0" => DType.Q4_0, "q4_k" => DType.Q4_K, _ => null },
                 Name = NameOf(location),
                 ChatTemplate = location.ChatTemplate,
             };

@@ -20,6 +20,10 @@ public static class ModelInfo
         Console.WriteLine($"chat template   {location.ChatTemplate ?? Rlhf.Data.ChatTemplate.DefaultText + " (default)"}");
         Console.WriteLine($"config          dim {config.Dim}, hidden {config.HiddenDim}, {config.NLayers} layers, {config.NHeads} heads / {config.NKvHeads} KV, " +
                           $"vocab {config.VocabSize}, context {config.SeqLen}, {config.ParameterCount:N0} parameters{(config.TiedEmbeddings ? ", tied embeddings" : "")}");
-        Console.WriteLine($"LoRA adapters   {(LlamaCheckpoint.HasAdapters(weights) ? "yes" : "no")}");
+        string adapters = !LlamaCheckpoint.HasAdapters(weights) ? "no"
+            : LlamaCheckpoint.IsAdaptersOnly(weights) && LoraBase.FromMetadata(weights) is { } b
+                ? $"yes, adapters only, on the base {b.Path} ({b.Bytes:N0} bytes, SHA-256 {b.Sha256})"
+                : "yes, with the base in the same file";
+        Console.WriteLine($"LoRA adapters   {adapters}");
     }
 }

@@ -18,7 +18,7 @@ public static partial class RlCommands
 {
     private const string RlConfigKeys = "Config: actor, reward_model, cost_model (from `saferlhf reward`/`cost`), data (PKU-SafeRLHF prompts), " +
         "tokenizer, chat_template, score_base, max_prompt_length, seed, checkpoint_every, stop_after_steps, rl.*, " +
-        "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
+        "lora.{rank, alpha, targets, quantize} (adapters for the actor and critics; their files hold the adapters and name the base), ptx_data and ptx_max_length (with rl.ptx_coeff). Checkpoints hold the actor, the critics, " +
         "the optimisers, λ and the random state; --resume continues with the same losses as an uninterrupted run (from any folder; " +
         "--set rl.steps=N extends a finished run); one is saved every checkpoint_every steps (default 50), at stop_after_steps (once), " +
         "at the end and on Ctrl-C or SIGTERM. " + ChatTemplates.Help + ".";
@@ -191,14 +191,17 @@ public static partial class RlCommands
         var weights = new List<(string, Module)> { (RunCheckpoints.ModelFile, m.Actor), (RewardCriticFile, m.RewardCritic) };
         if (m.CostCritic is not null) weights.Add((CostCriticFile, m.CostCritic));
         session.Open(resuming, weights);
+        // An actor with adapters is saved as its adapters and the reference of the base they belong to.
+        var actorBase = SelfContained.BaseOf(m.ActorWeights, config.Lora);
+        SelfContained.CheckResumedBase(session, actorBase);
         if (mode == RlMode.PpoLagrangian) session.CostThreshold = o.Threshold;
         var history = ResumeRl(session, trainer);
         session.Run.SaveConfig(config);
 
         var models = weights.Select(w => new CheckpointModel(w.Item1, w.Item2 is LlamaModel actor
-            ? path => LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = config.ChatTemplate })
+            ? path => SaveActor(actor, path, name, config.ChatTemplate, actorBase)
             : path => ModuleFiles.Save(w.Item2, path, CriticMetadata(name, config.ScoreBase ?? config.Actor)))).ToList();
-        var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, config.Actor);
+        var extras = SelfContained.Files(name, tokenizerFile, m.Actor.Config, config.Lora, actorBase);
         using var stopAfter = new CancellationTokenSource();
         var state = session.NewState(models, extras, stopAfter,
             () => trainer.Lagrange is { } l ? new LagrangeState(l.LogLambda, l.Window.ToArray()) : null);
@@ -214,7 +217,8 @@ public static partial class RlCommands
                 onStep(metrics);
             }, cancel)) is { } code)
             return code;
-        return FinishRl(name, mode, session, m.Actor, device, prompts.Count, history, quiet, config.ChatTemplate);
+        return FinishRl(name, mode, session, path => SaveActor(m.Actor, path, name, config.ChatTemplate, actorBase), device, prompts.Count,
+            history, quiet);
     }
 
     /// <summary>On a resumed run: λ from the checkpoint and the metrics of the steps done; empty on a fresh run.</summary>
@@ -235,13 +239,16 @@ public static partial class RlCommands
         return history;
     }
 
-    private static int FinishRl(string name, RlMode mode, TrainingSession session, LlamaModel actor, Device device, int prompts,
-        List<IReadOnlyDictionary<string, double>> history, bool quiet, string chatTemplate)
+    private static void SaveActor(LlamaModel actor, string path, string stage, string chatTemplate, LoraBase? loraBase) =>
+        LlamaCheckpoint.Save(actor, path, new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = chatTemplate }, loraBase);
+
+    private static int FinishRl(string name, RlMode mode, TrainingSession session, Action<string> saveActor, Device device, int prompts,
+        List<IReadOnlyDictionary<string, double>> history, bool quiet)
     {
         if (!session.Run.Writes) return 0;   // rank 0 writes the final actor and the result
         long peakDeviceBytes = device.Backend.Memory.PeakReservedBytes;   // of the steps and checkpoints, before the final save
         string actorPath = Path.Combine(session.Run.Path, "actor.safetensors");
-        LlamaCheckpoint.Save(actor, actorPath, new Dictionary<string, string> { ["stage"] = name, [ModelLocator.ChatTemplateKey] = chatTemplate });
+        saveActor(actorPath);
         var last = history[^1];
         double? Last(string key) => last.TryGetValue(key, out var v) ? v : null;
         var result = new Dictionary<string, object?>

@@ -23,7 +23,8 @@ public static class StageCommands
     public static Command Dpo() => Create("dpo", "Direct preference optimisation of a LLaMA model on PKU-SafeRLHF or HH-RLHF (chosen/rejected) pairs", () => new DpoConfig());
 
     private const string StageKeys = ". Config: model (a weight file, Hugging Face folder, checkpoint or run folder), data, tokenizer, chat_template, max_length, seed, checkpoint_every, stop_after_steps, train.*, " +
-        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning). " +
+        "lora.{rank, alpha, targets, quantize} (adapters on a frozen, optionally quantized base instead of full fine-tuning; " +
+        "a LoRA checkpoint holds the adapters and names its base by path, size and SHA-256, which must stay in place). " +
         "eval_split (default 0.1: that fraction of the examples, chosen by the seed, is held out and evaluated every eval_every steps, default 50, " +
         "and at the end: eval_loss, eval_accuracy in metrics.jsonl and plots/; 0 disables). " +
         "A checkpoint is saved every checkpoint_every steps (default 50), at stop_after_steps (once), at the end and on Ctrl-C or SIGTERM; " +
@@ -77,14 +78,17 @@ public static class StageCommands
             config.Lora?.Apply(backbone, rng.Fork());
             using var reference = stage == "dpo" && config.Lora is null ? Frozen(StageData.Build(weights, device)) : null;
             var ranks = ProcessRanks.Training(config.Train.ShardOptimizerState);
-            var job = CreateJob(weights, backbone, reference, tokenizer, rng, ranks);
+            // A model with adapters is saved as its adapters and the reference of the base they belong to.
+            var loraBase = SelfContained.BaseOf(weights, config.Lora);
+            var job = CreateJob(weights, backbone, reference, tokenizer, rng, ranks, loraBase);
             using var disposeScore = job.Trainable is ScoreModel score ? new HeadOnly(score) : null;
 
             var session = new TrainingSession(stage, RunFolder.Create(outPath, stage),
                 new CheckpointSettings(config.CheckpointEvery, config.StopAfterSteps, config.Train.Steps, "train.steps"), rng, quiet, ranks);
             session.Open(resuming, [(RunCheckpoints.ModelFile, job.Trainable)]);
+            if (job.Trainable is LlamaModel) SelfContained.CheckResumedBase(session, loraBase);
             session.Run.SaveConfig(config);
-            var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, config.Model);
+            var extras = SelfContained.Files(stage, tokenizerFile, backbone.Config, config.Lora, loraBase);
             using var stopAfter = new CancellationTokenSource();
             var state = session.NewState([new CheckpointModel(RunCheckpoints.ModelFile, job.SaveModel)], extras, stopAfter);
             if (!quiet)
@@ -99,7 +103,7 @@ public static class StageCommands
         }
 
         private StageJob CreateJob(WeightFile weights, LlamaModel backbone, LlamaModel? reference, ITextTokenizer tokenizer, Rng rng,
-            TrainingRanks ranks)
+            TrainingRanks ranks, LoraBase? loraBase)
         {
             int pad = tokenizer.EosId;
             var metadata = new Dictionary<string, string> { ["stage"] = stage, [ModelLocator.ChatTemplateKey] = config.ChatTemplate };
@@ -113,7 +117,7 @@ public static class StageCommands
                     {
                         ["eval_loss"] = SftTrainer.Evaluate(backbone, heldOut, pad, config.Train.BatchSize),
                     });
-                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
+                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata, loraBase),
                         (state, onStep, cancel) => SftTrainer.Train(backbone, data, config.Train, rng, pad, state, eval(onStep), cancel, ranks),
                         data.Count, dropped, heldOut.Count);
                 }
@@ -153,7 +157,7 @@ public static class StageCommands
                         var (loss, accuracy) = DpoTrainer.Evaluate(backbone, reference, heldOut, dpo.Beta, pad, config.Train.BatchSize);
                         return new Dictionary<string, double> { ["eval_loss"] = loss, ["eval_accuracy"] = accuracy };
                     });
-                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata),
+                    return new StageJob(backbone, path => LlamaCheckpoint.Save(backbone, path, metadata, loraBase),
                         (state, onStep, cancel) => DpoTrainer.Train(backbone, reference, data, config.Train, dpo.Beta, rng, pad, state, eval(onStep), cancel, ranks),
                         data.Count, dropped, heldOut.Count);
                 }

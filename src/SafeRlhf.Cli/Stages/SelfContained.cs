@@ -1,7 +1,8 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SafeRlhf.Llama;
+using SafeRlhf.Llama.Formats;
+using SafeRlhf.Llama.Loading;
 using SafeRlhf.Nn;
 using SafeRlhf.Rlhf.Checkpoints;
 
@@ -10,7 +11,8 @@ namespace SafeRlhf.Cli.Stages;
 /// <summary>The files that make a checkpoint folder usable on its own, beside its weights: the tokenizer the run used,
 /// copied as <c>tokenizer.model</c> (SentencePiece) or <c>tokenizer.bin</c> (llama2.c), where the model loaders look
 /// beside <c>model.safetensors</c>; and <c>model.json</c>, which names the weights and tokenizer files, the stage, the
-/// model configuration and, under LoRA, the adapters and the base they were trained on (path, size, SHA-256). A
+/// model configuration and, under LoRA, the adapters and the base they were trained on (path, size, SHA-256: the weights
+/// file then holds the adapters only, see <see cref="LlamaCheckpoint"/>). A
 /// tokenizer read from a GGUF file's vocabulary is not copied: model.json names the GGUF file.</summary>
 public static class SelfContained
 {
@@ -24,34 +26,44 @@ public static class SelfContained
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    /// <summary>The base model a LoRA checkpoint's adapters belong to.</summary>
-    public sealed record BaseReference(string Path, long? Bytes, string? Sha256);
-
     private sealed record Manifest(string Format, string Stage, string Weights, string Tokenizer, LlamaConfig ModelConfig,
-        LoraConfig? Lora, BaseReference? Base);
+        LoraConfig? Lora, LoraBase? Base);
 
-    /// <summary>The extra files of every checkpoint of a run: the tokenizer copy (when it is a file of its own) and model.json.</summary>
+    /// <summary>The extra files of every checkpoint of a run: the tokenizer copy (when it is a file of its own) and
+    /// model.json; <paramref name="loraBase"/> is the base the adapters of a LoRA model belong to (null without adapters).</summary>
     public static IReadOnlyList<CheckpointModel> Files(string stage, string tokenizerSource, LlamaConfig config, LoraConfig? lora,
-        string basePath, string weightsFile = RunCheckpoints.ModelFile)
+        LoraBase? loraBase, string weightsFile = RunCheckpoints.ModelFile)
     {
         string full = Path.GetFullPath(tokenizerSource);
         bool copy = !full.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
         string tokenizerName = !copy ? full
             : full.EndsWith(".model", StringComparison.OrdinalIgnoreCase) ? "tokenizer.model" : "tokenizer.bin";
-        var reference = lora is null ? null : Reference(basePath);
-        var manifest = new Manifest("saferlhf-checkpoint", stage, weightsFile, tokenizerName, config, lora, reference);
+        var manifest = new Manifest("saferlhf-checkpoint", stage, weightsFile, tokenizerName, config, lora, loraBase);
         var files = new List<CheckpointModel>();
         if (copy) files.Add(new CheckpointModel(tokenizerName, target => File.Copy(full, target, overwrite: true)));
         files.Add(new CheckpointModel(ManifestFile, target => File.WriteAllText(target, JsonSerializer.Serialize(manifest, Json))));
         return files;
     }
 
-    private static BaseReference Reference(string basePath)
+    /// <summary>The base of a model loaded from <paramref name="weights"/> that carries LoRA adapters (fresh ones when
+    /// <paramref name="lora"/> is set, or the adapters the file holds): the file itself, or the base an adapters-only
+    /// checkpoint names. Null for a model without adapters.</summary>
+    public static LoraBase? BaseOf(WeightFile weights, LoraConfig? lora) =>
+        lora is null && !LlamaCheckpoint.HasAdapters(weights) ? null : LoraBase.Of(weights);
+
+    /// <summary>On a resumed run: the base the run loads now (<paramref name="current"/>) must be the one the resumed
+    /// checkpoint's adapters were trained on (the reference in <paramref name="session"/>'s checkpoint weights, where
+    /// there is one); otherwise a <see cref="LoraBaseException"/> names the checkpoint and the base.</summary>
+    public static void CheckResumedBase(TrainingSession session, LoraBase? current)
     {
-        string full = Path.GetFullPath(basePath);
-        if (!File.Exists(full)) return new BaseReference(full, null, null);
-        using var stream = File.OpenRead(full);
-        return new BaseReference(full, stream.Length, Convert.ToHexStringLower(SHA256.HashData(stream)));
+        if (session.Resumed is not { } checkpoint || current is null) return;
+        string weights = checkpoint.File(RunCheckpoints.ModelFile);
+        LoraBase? saved;
+        using (var file = WeightFile.Open(weights)) saved = LoraBase.FromMetadata(file);
+        if (saved is null || saved == current) return;
+        throw new LoraBaseException(weights, saved.Path,
+            $"({saved.Bytes} bytes, SHA-256 {saved.Sha256}) is the base of the checkpoint's adapters; the run would resume on " +
+            $"{current.Path} ({current.Bytes} bytes, SHA-256 {current.Sha256})");
     }
 
     /// <summary>The line every training command prints at its start: what trains (full fine-tuning or LoRA rank and

@@ -22,7 +22,9 @@ public sealed record ExportOptions
     public bool MergeLora { get; init; }
 
     /// <summary>GGUF only: store the linear layers' matrices (rows a multiple of 32 long) as Q8_0 or Q4_0, quantized as
-    /// <see cref="Loading.LlamaLoadOptions.Quantize"/> does in memory; norms and the token embedding stay F32.</summary>
+    /// <see cref="Loading.LlamaLoadOptions.Quantize"/> does in memory, or as Q4_K (rows a multiple of 256 long; shorter
+    /// whole-32 rows fall back to Q8_0, as <c>init --quantize q4_k_m</c> does), encoded by <see cref="KQuantEncoder"/>;
+    /// norms and the token embedding stay F32.</summary>
     public DType? Quantize { get; init; }
 
     /// <summary>general.name (GGUF) and the model's name in tokenizer_config.json.</summary>
@@ -35,8 +37,8 @@ public sealed record ExportOptions
     /// <summary>Throws <see cref="ArgumentException"/> for a combination that cannot be written.</summary>
     public ExportOptions Validate()
     {
-        if (Quantize is { } q && q is not (DType.Q8_0 or DType.Q4_0))
-            throw new ArgumentException($"--quantize: {q} is not supported (q8_0, q4_0 are)");
+        if (Quantize is { } q && q is not (DType.Q8_0 or DType.Q4_0 or DType.Q4_K))
+            throw new ArgumentException($"--quantize: {q} is not supported (q8_0, q4_0, q4_k are)");
         if (Quantize is not null && Format != ExportFormat.Gguf)
             throw new ArgumentException("--quantize applies to --format gguf only (a Hugging Face folder holds F32 weights)");
         return this;

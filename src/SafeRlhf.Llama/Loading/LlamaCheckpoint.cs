@@ -9,9 +9,11 @@ using SafeRlhf.Tensors.Autograd;
 namespace SafeRlhf.Llama.Loading;
 
 /// <summary>A model saved as one safetensors file: every parameter under its Meta name (LoRA adapters as
-/// <c>&lt;linear&gt;.lora.a</c> / <c>.lora.b</c>), the configuration and the caller's metadata in the header. The file
-/// is written atomically. Quantized weights are stored dequantized (F32) and quantized again on load, which gives
-/// back the same blocks.</summary>
+/// <c>&lt;linear&gt;.lora.a</c> / <c>.lora.b</c>), the configuration and the caller's metadata in the header. Frozen
+/// weights are written as held (a Q8_0/Q4_0/K-quant/F16/BF16 base keeps its blocks). A model with LoRA adapters saved
+/// with the reference of its base (<see cref="LoraBase"/>) holds its adapters and trainable tensors only, marked
+/// <see cref="AdaptersOnly"/>, with the base's path, size and SHA-256 and the type each frozen tensor was held in;
+/// loading it reads the base again and rebuilds the same frozen tensors.</summary>
 public static class LlamaCheckpoint
 {
     /// <summary>Value of the <c>format</c> metadata key.</summary>
@@ -25,7 +27,17 @@ public static class LlamaCheckpoint
     private const string ConfigKey = "llama_config";
     private const string QuantizedKey = "quantized";
     private const string LoraScalesKey = "lora_scales";
-    private static readonly string[] Reserved = [FormatKey, VersionKey, ConfigKey, QuantizedKey, LoraScalesKey];
+    private const string BaseTypesKey = "base_dtypes";
+
+    /// <summary>The metadata key that marks a file holding a LoRA model's adapters and trainable parameters only.</summary>
+    public const string SavedParametersKey = "saved_parameters";
+
+    /// <summary>The value of <see cref="SavedParametersKey"/>: adapters and trainable parameters; the frozen base comes
+    /// from the base model the file names.</summary>
+    public const string AdaptersOnly = "adapters_and_trainable";
+
+    private static readonly string[] Reserved =
+        [FormatKey, VersionKey, ConfigKey, QuantizedKey, LoraScalesKey, BaseTypesKey, SavedParametersKey, .. LoraBase.Keys];
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -33,8 +45,11 @@ public static class LlamaCheckpoint
         double NormEps, double RopeTheta, string RopeStyle, bool TiedEmbeddings);
 
     /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> with the caller's string
-    /// <paramref name="metadata"/> (keys format, format_version, llama_config, quantized and lora_scales are reserved).</summary>
-    public static void Save(LlamaModel model, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <paramref name="metadata"/> (keys format, format_version, llama_config, quantized, lora_scales, base_dtypes,
+    /// saved_parameters and the base reference's keys are reserved). A model with LoRA adapters and a
+    /// <paramref name="loraBase"/> is written without its frozen base: adapters and trainable parameters only, with the
+    /// base's reference and the type of every frozen tensor. Otherwise every tensor is written as held.</summary>
+    public static void Save(LlamaModel model, string path, IReadOnlyDictionary<string, string>? metadata = null, LoraBase? loraBase = null)
     {
         var header = Header(model.Config, metadata);
 
@@ -43,9 +58,27 @@ public static class LlamaCheckpoint
         if (scales.Count > 0) header[LoraScalesKey] = JsonSerializer.Serialize(scales);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
+        var parameters = model.NamedParameters().ToList();
+        if (scales.Count > 0 && loraBase is not null)
+        {
+            bool Saved((string Name, Tensor Tensor) p) => p.Tensor.RequiresGrad || IsAdapter(p.Name);
+            header[SavedParametersKey] = AdaptersOnly;
+            loraBase.WriteTo(header);
+            header[BaseTypesKey] = JsonSerializer.Serialize(parameters.Where(p => !Saved(p))
+                .ToDictionary(p => p.Name, p => p.Tensor.DType.ToString(), StringComparer.Ordinal));
+            Safetensors.WriteTensors(path, parameters.Where(Saved), header);
+            return;
+        }
         // Every tensor as it is held: a frozen Q8_0/Q4_0 base stays quantized (its blocks, not a dequantized copy).
-        Safetensors.WriteTensors(path, model.NamedParameters(), header);
+        Safetensors.WriteTensors(path, parameters, header);
     }
+
+    private static bool IsAdapter(string name) =>
+        name.EndsWith(".lora.a", StringComparison.Ordinal) || name.EndsWith(".lora.b", StringComparison.Ordinal);
+
+    /// <summary>Whether the file holds a LoRA model's adapters and trainable parameters only (its base elsewhere).</summary>
+    public static bool IsAdaptersOnly(WeightFile file) =>
+        file.Metadata.TryGetValue(SavedParametersKey, out var saved) && saved as string == AdaptersOnly;
 
     /// <summary>The header metadata of a checkpoint of a model with <paramref name="config"/>: the caller's
     /// <paramref name="metadata"/> (reserved keys refused), the format name and version and the configuration.</summary>
@@ -66,26 +99,34 @@ public static class LlamaCheckpoint
     }
 
     /// <summary>Reads a checkpoint written by <see cref="Save"/>: the same parameters, dtypes, quantized weights and
-    /// LoRA adapters (with everything but the adapters frozen, as after <see cref="LlamaModel.AddLora"/>).</summary>
-    public static LlamaModel Load(string path, Device device)
+    /// LoRA adapters (with everything but the adapters frozen, as after <see cref="LlamaModel.AddLora"/>). A file of
+    /// adapters only reads its base model again (checked against the stored size and SHA-256, see
+    /// <see cref="LoraBase.Verify"/>); its frozen matrices come from <paramref name="shared"/> when given.</summary>
+    public static LlamaModel Load(string path, Device device, FrozenWeightCache? shared = null)
     {
         using var file = Safetensors.Read(path);
         var config = ConfigFromMetadata(file)
                      ?? throw new WeightFormatException(path, null, $"not a {FormatName} checkpoint: no '{ConfigKey}' metadata");
-        var quantized = ReadMap(file, QuantizedKey, s => Enum.TryParse<DType>(s, out var d) && d.IsQuantized() ? d : (DType?)null);
         var scales = ReadMap(file, LoraScalesKey, s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : (double?)null);
-        var computeType = file.TryGetTensor(LlamaTensorNames.TokEmbeddings, out var emb) ? emb.DType : DType.F32;
-        var storage = file.Tensors.Select(t => t.DType).Where(LlamaLoadOptions.StorageTypes.Contains).ToHashSet();
-        var options = new LlamaLoadOptions { ComputeType = computeType, KeepStorage = storage };
-        var model = LlamaLoader.Build(file, config, device, options, quantized);
+        bool adaptersOnly = IsAdaptersOnly(file);
+        var model = adaptersOnly ? BuildBase(file, config, device, shared) : BuildWhole(file, config, device);
         try
         {
             var known = LlamaLoader.Parameters(config).Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
             var linears = LinearsByName(model).ToDictionary(p => p.Name, p => p.Linear, StringComparer.Ordinal);
+            var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal);
             foreach (var raw in file.Tensors)
             {
-                if (known.Contains(raw.Name)) continue;
-                if (!raw.Name.EndsWith(".lora.a", StringComparison.Ordinal) && !raw.Name.EndsWith(".lora.b", StringComparison.Ordinal))
+                if (known.Contains(raw.Name))
+                {
+                    // A trainable tensor saved beside the adapters replaces the base's.
+                    if (adaptersOnly)
+                        using (TensorScope.Suspend())
+                        using (GradMode.NoGrad())
+                            CopyInto(path, raw, parameters[raw.Name], device);
+                    continue;
+                }
+                if (!IsAdapter(raw.Name))
                     throw new WeightFormatException(path, raw.Name, "is not a parameter of the configured model");
             }
             bool anyLora = false;
@@ -117,6 +158,54 @@ public static class LlamaCheckpoint
             model.Dispose();
             throw;
         }
+    }
+
+    // Every parameter from the checkpoint itself, as stored (quantized ones kept, older files' F32 copies quantized again).
+    private static LlamaModel BuildWhole(WeightFile file, LlamaConfig config, Device device)
+    {
+        var quantized = ReadMap(file, QuantizedKey, s => Enum.TryParse<DType>(s, out var d) && d.IsQuantized() ? d : (DType?)null);
+        var computeType = file.TryGetTensor(LlamaTensorNames.TokEmbeddings, out var emb) ? emb.DType : DType.F32;
+        var storage = file.Tensors.Select(t => t.DType).Where(LlamaLoadOptions.StorageTypes.Contains).ToHashSet();
+        var options = new LlamaLoadOptions { ComputeType = computeType, KeepStorage = storage };
+        return LlamaLoader.Build(file, config, device, options, quantized);
+    }
+
+    // The frozen parameters of an adapters-only checkpoint: its base model read again as training held it (each
+    // tensor in its recorded type: kept as stored, quantized on load, or dense in the compute type).
+    private static LlamaModel BuildBase(WeightFile file, LlamaConfig config, Device device, FrozenWeightCache? shared)
+    {
+        var reference = LoraBase.FromMetadata(file)
+                        ?? throw new WeightFormatException(file.Path, LoraBase.PathKey, "an adapters-only checkpoint must name its base model");
+        var types = ReadMap(file, BaseTypesKey, s => Enum.TryParse<DType>(s, out var d) ? d : (DType?)null);
+        // The compute type is the token embedding's (frozen and recorded, or trained and saved).
+        DType computeType = types.TryGetValue(LlamaTensorNames.TokEmbeddings, out var recorded) ? recorded
+            : file.TryGetTensor(LlamaTensorNames.TokEmbeddings, out var embedding) ? embedding.DType
+            : throw new WeightFormatException(file.Path, BaseTypesKey, $"metadata does not give the type of '{LlamaTensorNames.TokEmbeddings}'");
+        reference.Verify(file.Path);
+        using var baseFile = WeightFile.Open(reference.Path);
+        var options = new LlamaLoadOptions
+        {
+            ComputeType = computeType,
+            KeepStorage = types.Values.Where(LlamaLoadOptions.StorageTypes.Contains).ToHashSet(),
+            Shared = shared,
+        };
+        var requantize = types.Where(t => t.Value.IsQuantized()).ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal);
+        LlamaModel model;
+        try
+        {
+            model = LlamaLoader.Build(baseFile, config, device, options, requantize);
+        }
+        catch (WeightFormatException e)
+        {
+            throw new LoraBaseException(file.Path, reference.Path, $"does not load as the checkpoint's base: {e.Message}");
+        }
+        foreach (var (name, p) in model.NamedParameters())
+            if (types.TryGetValue(name, out var held) && p.DType != held)
+            {
+                model.Dispose();
+                throw new LoraBaseException(file.Path, reference.Path, $"gives '{name}' as {p.DType}; the adapters were trained on it as {held}");
+            }
+        return model;
     }
 
     /// <summary>Whether the file is a checkpoint written by <see cref="Save"/> from a model with LoRA adapters.</summary>

@@ -45,14 +45,16 @@ public static class LlamaLoader
 
     /// <summary>Builds the model from an open weight file (the file may be disposed afterwards). A checkpoint that
     /// holds LoRA adapters loads whole, as <see cref="LlamaCheckpoint.Load"/> reads it: the adapters belong to the
-    /// policy, and its base stays as saved (asking to quantize it or change its compute type is an error).</summary>
+    /// policy, and its base stays as trained (asking to quantize it or change its compute type is an error); a
+    /// checkpoint of adapters only reads the base model it names, sharing its frozen matrices through
+    /// <see cref="LlamaLoadOptions.Shared"/>.</summary>
     public static LlamaModel FromWeightFile(WeightFile file, Device device, LlamaLoadOptions? options = null)
     {
         options = (options ?? new LlamaLoadOptions()).Validate();
         if (!LlamaCheckpoint.HasAdapters(file)) return Build(file, ConfigOf(file), device, options, requantize: null);
         if (options.Quantize is not null)
             throw new WeightFormatException(file.Path, null, $"holds LoRA adapters on the base they were trained with; it cannot be quantized to {options.Quantize} on load");
-        var model = LlamaCheckpoint.Load(file.Path, device);
+        var model = LlamaCheckpoint.Load(file.Path, device, options.Shared);
         var computeType = model.TokEmbeddings.Weight.DType;
         if (computeType != options.ComputeType)
         {

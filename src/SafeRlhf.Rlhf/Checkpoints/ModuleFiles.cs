@@ -12,11 +12,12 @@ namespace SafeRlhf.Rlhf.Checkpoints;
 public static class ModuleFiles
 {
     /// <summary>The metadata key that marks a file holding a LoRA module's adapters and trainable parameters only.</summary>
-    public const string SavedParametersKey = "saved_parameters";
+    public const string SavedParametersKey = LlamaCheckpoint.SavedParametersKey;
 
     /// <summary>The value of <see cref="SavedParametersKey"/>: adapters and trainable parameters; the frozen base comes
-    /// from the base model, which the <c>base_model</c> metadata names.</summary>
-    public const string AdaptersOnly = "adapters_and_trainable";
+    /// from the base model, which the <c>base_model</c> metadata names (a policy checkpoint's also states its size and
+    /// SHA-256, see <see cref="LoraBase"/>).</summary>
+    public const string AdaptersOnly = LlamaCheckpoint.AdaptersOnly;
 
     /// <summary>Writes the parameters of <paramref name="module"/> as stored. A module with LoRA adapters is written
     /// without its frozen base (which the base model holds): adapters and trainable parameters (a score head) only,
