@@ -44,6 +44,23 @@ public sealed class BenchModelCommandTests
         Assert.Contains("| pp8 |", rows[0]);
     }
 
+    [Fact]
+    public void ProfileAddsAPerOpTableForEachTest()
+    {
+        var (code, output, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"), "-p", "8", "-n", "4", "-r", "1", "--profile");
+        Assert.True(code == 0, err);
+        foreach (var test in new[] { "pp8", "tg4" })
+        {
+            int at = output.IndexOf($"{test}, one profiled run", StringComparison.Ordinal);
+            Assert.True(at >= 0, output);
+            var rows = output[at..].Split('\n').Skip(3).TakeWhile(l => l.StartsWith('|')).ToList();
+            // the model's matrices are F32: its linear layers run as MatMul calls
+            var matmul = rows.Single(r => r.StartsWith("| MatMul |", StringComparison.Ordinal));
+            Assert.True(int.Parse(matmul.Split('|')[2].Trim()) > 0, matmul);
+            Assert.Contains(rows, r => r.StartsWith("| (outside the backend) |", StringComparison.Ordinal));
+        }
+    }
+
     [Theory]
     [InlineData("-r", "0", "-r/--repetitions")]
     [InlineData("-p", "-1", "-p/--prompt-tokens")]

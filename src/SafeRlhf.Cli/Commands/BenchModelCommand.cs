@@ -4,13 +4,16 @@ using System.Text.Json;
 using SafeRlhf.Llama;
 using SafeRlhf.Llama.Loading;
 using SafeRlhf.Cli.Stages;
+using SafeRlhf.Tensors;
+using SafeRlhf.Tensors.Profiling;
 
 namespace SafeRlhf.Cli.Commands;
 
 /// <summary>`saferlhf bench-model`: prefill and decode tokens/s of a model file, in the manner of llama.cpp's llama-bench
 /// (random prompt tokens, a prefill of -p tokens in one pass, a decode of -n tokens one at a time from an empty
 /// cache; a warm-up run first, then -r timed repetitions: mean ± standard deviation and the best). Matrices stay in
-/// the type the file stores them in, as llama.cpp keeps them.</summary>
+/// the type the file stores them in, as llama.cpp keeps them. With --profile, one more run of each test goes through
+/// the per-op profiler and its table follows (where each millisecond of a token goes).</summary>
 public static class BenchModelCommand
 {
     public sealed record Result(string Model, string Device, int Threads, string Types, long Parameters, string Test, int Tokens,
@@ -28,9 +31,10 @@ public static class BenchModelCommand
         var deviceOption = CommonOptions.Device();
         var threadsOption = CommonOptions.Threads();
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON array of results instead of the table" };
+        var profileOption = new Option<bool>("--profile") { Description = "After the timed runs, one more run of each test per op (calls, ms, share, GB/s)" };
         var command = new Command("bench-model", "Prefill and decode tokens/s of a model file (like llama.cpp's llama-bench)")
         {
-            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, jsonOption,
+            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, jsonOption, profileOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -40,15 +44,24 @@ public static class BenchModelCommand
             if (prompt == 0 && decode == 0) throw new CliException("-p and -n are both 0: nothing to measure");
             if (reps < 1) throw new CliException($"-r/--repetitions: must be ≥ 1, got {reps}");
             int threads = DeviceFactory.ResolveThreads(parse.GetValue(threadsOption));
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            var inner = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            // The profiler forwards every call; it measures only while enabled (after the timed runs).
+            var profiler = new ProfilingBackend(inner.Backend) { Enabled = false };
+            var device = new Device(profiler);
             string path = parse.GetValue(modelOption)!;
             using var weights = StageData.OpenModel(path);
             using var model = LlamaLoader.FromWeightFile(weights, device, LlamaLoadOptions.FrozenStorage);
-            var results = Run(model, path, device.Name, threads, prompt, decode, reps);
+            var results = Run(model, path, inner.Name, threads, prompt, decode, reps);
             if (parse.GetValue(jsonOption))
                 Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             else
                 Print(results);
+            if (parse.GetValue(profileOption))
+            {
+                int[] tokens = Prompt(model.Config.VocabSize, prompt);
+                if (prompt > 0) PrintProfile($"pp{prompt}", profiler, () => Throughput.PrefillSeconds(model, tokens));
+                if (decode > 0) PrintProfile($"tg{decode}", profiler, () => Throughput.DecodeSeconds(model, tokens[0], decode));
+            }
             return 0;
         }));
         return command;
@@ -61,9 +74,7 @@ public static class BenchModelCommand
         string types = string.Join("+", parameters.Where(p => p.Tensor.Rank >= 2).GroupBy(p => p.Tensor.DType)
             .OrderByDescending(g => g.Sum(p => p.Tensor.Numel)).Select(g => g.Key.ToString()));
         long count = parameters.Sum(p => p.Tensor.Numel);
-        var rng = new Random(1);
-        int vocab = model.Config.VocabSize;
-        int[] tokens = [.. Enumerable.Range(0, Math.Max(prompt, 1)).Select(_ => rng.Next(vocab))];
+        int[] tokens = Prompt(model.Config.VocabSize, prompt);
         var results = new List<Result>();
         Result Measure(string test, int n, Func<double> once)
         {
@@ -78,6 +89,32 @@ public static class BenchModelCommand
         if (prompt > 0) results.Add(Measure($"pp{prompt}", prompt, () => Throughput.PrefillSeconds(model, tokens)));
         if (decode > 0) results.Add(Measure($"tg{decode}", decode, () => Throughput.DecodeSeconds(model, tokens[0], decode)));
         return results;
+    }
+
+    /// <summary>The benchmark's prompt: <paramref name="length"/> (at least one) token ids drawn from a fixed seed.</summary>
+    private static int[] Prompt(int vocab, int length)
+    {
+        var rng = new Random(1);
+        return [.. Enumerable.Range(0, Math.Max(length, 1)).Select(_ => rng.Next(vocab))];
+    }
+
+    /// <summary>One profiled run of a test: each op's calls, time, share of the run, and achieved GB/s and GFLOP/s.</summary>
+    private static void PrintProfile(string test, ProfilingBackend profiler, Func<double> once)
+    {
+        profiler.Reset();
+        profiler.Enabled = true;
+        double wall = once();
+        profiler.Enabled = false;
+        var ops = profiler.Snapshot().OrderByDescending(o => o.Seconds).ToList();
+        Console.WriteLine();
+        Console.WriteLine($"{test}, one profiled run ({wall * 1e3:F1} ms):");
+        Console.WriteLine("| op | calls | ms | share % | GB/s | GFLOP/s |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var o in ops)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {o.Op} | {o.Calls} | {o.Seconds * 1e3:F2} | {100 * o.Seconds / wall:F1} | {o.Gbps:F1} | {o.Gflops:F1} |"));
+        double outside = Math.Max(0, wall - ops.Sum(o => o.Seconds));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| (outside the backend) | | {outside * 1e3:F2} | {100 * outside / wall:F1} | | |"));
     }
 
     private static void Print(List<Result> results)
