@@ -81,15 +81,6 @@ public sealed class LoraCheckpointTests : IDisposable
         return run;
     }
 
-    private static string ModelOf(string run) =>
-        Path.Combine(run, File.ReadAllText(Path.Combine(run, "latest")).Trim(), "model.safetensors");
-
-    private static float[] Floats(RawTensor raw)
-    {
-        Assert.Equal(DType.F32, raw.DType);
-        return MemoryMarshal.Cast<byte, float>(raw.Data.Span).ToArray();
-    }
-
     /// <summary>The trained policy built without the checkpoint loader: the base (quantized to Q8_0 on load when
     /// <paramref name="q8"/>) as training held it, fresh adapters of the same shape, then the adapter values the file holds.</summary>
     private LlamaModel InMemory(string checkpoint, bool q8 = true)
@@ -103,7 +94,7 @@ public sealed class LoraCheckpointTests : IDisposable
         foreach (var raw in file.Tensors)
         {
             var target = byName[raw.Name];
-            using var src = Tensor.FromArray(Dev, Floats(raw), raw.Dims);
+            using var src = Tensor.FromArray(Dev, RunFiles.Floats(raw), raw.Dims);
             target.Backend.Copy(src, target);
         }
         Assert.Equal(byName.Keys.Count(n => n.Contains(".lora.", StringComparison.Ordinal)), file.Tensors.Count);
@@ -130,7 +121,7 @@ public sealed class LoraCheckpointTests : IDisposable
     public void ASftCheckpointHoldsTheAdaptersAndTheReferenceOfItsBaseOnly()
     {
         string run = Sft();
-        string weights = ModelOf(run);
+        string weights = RunFiles.ModelOf(run);
         Assert.True(new FileInfo(weights).Length * 4 < new FileInfo(_base).Length,
             $"{weights} has {new FileInfo(weights).Length} bytes, the base {new FileInfo(_base).Length}");
         var baseNames = LlamaLoader.Parameters(LlamaLoader.ReadConfig(_base)).Select(p => p.Name).ToHashSet();
@@ -182,8 +173,8 @@ public sealed class LoraCheckpointTests : IDisposable
         Ok(CliHarness.Run("sft", "--config", config, "--set", "stop_after_steps=1", "--out", split, "--device", "cpu", "--quiet"));
         Ok(CliHarness.Run("sft", "--resume", split, "--device", "cpu", "--quiet"));
         Assert.Equal(File.ReadAllLines(Path.Combine(whole, "metrics.jsonl")), File.ReadAllLines(Path.Combine(split, "metrics.jsonl")));
-        Assert.Equal(File.ReadAllBytes(ModelOf(whole)), File.ReadAllBytes(ModelOf(split)));
-        Assert.EndsWith(Path.Combine("checkpoint-3", "model.safetensors"), ModelOf(split));
+        Assert.Equal(File.ReadAllBytes(RunFiles.ModelOf(whole)), File.ReadAllBytes(RunFiles.ModelOf(split)));
+        Assert.EndsWith(Path.Combine("checkpoint-3", "model.safetensors"), RunFiles.ModelOf(split));
     }
 
     [Fact]
@@ -210,13 +201,13 @@ public sealed class LoraCheckpointTests : IDisposable
         string run = Sft(q8: false);
         // The same policy written whole (base and adapters in one file), as checkpoints were before.
         string full = Path.Combine(_dir, "whole", "model.safetensors");
-        using (var model = InMemory(ModelOf(run), q8: false)) LlamaCheckpoint.Save(model, full);
+        using (var model = InMemory(RunFiles.ModelOf(run), q8: false)) LlamaCheckpoint.Save(model, full);
         string fromRun = Path.Combine(_dir, "run.gguf"), fromFull = Path.Combine(_dir, "full.gguf");
         Ok(CliHarness.Run("export", "--model", run, "--format", "gguf", "--merge-lora", "--out", fromRun));
         Ok(CliHarness.Run("export", "--model", full, "--format", "gguf", "--merge-lora", "--tokenizer", Tokenizer, "--out", fromFull));
         var merged = LogitsOf(fromRun);
         Assert.Equal(LogitsOf(fromFull), merged);
-        var adapters = LogitsOf(ModelOf(run));
+        var adapters = LogitsOf(RunFiles.ModelOf(run));
         for (int i = 0; i < merged.Length; i++) Assert.True(Math.Abs(adapters[i] - merged[i]) < 1e-4, $"logit {i}: {adapters[i]} vs {merged[i]}");
         Assert.NotEqual(LogitsOf(_base), merged);   // the adapters trained
         // Without --merge-lora the adapters-only checkpoint is refused like any model with adapters.
@@ -231,12 +222,12 @@ public sealed class LoraCheckpointTests : IDisposable
         string sft = Sft(steps: 2);
         string dpo = Path.Combine(_dir, "dpo");
         Ok(CliHarness.Run("dpo", "--config", Config("dpo", sft, lora: null, steps: 2), "--out", dpo, "--device", "cpu", "--quiet"));
-        using var file = Safetensors.Read(ModelOf(dpo));
+        using var file = Safetensors.Read(RunFiles.ModelOf(dpo));
         Assert.All(file.Tensors, t => Assert.Matches(@"\.lora\.[ab]$", t.Name));
         Assert.Equal(_base, file.Metadata["base_model"]);
         // The adapters moved on from the SFT ones.
-        using var before = Safetensors.Read(ModelOf(sft));
-        Assert.NotEqual(Floats(before["layers.0.attention.wq.lora.b"]), Floats(file["layers.0.attention.wq.lora.b"]));
+        using var before = Safetensors.Read(RunFiles.ModelOf(sft));
+        Assert.NotEqual(RunFiles.Floats(before["layers.0.attention.wq.lora.b"]), RunFiles.Floats(file["layers.0.attention.wq.lora.b"]));
         var gen = CliHarness.Run("generate", "--model", dpo, "--prompt", "Once upon a time", "--max-new-tokens", "4", "--temperature", "0", "--device", "cpu");
         Ok(gen);
     }
@@ -245,7 +236,7 @@ public sealed class LoraCheckpointTests : IDisposable
     public void AChangedOrMissingBaseIsRefusedNamingTheCheckpointAndTheBase()
     {
         string run = Sft(steps: 1);
-        string weights = ModelOf(run);
+        string weights = RunFiles.ModelOf(run);
         string[] generate = ["generate", "--model", run, "--prompt", "Once", "--max-new-tokens", "2", "--device", "cpu"];
 
         // Same size, one byte different: another file.

@@ -60,15 +60,6 @@ public sealed class LoraCommandTests : IDisposable
         return run;
     }
 
-    private static string ModelOf(string run) =>
-        Path.Combine(run, File.ReadAllText(Path.Combine(run, "latest")).Trim(), "model.safetensors");
-
-    private static float[] Floats(RawTensor raw)
-    {
-        Assert.Equal(DType.F32, raw.DType);
-        return MemoryMarshal.Cast<byte, float>(raw.Data.Span).ToArray();
-    }
-
     /// <summary>The Q8_0 blocks of the base weight <paramref name="name"/> as the original model quantized on load holds them.</summary>
     private static byte[] QuantizedOriginal(string name)
     {
@@ -90,7 +81,7 @@ public sealed class LoraCommandTests : IDisposable
     public void SftWithLoraOnAQ8BaseTrainsOnlyTheAdapters()
     {
         string run = Stage("sft", PkuToAlpaca(), Lora("q8_0"));
-        using var file = Safetensors.Read(ModelOf(run));
+        using var file = Safetensors.Read(RunFiles.ModelOf(run));
         var names = file.Tensors.Select(t => t.Name).ToHashSet();
         // Adapters on the targeted projections of every layer (stories260K has 5), none elsewhere.
         for (int l = 0; l < 5; l++)
@@ -98,7 +89,7 @@ public sealed class LoraCommandTests : IDisposable
             foreach (var t in new[] { "attention.wq", "attention.wv", "feed_forward.w1" })
             {
                 Assert.Contains($"layers.{l}.{t}.lora.a", names);
-                var b = Floats(file[$"layers.{l}.{t}.lora.b"]);
+                var b = RunFiles.Floats(file[$"layers.{l}.{t}.lora.b"]);
                 Assert.Contains(b, v => v != 0); // B starts at zero: non-zero means it trained
             }
             Assert.DoesNotContain($"layers.{l}.attention.wk.lora.a", names);
@@ -106,7 +97,7 @@ public sealed class LoraCommandTests : IDisposable
         // The file holds no copy of the frozen base: the checkpoint loads it from the base model it names.
         Assert.DoesNotContain("layers.0.attention.wq.weight", names);
         Assert.Equal(Path.GetFullPath(Model), file.Metadata["base_model"].ToString());
-        using var trained = LlamaLoader.Load(ModelOf(run), TestDevices.Native);
+        using var trained = LlamaLoader.Load(RunFiles.ModelOf(run), TestDevices.Native);
         // The frozen base is the Q8_0-quantized original, untouched by training, targeted or not.
         foreach (var name in new[] { "layers.0.attention.wq.weight", "layers.2.attention.wk.weight" })
             Assert.Equal(QuantizedOriginal(name), Q8(trained, name));
@@ -116,7 +107,7 @@ public sealed class LoraCommandTests : IDisposable
         Assert.Equal(norm, trained.NamedParameters().Single(p => p.Name == "layers.1.attention_norm.weight").Tensor.ToFloatArray());
 
         // The adapter model loads for generation: the adapters are part of the policy.
-        var gen = Cli("generate", "--model", ModelOf(run), "--tokenizer", Tokenizer, "--prompt", "Once upon a time", "--max-new-tokens", "5",
+        var gen = Cli("generate", "--model", RunFiles.ModelOf(run), "--tokenizer", Tokenizer, "--prompt", "Once upon a time", "--max-new-tokens", "5",
             "--temperature", "0", "--device", "cpu");
         Assert.True(gen.Code == 0, gen.Error);
     }
@@ -141,8 +132,8 @@ public sealed class LoraCommandTests : IDisposable
         // Before the first update the adapters are zero, so policy = reference and every margin is 0: loss = ln 2.
         Assert.Equal(Math.Log(2), losses[0], 5);
         Assert.NotEqual(losses[0], losses[^1]);
-        using var file = Safetensors.Read(ModelOf(run));
-        Assert.Contains(Floats(file["layers.0.attention.wq.lora.b"]), v => v != 0);
+        using var file = Safetensors.Read(RunFiles.ModelOf(run));
+        Assert.Contains(RunFiles.Floats(file["layers.0.attention.wq.lora.b"]), v => v != 0);
     }
 
     [Fact]
@@ -176,11 +167,11 @@ public sealed class LoraCommandTests : IDisposable
         Assert.Equal(Path.GetFullPath(Model), actor.Metadata["base_model"].ToString());
         using (var loaded = LlamaLoader.Load(Path.Combine(whole, "actor.safetensors"), TestDevices.Native))
             Assert.Equal(QuantizedOriginal("layers.3.attention.wq.weight"), Q8(loaded, "layers.3.attention.wq.weight"));
-        Assert.Contains(Floats(actor["layers.3.attention.wq.lora.b"]), v => v != 0);
+        Assert.Contains(RunFiles.Floats(actor["layers.3.attention.wq.lora.b"]), v => v != 0);
         // The critics train adapters and their heads; their base stays the reward/cost model's. Like the cost model's
         // file, a critic's file holds its adapters and head only (no copy of the frozen base) and names the base model.
         using var critic = Safetensors.Read(Path.Combine(whole, "checkpoint-3", "cost_critic.safetensors"));
-        using var costModel = Safetensors.Read(ModelOf(cost));
+        using var costModel = Safetensors.Read(RunFiles.ModelOf(cost));
         foreach (var file in new[] { critic, costModel })
         {
             var names = file.Tensors.Select(t => t.Name).ToList();
@@ -273,7 +264,7 @@ public sealed class LoraCommandTests : IDisposable
             Assert.Equal(DType.BF16, weight.DType);
             Assert.Equal(bf16[name].Data.ToArray(), weight.ToBytes());
         }
-        Assert.Contains(Floats(actor["layers.0.attention.wq.lora.b"]), v => v != 0);
+        Assert.Contains(RunFiles.Floats(actor["layers.0.attention.wq.lora.b"]), v => v != 0);
     }
 
     [Theory]
