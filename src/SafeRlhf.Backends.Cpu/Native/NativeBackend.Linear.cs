@@ -18,13 +18,7 @@ public sealed unsafe partial class NativeBackend
 
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
-        if (a.Rank != 3 || b.Rank != 3 || c.Rank != 3)
-            throw new TensorShapeException($"MatMul: operands must be [batch, rows, cols], got a {a.Shape}, b {b.Shape}, c {c.Shape}");
-        int batch = c.Dim(0), m = c.Dim(1), n = c.Dim(2);
-        int k = transA ? a.Dim(1) : a.Dim(2);
-        if (a.Dim(0) != batch || b.Dim(0) != batch || (transA ? a.Dim(2) : a.Dim(1)) != m
-            || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
-            throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
+        var (batch, m, n, k) = MatMulShape.Of(a, b, c, transA, transB);
         var la = MatrixLayout(a);
         var lb = MatrixLayout(b);
         if (a.DType != DType.F32 || b.DType != DType.F32 || !IsF32(c) || la is null || lb is null)
