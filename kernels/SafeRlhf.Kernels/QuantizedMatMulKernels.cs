@@ -77,10 +77,7 @@ public static class QuantizedMatMulKernels
         int tx = Group.IdxX, ty = Group.IdxY, tid = ty * g + tx, threads = g * g;
         int col0 = Grid.IdxX * tile, row0 = Grid.IdxY * tile;
 
-        var acc0 = new Acc4();
-        var acc1 = new Acc4();
-        var acc2 = new Acc4();
-        var acc3 = new Acc4();
+        var acc = new Tile4x4();
         for (int k0 = 0; k0 < p.K; k0 += g)
         {
             for (int e = tid; e < tile * g; e += threads)
@@ -93,22 +90,10 @@ public static class QuantizedMatMulKernels
                 bTile[kb * tile + cc] = col < p.N && kB < p.K ? Dequant(w, kind, p.BOffset + kB * p.BRow + col * p.BCol) : 0f;
             }
             Group.Barrier();
-            for (int kk = 0; kk < g; kk++)
-            {
-                int ab = kk * tile + ty;
-                int bb = kk * tile + tx;
-                float b0 = bTile[bb], b1 = bTile[bb + g], b2 = bTile[bb + 2 * g], b3 = bTile[bb + 3 * g];
-                acc0.Fma(aTile[ab], b0, b1, b2, b3);
-                acc1.Fma(aTile[ab + g], b0, b1, b2, b3);
-                acc2.Fma(aTile[ab + 2 * g], b0, b1, b2, b3);
-                acc3.Fma(aTile[ab + 3 * g], b0, b1, b2, b3);
-            }
+            acc.MultiplyAdd(aTile, bTile, tile, g, ty, tx);
             Group.Barrier();
         }
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty, col0 + tx, g, acc0);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + g, col0 + tx, g, acc1);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + 2 * g, col0 + tx, g, acc2);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + 3 * g, col0 + tx, g, acc3);
+        acc.Store(c, p, p.COffset, row0 + ty, col0 + tx, g);
     }
 
     /// <summary>Decode path y [N, M] = x [N, K] · wᵀ for N ≤ 4: one group per weight row (grid-stride over
