@@ -134,6 +134,14 @@ public static class QuantizedMatMulKernels
         }
     }
 
+    /// <summary>A block's scale d as fp16, little-endian, at q[at].</summary>
+    private static void StoreScale(ArrayView<byte> q, long at, float d)
+    {
+        int h = DeviceMath.FloatToHalf(d);
+        q[at] = (byte)(h & 0xFF);
+        q[at + 1] = (byte)(h >> 8);
+    }
+
     /// <summary>One thread per block: q = quantize(x) with ggml's rounding (Q8_0: d = amax/127, round half away
     /// from zero; Q4_0: d = max/−8 with the sign of the largest-magnitude element, q = min(15, ⌊x/d + 8.5⌋)).</summary>
     [Kernel]
@@ -154,9 +162,7 @@ public static class QuantizedMatMulKernels
                 float d = amax / 127f;
                 float id = d != 0f ? 1f / d : 0f;
                 long at = blk * QuantCode.Q8_0BlockBytes;
-                int h = DeviceMath.FloatToHalf(d);
-                q[at] = (byte)(h & 0xFF);
-                q[at + 1] = (byte)(h >> 8);
+                StoreScale(q, at, d);
                 for (int i = 0; i < 32; i++)
                     q[at + 2 + i] = (byte)(sbyte)(int)XMath.RoundAwayFromZero(x[x0 + i] * id);
             }
@@ -165,9 +171,7 @@ public static class QuantizedMatMulKernels
                 float d = max / -8f;
                 float id = d != 0f ? 1f / d : 0f;
                 long at = blk * QuantCode.Q4_0BlockBytes;
-                int h = DeviceMath.FloatToHalf(d);
-                q[at] = (byte)(h & 0xFF);
-                q[at + 1] = (byte)(h >> 8);
+                StoreScale(q, at, d);
                 for (int i = 0; i < 16; i++)
                 {
                     int q0 = XMath.Min(15, (int)(x[x0 + i] * id + 8.5f));
