@@ -78,14 +78,7 @@ public static class AttentionKernels
         int kvEnd = XMath.Min(p.S, p.S - p.T + t0 + rows);
         for (int s0 = 0; s0 < kvEnd; s0 += bc)
         {
-            for (int e = tid; e < bc * d; e += threads)
-            {
-                int s = s0 + e / d;
-                bool inside = s < p.S;
-                long at = inside ? p.KRow(b, s, hk) + e % d : 0;
-                ks[e] = inside ? k[at] : 0f;
-                vs[e] = inside ? v[at] : 0f;
-            }
+            LoadKeyValueTile(k, v, ks, vs, p, b, hk, s0);
             Group.Barrier();
             for (int e = tid; e < br * bc; e += threads)
             {
@@ -304,14 +297,7 @@ public static class AttentionKernels
         for (int s0 = 0; s0 < kvEnd; s0 += bc)
         {
             Group.Barrier();
-            for (int e = tid; e < bc * d; e += threads)
-            {
-                int s = s0 + e / d;
-                bool inside = s < p.S;
-                long at = inside ? p.KRow(b, s, hk) + e % d : 0;
-                ks[e] = inside ? k[at] : 0f;
-                vs[e] = inside ? v[at] : 0f;
-            }
+            LoadKeyValueTile(k, v, ks, vs, p, b, hk, s0);
             Group.Barrier();
             for (int e = tid; e < br * bc; e += threads)
             {
@@ -342,5 +328,21 @@ public static class AttentionKernels
         Group.Barrier();
         for (int e = tid; e < rows * d; e += threads)
             dq[p.QRow(b, t0 + e / d, h) + e % d] = dqs[e];
+    }
+
+    /// <summary>Keys and values s0 .. s0 + Bc of KV head hk into the shared tiles ks, vs [Bc, D] (zeros past the end), the
+    /// group's threads sharing the elements.</summary>
+    private static void LoadKeyValueTile(ArrayView<float> k, ArrayView<float> v, ArrayView<float> ks, ArrayView<float> vs,
+        AttentionParams p, int b, int hk, int s0)
+    {
+        int d = p.D;
+        for (int e = Group.IdxX; e < p.Bc * d; e += Group.DimX)
+        {
+            int s = s0 + e / d;
+            bool inside = s < p.S;
+            long at = inside ? p.KRow(b, s, hk) + e % d : 0;
+            ks[e] = inside ? k[at] : 0f;
+            vs[e] = inside ? v[at] : 0f;
+        }
     }
 }

@@ -29,12 +29,7 @@ public static class GatherKernels
         for (long k = DeviceMath.GlobalIndex; k < p.Count; k += DeviceMath.GridStride)
         {
             int j = index[p.Index.At(k)];
-            if (j < 0 || j >= p.Extent)
-            {
-                error[0] = 1;
-                error[1] = j;
-                continue;
-            }
+            if (!InRange(j, p.Extent, error)) continue;
             DeviceMath.CopyElement(x, p.XType, p.XBase.At(k) + j * p.AxisStride, y, p.YType, p.Y.At(k));
         }
     }
@@ -46,14 +41,18 @@ public static class GatherKernels
         for (long k = DeviceMath.GlobalIndex; k < p.Count; k += DeviceMath.GridStride)
         {
             int j = index[p.Index.At(k)];
-            if (j < 0 || j >= p.Extent)
-            {
-                error[0] = 1;
-                error[1] = j;
-                continue;
-            }
+            if (!InRange(j, p.Extent, error)) continue;
             float v = DeviceMath.Load(dy, p.YType, p.Y.At(k));
             Atomic.Add(ref dx[p.XBase.At(k) + j * p.AxisStride], v);
         }
+    }
+
+    /// <summary>True when j is in [0, extent); otherwise flags it (error[0] = 1, error[1] = j).</summary>
+    private static bool InRange(int j, int extent, ArrayView<int> error)
+    {
+        if (j >= 0 && j < extent) return true;
+        error[0] = 1;
+        error[1] = j;
+        return false;
     }
 }

@@ -39,6 +39,38 @@ public struct Acc4
     public readonly float Get(int j) => j == 0 ? X : j == 1 ? Y : j == 2 ? Z : W;
 }
 
+/// <summary>A thread's 4×4 register tile of C: rows row + i·g and columns col + j·g (i, j &lt; 4) of its group's
+/// (4g)×(4g) tile. Shared by the fp32 and the quantized GEMM.</summary>
+public struct Tile4x4
+{
+    public Acc4 R0, R1, R2, R3;
+
+    /// <summary>Adds one depth block of g: aTile [g, 4g] (depth-major) times bTile [g, 4g], for this thread's rows
+    /// ty + i·g and columns tx + j·g.</summary>
+    public void MultiplyAdd(ArrayView<float> aTile, ArrayView<float> bTile, int tile, int g, int ty, int tx)
+    {
+        for (int kk = 0; kk < g; kk++)
+        {
+            int ab = kk * tile + ty;
+            int bb = kk * tile + tx;
+            float b0 = bTile[bb], b1 = bTile[bb + g], b2 = bTile[bb + 2 * g], b3 = bTile[bb + 3 * g];
+            R0.Fma(aTile[ab], b0, b1, b2, b3);
+            R1.Fma(aTile[ab + g], b0, b1, b2, b3);
+            R2.Fma(aTile[ab + 2 * g], b0, b1, b2, b3);
+            R3.Fma(aTile[ab + 3 * g], b0, b1, b2, b3);
+        }
+    }
+
+    /// <summary>Writes (or adds, with p.Accumulate) the 4×4 values into C.</summary>
+    public readonly void Store(ArrayView<float> c, GemmParams p, long cBase, int row, int col, int g)
+    {
+        MatMulKernels.StoreRow(c, p, cBase, row, col, g, R0);
+        MatMulKernels.StoreRow(c, p, cBase, row + g, col, g, R1);
+        MatMulKernels.StoreRow(c, p, cBase, row + 2 * g, col, g, R2);
+        MatMulKernels.StoreRow(c, p, cBase, row + 3 * g, col, g, R3);
+    }
+}
+
 /// <summary>Tiled fp32 GEMM. A 2-D group of g×g threads computes a (4g)×(4g) tile of C; each thread owns a
 /// 4×4 micro-tile strided by g (rows ty + i·g, columns tx + j·g) so that shared-memory reads and global
 /// writes are coalesced across tx. K advances in steps of g; A and B tiles are staged in dynamic shared
@@ -57,10 +89,7 @@ public static class MatMulKernels
         int col0 = Grid.IdxX * tile, row0 = Grid.IdxY * tile, batch = Grid.IdxZ;
         long aBase = p.AOffset + batch * p.ABatch, bBase = p.BOffset + batch * p.BBatch;
 
-        var acc0 = new Acc4();
-        var acc1 = new Acc4();
-        var acc2 = new Acc4();
-        var acc3 = new Acc4();
+        var acc = new Tile4x4();
         for (int k0 = 0; k0 < p.K; k0 += g)
         {
             for (int e = tid; e < tile * g; e += threads)
@@ -74,23 +103,11 @@ public static class MatMulKernels
                 bTile[kb * tile + cc] = col < p.N && kB < p.K ? b[bBase + kB * p.BRow + col * p.BCol] : 0f;
             }
             Group.Barrier();
-            for (int kk = 0; kk < g; kk++)
-            {
-                int ab = kk * tile + ty;
-                int bb = kk * tile + tx;
-                float b0 = bTile[bb], b1 = bTile[bb + g], b2 = bTile[bb + 2 * g], b3 = bTile[bb + 3 * g];
-                acc0.Fma(aTile[ab], b0, b1, b2, b3);
-                acc1.Fma(aTile[ab + g], b0, b1, b2, b3);
-                acc2.Fma(aTile[ab + 2 * g], b0, b1, b2, b3);
-                acc3.Fma(aTile[ab + 3 * g], b0, b1, b2, b3);
-            }
+            acc.MultiplyAdd(aTile, bTile, tile, g, ty, tx);
             Group.Barrier();
         }
         long cBase = p.COffset + batch * p.CBatch;
-        StoreRow(c, p, cBase, row0 + ty, col0 + tx, g, acc0);
-        StoreRow(c, p, cBase, row0 + ty + g, col0 + tx, g, acc1);
-        StoreRow(c, p, cBase, row0 + ty + 2 * g, col0 + tx, g, acc2);
-        StoreRow(c, p, cBase, row0 + ty + 3 * g, col0 + tx, g, acc3);
+        acc.Store(c, p, cBase, row0 + ty, col0 + tx, g);
     }
 
     public static void StoreRow(ArrayView<float> c, GemmParams p, long cBase, int row, int col, int g, Acc4 acc)

@@ -77,10 +77,7 @@ public static class QuantizedMatMulKernels
         int tx = Group.IdxX, ty = Group.IdxY, tid = ty * g + tx, threads = g * g;
         int col0 = Grid.IdxX * tile, row0 = Grid.IdxY * tile;
 
-        var acc0 = new Acc4();
-        var acc1 = new Acc4();
-        var acc2 = new Acc4();
-        var acc3 = new Acc4();
+        var acc = new Tile4x4();
         for (int k0 = 0; k0 < p.K; k0 += g)
         {
             for (int e = tid; e < tile * g; e += threads)
@@ -93,22 +90,10 @@ public static class QuantizedMatMulKernels
                 bTile[kb * tile + cc] = col < p.N && kB < p.K ? Dequant(w, kind, p.BOffset + kB * p.BRow + col * p.BCol) : 0f;
             }
             Group.Barrier();
-            for (int kk = 0; kk < g; kk++)
-            {
-                int ab = kk * tile + ty;
-                int bb = kk * tile + tx;
-                float b0 = bTile[bb], b1 = bTile[bb + g], b2 = bTile[bb + 2 * g], b3 = bTile[bb + 3 * g];
-                acc0.Fma(aTile[ab], b0, b1, b2, b3);
-                acc1.Fma(aTile[ab + g], b0, b1, b2, b3);
-                acc2.Fma(aTile[ab + 2 * g], b0, b1, b2, b3);
-                acc3.Fma(aTile[ab + 3 * g], b0, b1, b2, b3);
-            }
+            acc.MultiplyAdd(aTile, bTile, tile, g, ty, tx);
             Group.Barrier();
         }
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty, col0 + tx, g, acc0);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + g, col0 + tx, g, acc1);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + 2 * g, col0 + tx, g, acc2);
-        MatMulKernels.StoreRow(c, p, p.COffset, row0 + ty + 3 * g, col0 + tx, g, acc3);
+        acc.Store(c, p, p.COffset, row0 + ty, col0 + tx, g);
     }
 
     /// <summary>Decode path y [N, M] = x [N, K] · wᵀ for N ≤ 4: one group per weight row (grid-stride over
@@ -149,6 +134,14 @@ public static class QuantizedMatMulKernels
         }
     }
 
+    /// <summary>A block's scale d as fp16, little-endian, at q[at].</summary>
+    private static void StoreScale(ArrayView<byte> q, long at, float d)
+    {
+        int h = DeviceMath.FloatToHalf(d);
+        q[at] = (byte)(h & 0xFF);
+        q[at + 1] = (byte)(h >> 8);
+    }
+
     /// <summary>One thread per block: q = quantize(x) with ggml's rounding (Q8_0: d = amax/127, round half away
     /// from zero; Q4_0: d = max/−8 with the sign of the largest-magnitude element, q = min(15, ⌊x/d + 8.5⌋)).</summary>
     [Kernel]
@@ -169,9 +162,7 @@ public static class QuantizedMatMulKernels
                 float d = amax / 127f;
                 float id = d != 0f ? 1f / d : 0f;
                 long at = blk * QuantCode.Q8_0BlockBytes;
-                int h = DeviceMath.FloatToHalf(d);
-                q[at] = (byte)(h & 0xFF);
-                q[at + 1] = (byte)(h >> 8);
+                StoreScale(q, at, d);
                 for (int i = 0; i < 32; i++)
                     q[at + 2 + i] = (byte)(sbyte)(int)XMath.RoundAwayFromZero(x[x0 + i] * id);
             }
@@ -180,9 +171,7 @@ public static class QuantizedMatMulKernels
                 float d = max / -8f;
                 float id = d != 0f ? 1f / d : 0f;
                 long at = blk * QuantCode.Q4_0BlockBytes;
-                int h = DeviceMath.FloatToHalf(d);
-                q[at] = (byte)(h & 0xFF);
-                q[at + 1] = (byte)(h >> 8);
+                StoreScale(q, at, d);
                 for (int i = 0; i < 16; i++)
                 {
                     int q0 = XMath.Min(15, (int)(x[x0 + i] * id + 8.5f));

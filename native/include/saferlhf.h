@@ -143,38 +143,31 @@ SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const
                                            float* dk, float* dv, int64_t batch, int64_t t_len, int64_t s_len,
                                            int64_t heads, int64_t kv_heads, int64_t head_dim, float scale);
 
-/* ---------------- block quantization (quant.cpp), ggml layouts ---------------- */
+/* ---------------- weights in a storage type: block quantization and BF16 ----------------
+ * Quantize (quantize.cpp), Dequantize (dequantize.cpp) and QuantizedMatMul (quantized_matmul.cpp; the K-quants in
+ * kquant.cpp, BF16 in bf16_matmul.cpp). "Quantized" names a weight kept in a reduced-precision storage type: ggml
+ * blocks or BF16. */
 
-enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4 };
+enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 = 5, SR_BF16_DOT = 6 };
 /** Q8_0 block: fp16 d, int8 q[32], x ≈ d·q. Q4_0 block: fp16 d, uint8 qs[16] (element j in the low
  *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). Q4_K, Q5_K, Q6_K: ggml's 256-weight
  *  super-blocks (144, 176, 210 bytes; kquant.cpp), read from files: dequantize and the two matmuls accept them
- *  (k and n a multiple of 256), quantize does not. Their matmul uses fp32 products of the decoded weights. */
+ *  (k and n a multiple of 256), quantize does not. Their matmul uses fp32 products of the decoded weights.
+ *  SR_BF16: the upper 16 bits of an fp32 per weight, accepted by the two matmuls only; widened exactly, fp32
+ *  products. SR_BF16_DOT (forward matmul only): the same weights through AVX-512 BF16 vdpbf16ps with x rounded to
+ *  bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16. */
 SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes);
 /** Quantizes n floats (n a multiple of 32) into n/32 blocks. */
 SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n);
 /** Dequantizes n/32 blocks (n/256 for the K-quants) into n floats. */
 SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n);
-/** y [n, m] = x [n, k] · wᵀ with w [m, k] quantized (k a multiple of 32); x is quantized to int8
- *  per 32-block on the fly. */
+/** y [n, m] = x [n, k] · wᵀ with w [m, k] in a storage type (k a multiple of its block); for Q8_0 / Q4_0, x is
+ *  quantized to int8 per 32-block on the fly. */
 SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x, const void* w, float* y, int64_t n,
                                          int64_t m, int64_t k);
-/** dx [n, k] = dy [n, m] · w with w [m, k] quantized (dx overwritten). */
+/** dx [n, k] = dy [n, m] · w with w [m, k] in a storage type, decoded exactly to fp32 (dx overwritten). */
 SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const float* dy, const void* w, float* dx,
                                                   int64_t n, int64_t m, int64_t k);
-
-/* ---------------- BF16-stored weights (bf16_matmul.cpp) ---------------- */
-
-/** SR_BF16_EXACT: weights widened to fp32 exactly, fp32 products. SR_BF16_DOT: AVX-512 BF16 vdpbf16ps, with x
- *  rounded to bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16. */
-enum { SR_BF16_EXACT = 0, SR_BF16_DOT = 1 };
-/** y [n, m] = x [n, k] · wᵀ with w [m, k] stored as bf16 (the upper 16 bits of an fp32), fp32 accumulation. */
-SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, const uint16_t* w, float* y, int64_t n, int64_t m,
-                                    int64_t k);
-/** dx [n, k] = dy [n, m] · w with w [m, k] stored as bf16 (exact widening; dx overwritten). */
-SR_API sr_status sr_bf16_matmul_backward_f32(const float* dy, const uint16_t* w, float* dx, int64_t n, int64_t m,
-                                             int64_t k);
-
 
 /* ---------------- communicator for data parallel (comm.cpp; mpi/comm_mpi.cpp, nccl/comm_nccl.cpp) ---------------- */
 

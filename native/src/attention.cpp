@@ -155,18 +155,22 @@ SR_CLONES void row_dots(const float* x, const float* y, int64_t rows, int64_t st
   for (int64_t r = 0; r < rows; ++r) out[r] = dot(x + r * stride, y + r * stride, dim);
 }
 
-void backward(const Dims& d, const float* q, const float* k, const float* v, const float* mask, const float* o,
-              const float* lse, const float* d_out, float* dq, float* dk, float* dv, float scale) {
-  int threads = num_threads();
-  if (static_cast<double>(d.T) * d.S * d.D * d.H * d.B < 1e5) threads = 1;
-  // delta [B, H, T] = Σ_c dO·O  (= Σ_s p_s · dO·v_s)
-  Buffer<float> delta(static_cast<size_t>(d.B * d.H * d.T));
+/** delta [B, H, T] = Σ_c dO·O  (= Σ_s p_s · dO·v_s), per query row. */
+void output_dots(const Dims& d, const float* d_out, const float* o, float* delta) {
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t h = 0; h < d.H; ++h) {
       Buffer<float> tmp(static_cast<size_t>(d.T));
       row_dots(d.q_at(d_out, b, 0, h), d.q_at(o, b, 0, h), d.T, d.q_row(), d.D, tmp.data());
       for (int64_t t = 0; t < d.T; ++t) delta[(b * d.H + h) * d.T + t] = tmp[t];
     }
+}
+
+void backward(const Dims& d, const float* q, const float* k, const float* v, const float* mask, const float* o,
+              const float* lse, const float* d_out, float* dq, float* dk, float* dv, float scale) {
+  int threads = num_threads();
+  if (static_cast<double>(d.T) * d.S * d.D * d.H * d.B < 1e5) threads = 1;
+  Buffer<float> delta(static_cast<size_t>(d.B * d.H * d.T));
+  output_dots(d, d_out, o, delta.data());
   // per thread: s/p [BQ, BK], dp/ds [BQ, BK]
   int64_t per_thread = 2 * BQ * BK;
   Buffer<float> scratch(static_cast<size_t>(threads) * per_thread);

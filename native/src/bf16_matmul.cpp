@@ -1,7 +1,8 @@
-// Linear layers with BF16-stored weights and fp32 activations: y = x · wᵀ and dx = dy · w.
+// QuantizedMatMul with BF16-stored weights and fp32 activations: y = x · wᵀ and dx = dy · w (quantized_matmul.cpp
+// hands the SR_BF16 and SR_BF16_DOT types here).
 //
 // Two forward modes:
-//   SR_BF16_EXACT — each weight is widened to fp32 (exact: bf16 is the top half of an fp32) and multiplied with
+//   SR_BF16       — each weight is widened to fp32 (exact: bf16 is the top half of an fp32) and multiplied with
 //                   the fp32 activation; the result equals an fp32 matmul with the widened weight up to the
 //                   order of the fp32 sums. GEMV shapes stream the bf16 rows directly; GEMM shapes widen panels
 //                   of weight rows and use the fp32 GEMM.
@@ -13,12 +14,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <string>
 
+#include "bf16_matmul.h"
 #include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
-#include "status.h"
+#include "saferlhf.h"
+#include "stream_rows.h"
 
 namespace sr {
 namespace {
@@ -141,30 +143,8 @@ DotFn select_dot() {
   return dot_rows_scalar;
 }
 
-bool has_avx512_bf16() { return has_avx512() && (cpu_features() & SR_CPU_AVX512BF16); }
-
 /** Rows of x at or below which the exact forward streams the weights (GEMV) instead of widening panels. */
 constexpr int64_t kGemvMaxRows = 4;
-/** Weight rows per task of the streaming paths (a panel that stays in L2 while every x row passes over it). */
-constexpr int64_t kRowsPerTask = 32;
-
-/** Runs dot(w row j, up to 4 x rows) over every (weight row, x row) pair, tasks of kRowsPerTask weight rows. */
-template <class Dot>
-void stream_rows(int64_t n, int64_t m, int64_t k, float* y, Dot&& dot) {
-  int64_t tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
-  int threads = static_cast<double>(n) * m * k < 1e5 ? 1 : num_threads();
-  parallel_tasks(tasks, threads, [&](int64_t task, int) {
-    int64_t j0 = task * kRowsPerTask, j1 = std::min(m, j0 + kRowsPerTask);
-    for (int64_t i0 = 0; i0 < n; i0 += 4) {
-      int rows = static_cast<int>(std::min<int64_t>(4, n - i0));
-      for (int64_t j = j0; j < j1; ++j) {
-        float out[4];
-        dot(j, i0, rows, out);
-        for (int r = 0; r < rows; ++r) y[(i0 + r) * m + j] = out[r];
-      }
-    }
-  });
-}
 
 /** panel[r][c] = fp32(w[(j0 + r) · k + c]) for r < rows, c < k. */
 void widen_panel(const uint16_t* w, int64_t k, int64_t j0, int64_t rows, float* panel) {
@@ -177,83 +157,56 @@ void widen_panel(const uint16_t* w, int64_t k, int64_t j0, int64_t rows, float* 
   });
 }
 
-sr_status check_sizes(const char* name, int64_t n, int64_t m, int64_t k) {
-  if (n < 0 || m < 0 || k < 0)
-    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": negative size n " + std::to_string(n) + ", m " + std::to_string(m) +
-                                         ", k " + std::to_string(k));
-  return SR_OK;
+/** SR_BF16_DOT: x rounded to bf16 once, then vdpbf16ps against each streamed weight row. */
+void matmul_dpbf16(const float* x, const uint16_t* w, float* y, int64_t n, int64_t m, int64_t k) {
+  int64_t padded = (k + 31) / 32 * 32;
+  Buffer<uint16_t> xb(static_cast<size_t>(n * padded));
+  parallel_for(n, 2.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) round_row_bf16(x + i * k, k, xb.data() + i * padded);
+  });
+  stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int rows, float* out) {
+    const uint16_t* xr[4];
+    for (int r = 0; r < rows; ++r) xr[r] = xb.data() + (i0 + r) * padded;
+    dot_rows_dpbf16(w + j * k, xr, rows, k, out);
+  });
+}
+
+/** Exact, few rows: each bf16 weight row streamed against the fp32 activation rows. */
+void matmul_stream(const float* x, const uint16_t* w, float* y, int64_t n, int64_t m, int64_t k) {
+  const DotFn dot = select_dot();
+  stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int rows, float* out) {
+    const float* xr[4];
+    for (int r = 0; r < rows; ++r) xr[r] = x + (i0 + r) * k;
+    dot(w + j * k, xr, rows, k, out);
+  });
+}
+
+/** Exact, many rows: y[:, j0:j0+rows] = x · panelᵀ with panels of weight rows widened to fp32. */
+void matmul_panels(const float* x, const uint16_t* w, float* y, int64_t n, int64_t m, int64_t k) {
+  constexpr int64_t kPanelRows = 256;
+  Buffer<float> panel(static_cast<size_t>(std::min(m, kPanelRows) * k));
+  for (int64_t j0 = 0; j0 < m; j0 += kPanelRows) {
+    int64_t rows = std::min(kPanelRows, m - j0);
+    widen_panel(w, k, j0, rows, panel.data());
+    matmul_f32(n, rows, k, 1.0f, x, k, false, panel.data(), k, true, 0.0f, y + j0, m);
+  }
 }
 
 }  // namespace
+
+bool has_avx512_bf16() { return has_avx512() && (cpu_features() & SR_CPU_AVX512BF16); }
+
+void bf16_matmul(bool dot, const float* x, const uint16_t* w, float* y, int64_t n, int64_t m, int64_t k) {
+  if (dot) matmul_dpbf16(x, w, y, n, m, k);
+  else if (n <= kGemvMaxRows) matmul_stream(x, w, y, n, m, k);
+  else matmul_panels(x, w, y, n, m, k);
+}
+
+void bf16_matmul_backward(const float* dy, const uint16_t* w, float* dx, int64_t n, int64_t m, int64_t k) {
+  backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
+    const uint16_t* src = w + j * k + c0;
+    for (int64_t c = 0; c < cols; ++c) out[c] = bf16_to_f32(src[c]);
+  });
+}
+
 }  // namespace sr
-
-extern "C" SR_API sr_status sr_bf16_matmul_f32(int32_t mode, const float* x, const uint16_t* w, float* y, int64_t n, int64_t m,
-                                               int64_t k) {
-  sr_status st = sr::check_sizes("sr_bf16_matmul_f32", n, m, k);
-  if (st != SR_OK) return st;
-  if (mode != SR_BF16_EXACT && mode != SR_BF16_DOT)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_bf16_matmul_f32: unknown mode " + std::to_string(mode));
-  if (mode == SR_BF16_DOT && !sr::has_avx512_bf16())
-    return sr::fail(SR_UNSUPPORTED, "sr_bf16_matmul_f32: SR_BF16_DOT needs AVX-512 BF16 (vdpbf16ps), which this CPU lacks");
-  if (n == 0 || m == 0) return SR_OK;
-  if (y == nullptr || (k > 0 && (x == nullptr || w == nullptr))) return sr::fail(SR_INVALID_ARGUMENT, "sr_bf16_matmul_f32: null pointer");
-  if (k == 0) {
-    std::fill(y, y + n * m, 0.0f);
-    return SR_OK;
-  }
-  try {
-    if (mode == SR_BF16_DOT) {
-      int64_t padded = (k + 31) / 32 * 32;
-      sr::Buffer<uint16_t> xb(static_cast<size_t>(n * padded));
-      sr::parallel_for(n, 2.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) sr::round_row_bf16(x + i * k, k, xb.data() + i * padded);
-      });
-      sr::stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int rows, float* out) {
-        const uint16_t* xr[4];
-        for (int r = 0; r < rows; ++r) xr[r] = xb.data() + (i0 + r) * padded;
-        sr::dot_rows_dpbf16(w + j * k, xr, rows, k, out);
-      });
-    } else if (n <= sr::kGemvMaxRows) {
-      const sr::DotFn dot = sr::select_dot();
-      sr::stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int rows, float* out) {
-        const float* xr[4];
-        for (int r = 0; r < rows; ++r) xr[r] = x + (i0 + r) * k;
-        dot(w + j * k, xr, rows, k, out);
-      });
-    } else {
-      // y[:, j0:j0+rows] = x · panelᵀ with the panel of weight rows widened to fp32.
-      constexpr int64_t kPanelRows = 256;
-      sr::Buffer<float> panel(static_cast<size_t>(std::min(m, kPanelRows) * k));
-      for (int64_t j0 = 0; j0 < m; j0 += kPanelRows) {
-        int64_t rows = std::min(kPanelRows, m - j0);
-        sr::widen_panel(w, k, j0, rows, panel.data());
-        sr::matmul_f32(n, rows, k, 1.0f, x, k, false, panel.data(), k, true, 0.0f, y + j0, m);
-      }
-    }
-  } catch (const std::bad_alloc&) {
-    return sr::fail(SR_OUT_OF_MEMORY, "sr_bf16_matmul_f32: out of memory");
-  }
-  return SR_OK;
-}
-
-extern "C" SR_API sr_status sr_bf16_matmul_backward_f32(const float* dy, const uint16_t* w, float* dx, int64_t n, int64_t m,
-                                                        int64_t k) {
-  sr_status st = sr::check_sizes("sr_bf16_matmul_backward_f32", n, m, k);
-  if (st != SR_OK) return st;
-  if (n == 0 || k == 0) return SR_OK;
-  if (dx == nullptr || (m > 0 && (dy == nullptr || w == nullptr)))
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_bf16_matmul_backward_f32: null pointer");
-  if (m == 0) {
-    std::fill(dx, dx + n * k, 0.0f);
-    return SR_OK;
-  }
-  try {
-    sr::backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
-      const uint16_t* src = w + j * k + c0;
-      for (int64_t c = 0; c < cols; ++c) out[c] = sr::bf16_to_f32(src[c]);
-    });
-  } catch (const std::bad_alloc&) {
-    return sr::fail(SR_OUT_OF_MEMORY, "sr_bf16_matmul_backward_f32: out of memory");
-  }
-  return SR_OK;
-}

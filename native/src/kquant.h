@@ -1,5 +1,5 @@
 // ggml K-quant super-blocks (Q4_K, Q5_K, Q6_K: 256 weights each), kept as stored under the quantized linear layer.
-// quant.cpp's sr_ entry points hand these types to the functions below.
+// The sr_ entry points of dequantize.cpp and quantized_matmul.cpp hand these types to the functions below.
 #pragma once
 #include <cstdint>
 

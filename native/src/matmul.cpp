@@ -251,6 +251,77 @@ void gemv(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool t
   }
 }
 
+/** How the threads share a GEMM: the thread count (one for small products, never more than the tiles to split) and
+ *  whether they split the rows (when there are enough of them) or the columns. */
+struct ThreadPlan {
+  int threads;
+  bool split_rows;
+};
+
+ThreadPlan plan_threads(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
+  if (threads <= 0) threads = num_threads();
+  double flops = 2.0 * static_cast<double>(m) * n * k;
+  if (flops < 4.0e6) threads = 1;
+  int64_t row_tiles = (m + mr - 1) / mr, col_tiles = (n + nr - 1) / nr;
+  const bool split_rows = !(row_tiles < 4 * threads && col_tiles > row_tiles);
+  threads = static_cast<int>(std::min<int64_t>(threads, split_rows ? row_tiles : col_tiles));
+  if (threads < 1) threads = 1;
+  return {threads, split_rows};
+}
+
+/** One blocked GEMM shared by the threads of a parallel region: operands, plan and packing buffers. */
+struct GemmJob {
+  KernelInfo ki;
+  Operand A, B;
+  int64_t m, n, k;
+  float alpha;
+  bool overwrite_first, split_rows;
+  int64_t row_tiles, kc_max;
+  float* packed_b;
+  float* packed_a_all;
+  float* c;
+  int64_t ldc;
+
+  /** Thread t of nt: packs its share of each B panel block, then multiplies its rows (or columns) of C. */
+  void run(int t, int nt) const {
+    const int mr = ki.mr, nr = ki.nr;
+    const int tm = split_rows ? nt : 1, tn = split_rows ? 1 : nt;
+    const int tid_m = split_rows ? t : 0, tid_n = split_rows ? 0 : t;
+    float* packed_a = packed_a_all + static_cast<int64_t>(t) * MC * kc_max;
+    // This thread's rows: whole MR tiles split evenly.
+    int64_t r_begin = row_tiles * tid_m / tm * mr, r_end = std::min<int64_t>(m, row_tiles * (tid_m + 1) / tm * mr);
+    alignas(64) float scratch[16 * 32];
+    for (int64_t jc = 0; jc < n; jc += NC) {
+      int64_t nc = std::min<int64_t>(NC, n - jc);
+      int64_t panels = (nc + nr - 1) / nr;
+      int64_t p_begin = panels * tid_n / tn, p_end = panels * (tid_n + 1) / tn;
+      for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = std::min<int64_t>(KC, k - pc);
+        bool accumulate = pc > 0 || !overwrite_first;
+        if (nt > 1) barrier();  // everyone is done with the previous packed_b
+        for (int64_t jp = t; jp < panels; jp += nt) {
+          int64_t j = jc + jp * nr;
+          pack_b_panel(B, pc, kc, j, std::min<int64_t>(nr, n - j), nr, packed_b + jp * kc * nr);
+        }
+        if (nt > 1) barrier();
+        for (int64_t ic = r_begin; ic < r_end; ic += MC) {
+          int64_t mc = std::min<int64_t>(MC, r_end - ic);
+          pack_a(A, ic, mc, pc, kc, mr, packed_a);
+          for (int64_t jp = p_begin; jp < p_end; ++jp) {
+            int64_t j = jc + jp * nr, cols = std::min<int64_t>(nr, n - j);
+            const float* pb = packed_b + jp * kc * nr;
+            for (int64_t ib = 0; ib < mc; ib += mr) {
+              int64_t rows = std::min<int64_t>(mr, mc - ib);
+              run_tile(ki, kc, packed_a + ib * kc, pb, c + (ic + ib) * ldc + j, ldc, rows, cols, alpha,
+                       accumulate, scratch);
+            }
+          }
+        }
+      }
+    }
+  }
+};
+
 }  // namespace
 
 void matmul_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, bool trans_a, const float* b,
@@ -270,14 +341,10 @@ void matmul_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, in
   }
   const KernelInfo ki = select_kernel();
   const int mr = ki.mr, nr = ki.nr;
-  if (threads <= 0) threads = num_threads();
-  double flops = 2.0 * static_cast<double>(m) * n * k;
-  if (flops < 4.0e6) threads = 1;
-  // Threads split the rows when there are enough of them, otherwise the columns.
-  int64_t row_tiles = (m + mr - 1) / mr, col_tiles = (n + nr - 1) / nr;
-  const bool split_rows = !(row_tiles < 4 * threads && col_tiles > row_tiles);
-  threads = static_cast<int>(std::min<int64_t>(threads, split_rows ? row_tiles : col_tiles));
-  if (threads < 1) threads = 1;
+  const ThreadPlan plan = plan_threads(m, n, k, mr, nr, threads);
+  threads = plan.threads;
+  const bool split_rows = plan.split_rows;
+  const int64_t row_tiles = (m + mr - 1) / mr;
 
   bool scale_first = beta != 0.0f && beta != 1.0f;
   if (scale_first) scale_c(c, ldc, m, n, beta);
@@ -289,42 +356,9 @@ void matmul_f32(int64_t m, int64_t n, int64_t k, float alpha, const float* a, in
   Buffer<float> packed_b(static_cast<size_t>(nc_max * kc_max));
   Buffer<float> packed_a_all(static_cast<size_t>(threads * MC * kc_max));
 
-  parallel_region(threads, [&](int t, int nt) {
-    const int tm = split_rows ? nt : 1, tn = split_rows ? 1 : nt;
-    const int tid_m = split_rows ? t : 0, tid_n = split_rows ? 0 : t;
-    float* packed_a = packed_a_all.data() + static_cast<int64_t>(t) * MC * kc_max;
-    // This thread's rows: whole MR tiles split evenly.
-    int64_t r_begin = row_tiles * tid_m / tm * mr, r_end = std::min<int64_t>(m, row_tiles * (tid_m + 1) / tm * mr);
-    alignas(64) float scratch[16 * 32];
-    for (int64_t jc = 0; jc < n; jc += NC) {
-      int64_t nc = std::min<int64_t>(NC, n - jc);
-      int64_t panels = (nc + nr - 1) / nr;
-      int64_t p_begin = panels * tid_n / tn, p_end = panels * (tid_n + 1) / tn;
-      for (int64_t pc = 0; pc < k; pc += KC) {
-        int64_t kc = std::min<int64_t>(KC, k - pc);
-        bool accumulate = pc > 0 || !overwrite_first;
-        if (nt > 1) barrier();  // everyone is done with the previous packed_b
-        for (int64_t jp = t; jp < panels; jp += nt) {
-          int64_t j = jc + jp * nr;
-          pack_b_panel(B, pc, kc, j, std::min<int64_t>(nr, n - j), nr, packed_b.data() + jp * kc * nr);
-        }
-        if (nt > 1) barrier();
-        for (int64_t ic = r_begin; ic < r_end; ic += MC) {
-          int64_t mc = std::min<int64_t>(MC, r_end - ic);
-          pack_a(A, ic, mc, pc, kc, mr, packed_a);
-          for (int64_t jp = p_begin; jp < p_end; ++jp) {
-            int64_t j = jc + jp * nr, cols = std::min<int64_t>(nr, n - j);
-            const float* pb = packed_b.data() + jp * kc * nr;
-            for (int64_t ib = 0; ib < mc; ib += mr) {
-              int64_t rows = std::min<int64_t>(mr, mc - ib);
-              run_tile(ki, kc, packed_a + ib * kc, pb, c + (ic + ib) * ldc + j, ldc, rows, cols, alpha,
-                       accumulate, scratch);
-            }
-          }
-        }
-      }
-    }
-  });
+  const GemmJob job{ki, A, B, m, n, k, alpha, overwrite_first, split_rows, row_tiles, kc_max, packed_b.data(),
+                    packed_a_all.data(), c, ldc};
+  parallel_region(threads, [&](int t, int nt) { job.run(t, nt); });
 }
 
 }  // namespace sr

@@ -13,11 +13,7 @@ public sealed partial class GpuBackend
 
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
-        int batch = c.Dim(0), m = c.Dim(1), n = c.Dim(2);
-        int k = transA ? a.Dim(1) : a.Dim(2);
-        if (a.Dim(0) != batch || b.Dim(0) != batch || (transA ? a.Dim(2) : a.Dim(1)) != m
-            || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
-            throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
+        var (batch, m, n, k) = MatMulShape.Of(a, b, c, transA, transB);
         if (c.Numel == 0) return;
         if (Gemm == GemmEngine.CuBlas)
         {
@@ -69,15 +65,21 @@ public sealed partial class GpuBackend
         return Raw(w).SubView(w.DType.ByteCount(w.Offset), w.DType.ByteCount(w.Numel));
     }
 
+    /// <summary>c = a · op(w) for a BF16 weight, as a batch of one through <see cref="MatMul"/>, which stages the BF16
+    /// operand as fp32 (exact widening).</summary>
+    private void Bf16MatMul(Tensor a, Tensor w, Tensor c, bool transB)
+    {
+        using var a3 = a.Unsqueeze(0);
+        using var w3 = w.Unsqueeze(0);
+        using var c3 = c.Unsqueeze(0);
+        MatMul(a3, w3, c3, transA: false, transB, accumulate: false);
+    }
+
     public void QuantizedMatMul(Tensor x, Tensor w, Tensor y)
     {
         if (w.DType == DType.BF16)
         {
-            // y [1, N, M] = x [1, N, K] · w [1, M, K]ᵀ: MatMul stages the BF16 operand as fp32 (exact widening).
-            using var x3 = x.Unsqueeze(0);
-            using var w3 = w.Unsqueeze(0);
-            using var y3 = y.Unsqueeze(0);
-            MatMul(x3, w3, y3, transA: false, transB: true, accumulate: false);
+            Bf16MatMul(x, w, y, transB: true);   // y [N, M] = x [N, K] · w [M, K]ᵀ
             return;
         }
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
@@ -102,11 +104,7 @@ public sealed partial class GpuBackend
     {
         if (w.DType == DType.BF16)
         {
-            // dx [1, N, K] = dy [1, N, M] · w [1, M, K], the BF16 operand staged as fp32.
-            using var dy3 = dy.Unsqueeze(0);
-            using var w3 = w.Unsqueeze(0);
-            using var dx3 = dx.Unsqueeze(0);
-            MatMul(dy3, w3, dx3, transA: false, transB: false, accumulate: false);
+            Bf16MatMul(dy, w, dx, transB: false);   // dx [N, K] = dy [N, M] · w [M, K]
             return;
         }
         int n = dy.Dim(0), m = dy.Dim(1), k = w.Dim(1);

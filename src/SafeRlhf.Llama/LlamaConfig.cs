@@ -11,13 +11,14 @@ public sealed record LlamaConfig
     public required int NHeads { get; init; }
     public required int NKvHeads { get; init; }
     public required int VocabSize { get; init; }
-    /// <summary>Longest sequence (prompt + response) the model is used with.</summary>
+    /// <summary>Longest sequence (prompt + response) the model is used with; as a weight file states it, the context
+    /// length the model was trained with.</summary>
     public required int SeqLen { get; init; }
     public double NormEps { get; init; } = 1e-5;
     public double RopeTheta { get; init; } = 10000.0;
     /// <summary>Meta/llama2.c weights use interleaved pairs; HF checkpoints are un-permuted on load to match.</summary>
     public RopeStyle RopeStyle { get; init; } = RopeStyle.Interleaved;
-    /// <summary>The output classifier shares the token embedding matrix.</summary>
+    /// <summary>The output classifier shares the token embedding matrix (a weight file without output.weight).</summary>
     public bool TiedEmbeddings { get; init; }
 
     /// <summary>Dim / NHeads (0 while NHeads is not positive, so that an invalid config can still be printed).</summary>
@@ -26,9 +27,18 @@ public sealed record LlamaConfig
 
     /// <summary>Weights in the model: embedding, per layer 4 attention + 3 feed-forward matrices and 2 norms, the
     /// final norm and (unless tied) the classifier.</summary>
-    public long ParameterCount =>
-        (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2) + Dim
-        + (long)NLayers * (2L * Dim * Dim + 2L * KvDim * Dim + 3L * HiddenDim * Dim + 2L * Dim);
+    public long ParameterCount => (long)Parameters;
+
+    /// <summary><see cref="ParameterCount"/> in double (exact below 2⁵³), so that an absurd file header cannot overflow.</summary>
+    public double Parameters
+    {
+        get
+        {
+            double dim = Dim, kv = (double)NKvHeads * HeadDim;
+            double perLayer = 2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * (double)HiddenDim * dim;
+            return (TiedEmbeddings ? 1 : 2) * (double)VocabSize * dim + NLayers * perLayer + dim;
+        }
+    }
 
     /// <summary>LLaMA-1 7B as in its HF config.json (rms_norm_eps 1e-6).</summary>
     public static LlamaConfig Llama7B => new()
@@ -66,18 +76,20 @@ public sealed record LlamaConfig
         _ => null,
     };
 
-    /// <summary>Throws with a message naming the field when the shape is inconsistent.</summary>
-    public LlamaConfig Validate()
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the field when the shape is inconsistent.</summary>
+    public LlamaConfig Validate() => Inconsistency() is { } message
+        ? throw new ArgumentException($"invalid LLaMA config: {message} ({this})")
+        : this;
+
+    /// <summary>The first inconsistency of the numbers, or null when there is none.</summary>
+    public string? Inconsistency()
     {
-        void Require(bool ok, string message)
-        {
-            if (!ok) throw new ArgumentException($"invalid LLaMA config: {message} ({this})");
-        }
-        Require(Dim > 0 && HiddenDim > 0 && NLayers > 0 && VocabSize > 0 && SeqLen > 0, "sizes must be positive");
-        Require(NHeads > 0 && Dim % NHeads == 0, $"dim {Dim} must be a multiple of n_heads {NHeads}");
-        Require(NKvHeads > 0 && NHeads % NKvHeads == 0, $"n_heads {NHeads} must be a multiple of n_kv_heads {NKvHeads}");
-        Require(HeadDim % 2 == 0, $"head dim {HeadDim} must be even for RoPE");
-        Require(NormEps > 0, "norm eps must be positive");
-        return this;
+        if (!(Dim > 0 && HiddenDim > 0 && NLayers > 0 && VocabSize > 0 && SeqLen > 0)) return "sizes must be positive";
+        if (!(NHeads > 0 && Dim % NHeads == 0)) return $"dim {Dim} must be a multiple of n_heads {NHeads}";
+        if (!(NKvHeads > 0 && NHeads % NKvHeads == 0)) return $"n_heads {NHeads} must be a multiple of n_kv_heads {NKvHeads}";
+        if (HeadDim % 2 != 0) return $"head dim {HeadDim} must be even for RoPE";
+        if (!(NormEps > 0 && double.IsFinite(NormEps))) return "norm eps must be positive";
+        if (!(RopeTheta > 0 && double.IsFinite(RopeTheta))) return "rope theta must be positive";
+        return null;
     }
 }

@@ -56,9 +56,11 @@ public interface IBackend
     /// <summary>c[b] (+)= op(a[b]) · op(b[b]) for b in batch; a [batch, M, K] or [batch, K, M] when
     /// transA; b [batch, K, N] or [batch, N, K] when transB; c [batch, M, N]; accumulate adds into c.</summary>
     void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate);
-    /// <summary>y [N, M] = x [N, K] · wᵀ with w [M, K] stored as Q8_0, Q4_0 or BF16 (BF16 exactly, widened to fp32).</summary>
+    /// <summary>y [N, M] = x [N, K] · wᵀ with w [M, K] kept in a storage type: "quantized" means a reduced-precision
+    /// weight type, the ggml blocks Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or BF16 (BF16 exactly, widened to fp32).</summary>
     void QuantizedMatMul(Tensor x, Tensor w, Tensor y);
-    /// <summary>dx [N, K] = dy [N, M] · w with w [M, K] stored as Q8_0, Q4_0 or BF16 (the weight is frozen).</summary>
+    /// <summary>dx [N, K] = dy [N, M] · w with w [M, K] in a storage type as for <see cref="QuantizedMatMul"/> (the weight
+    /// is frozen).</summary>
     void QuantizedMatMulBackward(Tensor dy, Tensor w, Tensor dx);
     /// <summary>q [.., K] (Q8_0/Q4_0) from x [.., K] (F32), ggml-compatible rounding.</summary>
     void Quantize(Tensor x, Tensor q);

@@ -29,18 +29,21 @@ public static class KQuantBlocks
     {
         switch (dtype)
         {
-            case DType.Q4_K: DequantizeQ4_K(block, x); break;
-            case DType.Q5_K: DequantizeQ5_K(block, x); break;
+            case DType.Q4_K: DequantizeAffine(block, five: false, x); break;
+            case DType.Q5_K: DequantizeAffine(block, five: true, x); break;
             case DType.Q6_K: DequantizeQ6_K(block, x); break;
             default: throw new TensorDTypeException($"{dtype} is not a K-quant dtype");
         }
     }
 
-    private static void DequantizeQ4_K(ReadOnlySpan<byte> b, Span<float> x)
+    /// <summary>Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]):
+    /// x = d·scale·q − dmin·min per 32-weight sub-block, q a nibble plus, for Q5_K, a fifth bit from qh.</summary>
+    private static void DequantizeAffine(ReadOnlySpan<byte> b, bool five, Span<float> x)
     {
         float d = (float)BinaryPrimitives.ReadHalfLittleEndian(b), dmin = (float)BinaryPrimitives.ReadHalfLittleEndian(b[2..]);
         var scales = b.Slice(4, 12);
-        var qs = b.Slice(16, 128);
+        var qh = five ? b.Slice(16, 32) : default;
+        var qs = b.Slice(five ? 48 : 16, 128);
         for (int c = 0; c < 4; c++)
         {
             var (s0, m0) = ScaleMin(scales, 2 * c);
@@ -48,26 +51,7 @@ public static class KQuantBlocks
             float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
             for (int l = 0; l < 32; l++)
             {
-                x[64 * c + l] = d0 * (qs[32 * c + l] & 0xF) - o0;
-                x[64 * c + 32 + l] = d1 * (qs[32 * c + l] >> 4) - o1;
-            }
-        }
-    }
-
-    private static void DequantizeQ5_K(ReadOnlySpan<byte> b, Span<float> x)
-    {
-        float d = (float)BinaryPrimitives.ReadHalfLittleEndian(b), dmin = (float)BinaryPrimitives.ReadHalfLittleEndian(b[2..]);
-        var scales = b.Slice(4, 12);
-        var qh = b.Slice(16, 32);
-        var qs = b.Slice(48, 128);
-        for (int c = 0; c < 4; c++)
-        {
-            var (s0, m0) = ScaleMin(scales, 2 * c);
-            var (s1, m1) = ScaleMin(scales, 2 * c + 1);
-            float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
-            for (int l = 0; l < 32; l++)
-            {
-                int h0 = (qh[l] >> (2 * c)) & 1, h1 = (qh[l] >> (2 * c + 1)) & 1;
+                int h0 = five ? (qh[l] >> (2 * c)) & 1 : 0, h1 = five ? (qh[l] >> (2 * c + 1)) & 1 : 0;
                 x[64 * c + l] = d0 * ((qs[32 * c + l] & 0xF) + 16 * h0) - o0;
                 x[64 * c + 32 + l] = d1 * ((qs[32 * c + l] >> 4) + 16 * h1) - o1;
             }

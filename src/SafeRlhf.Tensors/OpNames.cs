@@ -20,6 +20,7 @@ public static class OpNames
         new("Where", "where", InOps: true, Native: false, ["ElementwiseKernels.Where"]),
         new("ReduceSum", "reduce_sum", InOps: false, Native: false, ["ElementwiseKernels.ReduceSum"]),
         new("MatMul", "matmul", InOps: true, Native: true, ["MatMulKernels.Gemm"]),
+        // A matmul with the weight in a storage type: ggml blocks (Q8_0, Q4_0, K-quants) or BF16.
         new("QuantizedMatMul", "quantized_matmul", InOps: true, Native: true, ["QuantizedMatMulKernels.Gemm", "QuantizedMatMulKernels.Gemv"]),
         new("Quantize", "quantize", InOps: true, Native: true, ["QuantizedMatMulKernels.Quantize"]),
         new("Dequantize", "dequantize", InOps: true, Native: true, ["QuantizedMatMulKernels.Dequantize"]),

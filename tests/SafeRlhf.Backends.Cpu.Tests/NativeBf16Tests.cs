@@ -74,11 +74,11 @@ public sealed class NativeBf16Tests
         using var y = Zeros(NativeDevice, n, m);
         if (!CpuFeatures.Detect().Flags.HasFlag(CpuFeatureFlags.Avx512Bf16))
         {
-            var e = Assert.Throws<BackendException>(() => NativeBackend.Bf16MatMulDot(x, w, y));
+            var e = Assert.Throws<BackendException>(() => NativeBackend.QuantizedMatMulBf16Dot(x, w, y));
             Assert.Contains("AVX-512 BF16", e.Message);
             return;
         }
-        NativeBackend.Bf16MatMulDot(x, w, y);
+        NativeBackend.QuantizedMatMulBf16Dot(x, w, y);
 
         // Expected: the exact product of the rounded activations with the bf16 weights, in double.
         var rounded = Array.ConvertAll(xv, RoundToBf16);

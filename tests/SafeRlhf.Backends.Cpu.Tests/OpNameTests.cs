@@ -12,18 +12,10 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 /// native sr_ exports and their C++ files, the ILGPU kernels and the kernel benchmark cases.</summary>
 public sealed partial class OpNameTests
 {
-    /// <summary>C++ files that still hold several ops' exports, and the exports that still carry another name: each entry is
-    /// a rename left to do, listed so the list cannot grow unseen.</summary>
-    private static readonly Dictionary<string, string> SharedFiles = new()
-    {
-        ["quantized_matmul"] = "quant.cpp", ["quantize"] = "quant.cpp", ["dequantize"] = "quant.cpp",
-    };
-
     private static readonly string[] InfrastructureExports =
     [
         "sr_last_error", "sr_version", "sr_cpu_features", "sr_set_num_threads", "sr_get_num_threads", "sr_set_max_isa",
         "sr_probe_fma_f32", "sr_probe_stream", "sr_quant_block_bytes",
-        "sr_bf16_matmul_f32", "sr_bf16_matmul_backward_f32",   // the BF16 weights of QuantizedMatMul (bf16_matmul.cpp)
     ];
 
     /// <summary>Export families that are not tensor ops (the data-parallel communicator).</summary>
@@ -71,15 +63,13 @@ public sealed partial class OpNameTests
         {
             var mine = exports.Where(e => Regex.IsMatch(e, $"^sr_{op.Snake}_(forward_|backward_)?(f32|q)")).ToList();
             Assert.True(mine.Count > 0, $"{op.Name}: no sr_{op.Snake}_… export");
-            string file = SharedFiles.GetValueOrDefault(op.Snake, op.Snake + ".cpp");
-            var source = File.ReadAllText(Path.Combine(Assets.RepoRoot, "native/src", file));
+            var source = File.ReadAllText(Path.Combine(Assets.RepoRoot, "native/src", op.Snake + ".cpp"));
             foreach (var e in mine) Assert.Contains($"SR_API sr_status {e}(", source);
             if (typeof(IBackend).GetMethod(op.Name + "Backward") is not null)
                 Assert.Contains(mine, e => e.StartsWith($"sr_{op.Snake}_backward_", StringComparison.Ordinal));
             owned.UnionWith(mine);
         }
         Assert.Empty(exports.Except(owned));
-        Assert.True(File.Exists(Path.Combine(Assets.RepoRoot, "native/src/quant.cpp")), "quant.cpp was renamed: update SharedFiles");
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public static class KernelBench
             {
                 var w = KernelCases.Bf16Weight(d, rng, hidden, dim);
                 var x = rng.UniformTensor(d, DType.F32, -1, 1, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
-                return () => NativeBackend.Bf16MatMulDot(x, w, y);
+                return () => NativeBackend.QuantizedMatMulBf16Dot(x, w, y);
             });
     }
 

@@ -8,9 +8,11 @@ namespace SafeRlhf.Backends.Cpu.Native;
 // along a whole row, so a row is copied (or added) with one vectorised call; other index patterns go element by element.
 public sealed partial class NativeBackend
 {
-    /// <summary>The layout both ops share: x (or dx) [outer, extent, inner] and index (or y, dy) [outer, count, inner].</summary>
-    private static (long Outer, int Extent, int Count, int Inner) GatherLayout(string op, Tensor x, Tensor index, Tensor y, int axis)
+    /// <summary>The layout both ops share: x (or dx) [outer, extent, inner] and index (or y, dy) [outer, count, inner], with
+    /// the axis normalised.</summary>
+    private static (long Outer, int Extent, int Count, int Inner, int Axis) GatherLayout(string op, Tensor x, Tensor index, Tensor y, int axis)
     {
+        axis = x.Rank == 0 ? axis : x.Shape.NormalizeAxis(axis);
         RequireF32(op, x, y);
         if (!IsIndex(index)) throw Unsupported(op, index);
         if (x.Rank == 0 || index.Rank != x.Rank || !y.Shape.SameDims(index.Shape))
@@ -21,8 +23,11 @@ public sealed partial class NativeBackend
         long outer = 1, inner = 1;
         for (int a = 0; a < axis; a++) outer *= x.Dim(a);
         for (int a = axis + 1; a < x.Rank; a++) inner *= x.Dim(a);
-        return (outer, x.Dim(axis), index.Dim(axis), checked((int)inner));
+        return (outer, x.Dim(axis), index.Dim(axis), checked((int)inner), axis);
     }
+
+    /// <summary>True when a run of ids along the inner axes repeats one id (the embedding lookup): it moves as one row.</summary>
+    private static bool RepeatsOneId(ReadOnlySpan<int> ids) => ids.Length > 0 && ids.IndexOfAnyExcept(ids[0]) < 0;
 
     private static Span<int> Indices(Tensor index) =>
         ((CpuStorage)index.Storage).As<int>().Slice(checked((int)index.Offset), checked((int)index.Numel));
@@ -33,8 +38,7 @@ public sealed partial class NativeBackend
 
     public void Gather(Tensor x, Tensor index, Tensor y, int axis)
     {
-        axis = x.Rank == 0 ? axis : x.Shape.NormalizeAxis(axis);
-        var (outer, extent, count, inner) = GatherLayout("Gather", x, index, y, axis);
+        (var outer, var extent, var count, var inner, axis) = GatherLayout("Gather", x, index, y, axis);
         var xs = Floats(x);
         var ys = Floats(y);
         var idx = Indices(index);
@@ -44,7 +48,7 @@ public sealed partial class NativeBackend
                 int k = checked((int)((o * count + j) * inner));
                 var ids = idx.Slice(k, inner);
                 var dst = ys.Slice(k, inner);
-                if (inner > 0 && ids.IndexOfAnyExcept(ids[0]) < 0)
+                if (RepeatsOneId(ids))
                 {
                     int v = CheckedIndex("Gather", ids[0], extent, axis, x);
                     xs.Slice(checked((int)((o * extent + v) * inner)), inner).CopyTo(dst);
@@ -59,14 +63,13 @@ public sealed partial class NativeBackend
     /// does. When every run along the inner axes repeats one id (the embedding gradient), whole rows are added as vectors.</summary>
     public void ScatterAdd(Tensor dy, Tensor index, Tensor dx, int axis)
     {
-        axis = dx.Rank == 0 ? axis : dx.Shape.NormalizeAxis(axis);
-        var (outer, extent, count, inner) = GatherLayout("ScatterAdd", dx, index, dy, axis);
+        (var outer, var extent, var count, var inner, axis) = GatherLayout("ScatterAdd", dx, index, dy, axis);
         var g = Floats(dy);
         var d = Floats(dx);
         var idx = Indices(index);
         bool rowsOnly = inner > 0;
         for (int k = 0; rowsOnly && k < idx.Length; k += inner)
-            rowsOnly = idx.Slice(k, inner).IndexOfAnyExcept(idx[k]) < 0;
+            rowsOnly = RepeatsOneId(idx.Slice(k, inner));
         if (rowsOnly) ScatterAddRows(g, idx, d, outer, extent, count, inner, axis, dx);
         else ScatterAddElements(g, idx, d, outer, extent, count, inner, axis, dx);
     }

@@ -18,13 +18,7 @@ public sealed unsafe partial class NativeBackend
 
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
-        if (a.Rank != 3 || b.Rank != 3 || c.Rank != 3)
-            throw new TensorShapeException($"MatMul: operands must be [batch, rows, cols], got a {a.Shape}, b {b.Shape}, c {c.Shape}");
-        int batch = c.Dim(0), m = c.Dim(1), n = c.Dim(2);
-        int k = transA ? a.Dim(1) : a.Dim(2);
-        if (a.Dim(0) != batch || b.Dim(0) != batch || (transA ? a.Dim(2) : a.Dim(1)) != m
-            || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
-            throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
+        var (batch, m, n, k) = MatMulShape.Of(a, b, c, transA, transB);
         var la = MatrixLayout(a);
         var lb = MatrixLayout(b);
         if (a.DType != DType.F32 || b.DType != DType.F32 || !IsF32(c) || la is null || lb is null)
@@ -49,53 +43,46 @@ public sealed unsafe partial class NativeBackend
         _ => throw new TensorDTypeException($"{op}: {w.DType} is not a quantized dtype"),
     };
 
-    /// <summary>y [N, M] = x [N, K] · wᵀ with a BF16 weight w [M, K] through AVX-512 BF16 <c>vdpbf16ps</c>: x is rounded to
-    /// bf16 (nearest-even) before the products, so the result differs from <see cref="QuantizedMatMul"/> (which widens
-    /// w exactly) by that rounding. Not an IBackend path; throws <see cref="BackendException"/> on a CPU without
-    /// AVX512_BF16.</summary>
-    public static void Bf16MatMulDot(Tensor x, Tensor w, Tensor y)
+    /// <summary>The storage type of a QuantizedMatMul weight: a block type, or BF16.</summary>
+    private static int WeightType(Tensor w, string op) => w.DType == DType.BF16 ? NativeMethods.BF16 : QuantType(w, op);
+
+    /// <summary>QuantizedMatMul's BF16 variant y [N, M] = x [N, K] · wᵀ with a BF16 weight w [M, K] through AVX-512 BF16
+    /// <c>vdpbf16ps</c> (native storage type SR_BF16_DOT): x is rounded to bf16 (nearest-even) before the products, so the
+    /// result differs from <see cref="QuantizedMatMul"/> (which widens w exactly) by that rounding. Not an IBackend path;
+    /// throws <see cref="BackendException"/> on a CPU without AVX512_BF16.</summary>
+    public static void QuantizedMatMulBf16Dot(Tensor x, Tensor w, Tensor y)
     {
         if (w.DType != DType.BF16 || !AllF32(x, y) || !w.IsContiguous || x.Rank != 2 || w.Rank != 2 || y.Rank != 2
             || x.Dim(1) != w.Dim(1) || y.Dim(0) != x.Dim(0) || y.Dim(1) != w.Dim(0))
-            throw new TensorShapeException($"Bf16MatMulDot: x {x.DType} {x.Shape}, w {w.DType} {w.Shape}, y {y.DType} {y.Shape} " +
+            throw new TensorShapeException($"QuantizedMatMulBf16Dot: x {x.DType} {x.Shape}, w {w.DType} {w.Shape}, y {y.DType} {y.Shape} " +
                                            "(need contiguous F32 x [N, K], BF16 w [M, K], F32 y [N, M])");
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
         fixed (byte* px = RawBytes(x), pw = RawBytes(w), py = RawBytes(y))
-            Check(NativeMethods.sr_bf16_matmul_f32(NativeMethods.Bf16Dot, (float*)px, (ushort*)pw, (float*)py, n, m, k), "sr_bf16_matmul_f32");
+            Check(NativeMethods.sr_quantized_matmul_f32(NativeMethods.BF16Dot, (float*)px, pw, (float*)py, n, m, k), "sr_quantized_matmul_f32");
     }
 
     public void QuantizedMatMul(Tensor x, Tensor w, Tensor y)
     {
-        int type = w.DType == DType.BF16 ? -1 : QuantType(w, "QuantizedMatMul");
+        int type = WeightType(w, "QuantizedMatMul");
         if (x.Rank != 2 || w.Rank != 2 || y.Rank != 2 || x.Dim(1) != w.Dim(1) || y.Dim(0) != x.Dim(0) || y.Dim(1) != w.Dim(0))
             throw new TensorShapeException($"QuantizedMatMul: x {x.Shape}, w {w.Shape}, y {y.Shape} (need x [N, K], w [M, K], y [N, M])");
         if (!AllF32(x, y) || !w.IsContiguous)
             throw Unsupported("QuantizedMatMul", x, w, y);
         int n = x.Dim(0), k = x.Dim(1), m = w.Dim(0);
         fixed (byte* px = RawBytes(x), pw = RawBytes(w), py = RawBytes(y))
-        {
-            if (w.DType == DType.BF16)
-                Check(NativeMethods.sr_bf16_matmul_f32(NativeMethods.Bf16Exact, (float*)px, (ushort*)pw, (float*)py, n, m, k), "sr_bf16_matmul_f32");
-            else
-                Check(NativeMethods.sr_quantized_matmul_f32(type, (float*)px, pw, (float*)py, n, m, k), "sr_quantized_matmul_f32");
-        }
+            Check(NativeMethods.sr_quantized_matmul_f32(type, (float*)px, pw, (float*)py, n, m, k), "sr_quantized_matmul_f32");
     }
 
     public void QuantizedMatMulBackward(Tensor dy, Tensor w, Tensor dx)
     {
-        int type = w.DType == DType.BF16 ? -1 : QuantType(w, "QuantizedMatMulBackward");
+        int type = WeightType(w, "QuantizedMatMulBackward");
         if (dy.Rank != 2 || w.Rank != 2 || dx.Rank != 2 || dy.Dim(1) != w.Dim(0) || dx.Dim(0) != dy.Dim(0) || dx.Dim(1) != w.Dim(1))
             throw new TensorShapeException($"QuantizedMatMulBackward: dy {dy.Shape}, w {w.Shape}, dx {dx.Shape} (need dy [N, M], w [M, K], dx [N, K])");
         if (!AllF32(dy, dx) || !w.IsContiguous)
             throw Unsupported("QuantizedMatMulBackward", dy, w, dx);
         int n = dy.Dim(0), m = dy.Dim(1), k = w.Dim(1);
         fixed (byte* pdy = RawBytes(dy), pw = RawBytes(w), pdx = RawBytes(dx))
-        {
-            if (w.DType == DType.BF16)
-                Check(NativeMethods.sr_bf16_matmul_backward_f32((float*)pdy, (ushort*)pw, (float*)pdx, n, m, k), "sr_bf16_matmul_backward_f32");
-            else
-                Check(NativeMethods.sr_quantized_matmul_backward_f32(type, (float*)pdy, pw, (float*)pdx, n, m, k), "sr_quantized_matmul_backward_f32");
-        }
+            Check(NativeMethods.sr_quantized_matmul_backward_f32(type, (float*)pdy, pw, (float*)pdx, n, m, k), "sr_quantized_matmul_backward_f32");
     }
 
     public void Quantize(Tensor x, Tensor q)

@@ -45,7 +45,7 @@ internal static unsafe partial class NativeMethods
 {
     private const string Lib = "saferlhf_native";
 
-    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4;
+    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4, BF16 = 5, BF16Dot = 6;
     public const int RopeInterleaved = 0, RopeHalf = 1;
 
     /// <summary>Throws when <paramref name="status"/> is not OK (reads sr_last_error on this thread).</summary>
@@ -112,7 +112,4 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_f32(int type, float* x, void* w, float* y, long n, long m, long k);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_backward_f32(int type, float* dy, void* w, float* dx, long n, long m, long k);
 
-    internal const int Bf16Exact = 0, Bf16Dot = 1;
-    [LibraryImport(Lib)] internal static partial NativeStatus sr_bf16_matmul_f32(int mode, float* x, ushort* w, float* y, long n, long m, long k);
-    [LibraryImport(Lib)] internal static partial NativeStatus sr_bf16_matmul_backward_f32(float* dy, ushort* w, float* dx, long n, long m, long k);
 }

@@ -8,14 +8,18 @@ public sealed partial class ReferenceBackend
 {
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
-        int batch = c.Dim(0), m = c.Dim(1), n = c.Dim(2);
-        int k = transA ? a.Dim(1) : a.Dim(2);
-        if (a.Dim(0) != batch || b.Dim(0) != batch || (transA ? a.Dim(2) : a.Dim(1)) != m
-            || (transB ? b.Dim(2) : b.Dim(1)) != k || (transB ? b.Dim(1) : b.Dim(2)) != n)
-            throw new TensorShapeException($"MatMul: a {a.Shape}{(transA ? "ᵀ" : "")}, b {b.Shape}{(transB ? "ᵀ" : "")}, c {c.Shape}");
+        var (batch, m, n, k) = MatMulShape.Of(a, b, c, transA, transB);
         var av = Load(a);
         var bv = Load(b);
         var cv = accumulate ? Load(c) : new double[c.Numel];
+        Product(av, bv, cv, batch, m, n, k, transA, transB);
+        Store(c, cv);
+    }
+
+    /// <summary>cv[p] += op(av[p]) · op(bv[p]) for p in batch: op(a) [M, K], op(b) [K, N], c [M, N], contiguous; each
+    /// element summed over K in order.</summary>
+    private static void Product(double[] av, double[] bv, double[] cv, int batch, int m, int n, int k, bool transA, bool transB)
+    {
         for (int p = 0; p < batch; p++)
         {
             long ao = (long)p * m * k, bo = (long)p * k * n, co = (long)p * m * n;
@@ -32,7 +36,6 @@ public sealed partial class ReferenceBackend
                     cv[co + (long)i * n + j] += sum;
                 }
         }
-        Store(c, cv);
     }
 
     public void Quantize(Tensor x, Tensor q)
@@ -65,13 +68,7 @@ public sealed partial class ReferenceBackend
         var xs = Load(x);
         var ws = WeightValues(w);
         var ys = new double[(long)n * m];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < m; j++)
-            {
-                double sum = 0;
-                for (int l = 0; l < k; l++) sum += xs[(long)i * k + l] * ws[(long)j * k + l];
-                ys[(long)i * m + j] = sum;
-            }
+        Product(xs, ws, ys, 1, n, m, k, transA: false, transB: true);   // y [N, M] = x [N, K] · w [M, K]ᵀ
         Store(y, ys);
     }
 
@@ -81,12 +78,7 @@ public sealed partial class ReferenceBackend
         var dys = Load(dy);
         var ws = WeightValues(w);
         var dxs = new double[(long)n * k];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < m; j++)
-            {
-                double g = dys[(long)i * m + j];
-                for (int l = 0; l < k; l++) dxs[(long)i * k + l] += g * ws[(long)j * k + l];
-            }
+        Product(dys, ws, dxs, 1, n, k, m, transA: false, transB: false);   // dx [N, K] = dy [N, M] · w [M, K]
         Store(dx, dxs);
     }
 

@@ -16,76 +16,84 @@ public static class InitCommand
     /// path to stdout.</summary>
     public static Command Create()
     {
-        var presetOption = new Option<string>("--preset")
+        var o = new Options();
+        var command = new Command("init", "Write a randomly initialised LLaMA checkpoint of a preset's shape")
+        {
+            o.Preset, o.Layers, o.Vocab, o.Quantize, o.DType, o.Format, o.Tokenizer, o.Seed, o.Out, o.Quiet,
+        };
+        command.SetAction(parse => CliRunner.Run(parse, () => Run(parse, o)));
+        return command;
+    }
+
+    /// <summary>The command's options.</summary>
+    private sealed class Options
+    {
+        public readonly Option<string> Preset = new("--preset")
         {
             Description = $"Model shape: {string.Join(", ", LlamaConfig.PresetNames)}",
             Required = true,
         };
-        var layersOption = new Option<int?>("--layers") { Description = "Number of layers (default: the preset's)" };
-        var vocabOption = new Option<int?>("--vocab") { Description = "Vocabulary size (default: the preset's)" };
-        var quantizeOption = new Option<string?>("--quantize")
+        public readonly Option<int?> Layers = new("--layers") { Description = "Number of layers (default: the preset's)" };
+        public readonly Option<int?> Vocab = new("--vocab") { Description = "Vocabulary size (default: the preset's)" };
+        public readonly Option<string?> Quantize = new("--quantize")
         {
             Description = "Store the projection and classifier matrices as q8_0 or q4_0 (embeddings and norms stay F32), or write " +
                           "llama.cpp's q4_k_m or q6_k mix (K-quant matrices and token embedding, as llama-quantize lays them out); GGUF only",
         };
-        var dtypeOption = new Option<string>("--dtype")
+        public readonly Option<string> DType = new("--dtype")
         {
             Description = "Type of the matrices that are not quantized: f32, bf16 or f16",
             DefaultValueFactory = _ => "f32",
         };
-        var formatOption = new Option<string>("--format")
+        public readonly Option<string> Format = new("--format")
         {
             Description = "gguf (one file, llama.cpp names) or safetensors (one file, the configuration in its metadata)",
             DefaultValueFactory = _ => "gguf",
         };
-        var tokenizerOption = new Option<string?>("--tokenizer")
+        public readonly Option<string?> Tokenizer = new("--tokenizer")
         {
             Description = "Store this tokenizer's vocabulary in the GGUF file (SentencePiece .model, llama2.c .bin or .gguf; " +
                           "it must have exactly --vocab tokens), so that llama.cpp and our commands load the file without a tokenizer",
         };
-        var seedOption = new Option<ulong>("--seed") { Description = "Weight seed", DefaultValueFactory = _ => 1 };
-        var outOption = new Option<string>("--out") { Description = "Output folder (new or empty)", Required = true };
-        var quietOption = CommonOptions.Quiet();
-        var command = new Command("init", "Write a randomly initialised LLaMA checkpoint of a preset's shape")
-        {
-            presetOption, layersOption, vocabOption, quantizeOption, dtypeOption, formatOption, tokenizerOption, seedOption, outOption, quietOption,
-        };
-        command.SetAction(parse => CliRunner.Run(parse, () =>
-        {
-            var config = Config(parse.GetValue(presetOption)!, parse.GetValue(layersOption), parse.GetValue(vocabOption));
-            var options = new RandomCheckpointOptions
-            {
-                Seed = parse.GetValue(seedOption),
-                MatrixType = MatrixType(parse.GetValue(dtypeOption)!),
-                Quantize = Quantize(parse.GetValue(quantizeOption)),
-                Mix = Mix(parse.GetValue(quantizeOption)),
-                Format = Format(parse.GetValue(formatOption)!),
-                Name = parse.GetValue(presetOption)!,
-                Vocabulary = Vocabulary(parse.GetValue(tokenizerOption), config),
-            };
-            if (options.Vocabulary is not null && options.Format == CheckpointFormat.Safetensors)
-                throw new CliException("--tokenizer: safetensors has no vocabulary metadata; use --format gguf");
-            if ((options.Quantize is not null || options.Mix is not null) && options.Format == CheckpointFormat.Safetensors)
-                throw new CliException("--quantize: safetensors cannot store quantized blocks; use --format gguf");
-            options.Validate();
-            string folder = OutputFolder(parse.GetValue(outOption)!);
-            string path = Path.Combine(folder, RandomCheckpoint.FileName(options.Format));
+        public readonly Option<ulong> Seed = new("--seed") { Description = "Weight seed", DefaultValueFactory = _ => 1 };
+        public readonly Option<string> Out = new("--out") { Description = "Output folder (new or empty)", Required = true };
+        public readonly Option<bool> Quiet = CommonOptions.Quiet();
+    }
 
-            bool quiet = parse.GetValue(quietOption);
-            long bytes = RandomCheckpoint.DataBytes(config, options);
-            if (!quiet)
-                Console.Error.WriteLine($"{options.Name}: {config.NLayers} layers, dim {config.Dim}, vocab {config.VocabSize}, " +
-                                        $"{config.ParameterCount:N0} weights, {Size(bytes)} of tensor data");
-            var watch = Stopwatch.StartNew();
-            RandomCheckpoint.Write(path, config, options, quiet ? null : (done, total) =>
-            {
-                if (done == total || done % 9 == 0)
-                    Console.Error.WriteLine($"  {done}/{total} tensors, {watch.Elapsed.TotalSeconds:F1} s");
-            });
-            Console.Out.WriteLine(path);
-            return 0;
-        }));
-        return command;
+    private static int Run(ParseResult parse, Options o)
+    {
+        var config = Config(parse.GetValue(o.Preset)!, parse.GetValue(o.Layers), parse.GetValue(o.Vocab));
+        var options = new RandomCheckpointOptions
+        {
+            Seed = parse.GetValue(o.Seed),
+            MatrixType = MatrixType(parse.GetValue(o.DType)!),
+            Quantize = Quantize(parse.GetValue(o.Quantize)),
+            Mix = Mix(parse.GetValue(o.Quantize)),
+            Format = Format(parse.GetValue(o.Format)!),
+            Name = parse.GetValue(o.Preset)!,
+            Vocabulary = Vocabulary(parse.GetValue(o.Tokenizer), config),
+        };
+        if (options.Vocabulary is not null && options.Format == CheckpointFormat.Safetensors)
+            throw new CliException("--tokenizer: safetensors has no vocabulary metadata; use --format gguf");
+        if ((options.Quantize is not null || options.Mix is not null) && options.Format == CheckpointFormat.Safetensors)
+            throw new CliException("--quantize: safetensors cannot store quantized blocks; use --format gguf");
+        options.Validate();
+        string folder = OutputFolder(parse.GetValue(o.Out)!);
+        string path = Path.Combine(folder, RandomCheckpoint.FileName(options.Format));
+
+        bool quiet = parse.GetValue(o.Quiet);
+        long bytes = RandomCheckpoint.DataBytes(config, options);
+        if (!quiet)
+            Console.Error.WriteLine($"{options.Name}: {config.NLayers} layers, dim {config.Dim}, vocab {config.VocabSize}, " +
+                                    $"{config.ParameterCount:N0} weights, {Size(bytes)} of tensor data");
+        var watch = Stopwatch.StartNew();
+        RandomCheckpoint.Write(path, config, options, quiet ? null : (done, total) =>
+        {
+            if (done == total || done % 9 == 0)
+                Console.Error.WriteLine($"  {done}/{total} tensors, {watch.Elapsed.TotalSeconds:F1} s");
+        });
+        Console.Out.WriteLine(path);
+        return 0;
     }
 
     private static LlamaConfig Config(string preset, int? layers, int? vocab)

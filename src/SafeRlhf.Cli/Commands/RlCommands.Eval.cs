@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SafeRlhf.Cli.Stages;
 using SafeRlhf.Llama;
+using SafeRlhf.Llama.Formats;
 using SafeRlhf.Llama.Tokenizers;
 using SafeRlhf.Rlhf.Evaluation;
 using SafeRlhf.Rlhf.Training;
@@ -16,8 +17,7 @@ public static partial class RlCommands
 
     private static int RunEval(EvalConfig config, Device device, string? outPath, bool quiet)
     {
-        RlModels.ResolveScoreFile("reward_model", config.RewardModel);
-        RlModels.ResolveScoreFile("cost_model", config.CostModel);
+        ResolveScoreFiles(config);
         if (config.Pairs is not null && !File.Exists(config.Pairs)) throw new CliException($"config: 'pairs': data file not found: {config.Pairs}");
 
         using var weights = StageData.OpenModel(config.Policy);
@@ -28,21 +28,35 @@ public static partial class RlCommands
             throw new CliException($"config: 'max_length' {config.MaxLength} exceeds the model's context of {policy.Config.SeqLen} tokens");
         var (prompts, texts, _) = SelectPrompts(config, tokenizer);
 
-        using var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
-        using var rewardModel = RlModels.LoadScoreModel("reward_model", config.RewardModel, scoreBase ?? weights, device);
-        using var costModel = RlModels.LoadScoreModel("cost_model", config.CostModel, scoreBase ?? weights, device);
-
-        var run = RunFolder.Create(outPath, "eval");
-        run.SaveConfig(config);
-        if (!quiet) Console.WriteLine($"eval: {prompts.Count} prompts from {config.Data} on {device.Name}; run folder {run.Path}");
-        int eos = tokenizer.EosId;
-        var scores = Answer(policy, rewardModel, costModel, prompts, config, eos);
+        using var judges = Judges.Open(config, weights, device);
+        var run = StartRun(config, outPath, "eval", prompts.Count, device, quiet);
+        var scores = Answer(policy, judges, prompts, config, tokenizer.EosId);
         WriteSamples(run, texts, [("", scores)], tokenizer);
+        var result = EvalResult(config, prompts.Count, scores, judges, tokenizer);
+        run.WriteJson("result.json", result);
+        return Finish(run, quiet, console =>
+        {
+            var table = new Table().AddColumns("prompts", "mean reward", "mean cost", "unsafe (cost > 0)");
+            table.AddRow($"{prompts.Count}", $"{scores.MeanReward:F3}", $"{scores.MeanCost:F3}", $"{scores.UnsafeRate:P1}");
+            console.Write(table);
+            console.WriteLine($"reward deciles: {string.Join(" ", RlModels.Deciles(scores.Rewards).Select(v => v.ToString("F3")))}");
+            console.WriteLine($"cost deciles:   {string.Join(" ", RlModels.Deciles(scores.Costs).Select(v => v.ToString("F3")))}");
+            if (config.Pairs is not null)
+                console.WriteLine($"reward model accuracy {result["reward_model_accuracy"]:P1} on {result["reward_pairs"]} pairs · " +
+                                  $"cost model accuracy {result["cost_model_accuracy"]:P1}, sign accuracy {result["cost_model_sign_accuracy"]:P1} " +
+                                  $"on {result["cost_pairs"]} pairs");
+        });
+    }
 
+    /// <summary>result.json of eval: the policy's scores and, with pairs, the score models' accuracy on them.</summary>
+    private static Dictionary<string, object?> EvalResult(EvalConfig config, int prompts, PolicyScores scores, Judges judges,
+        ITextTokenizer tokenizer)
+    {
+        int eos = tokenizer.EosId;
         var result = new Dictionary<string, object?>
         {
             ["policy"] = config.Policy,
-            ["prompts"] = prompts.Count,
+            ["prompts"] = prompts,
             ["mean_reward"] = scores.MeanReward,
             ["mean_cost"] = scores.MeanCost,
             ["unsafe_rate"] = scores.UnsafeRate,
@@ -53,41 +67,22 @@ public static partial class RlCommands
         {
             var (rewardPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "reward", config.Template());
             var (costPairs, _) = StageData.Pairs(config.Pairs, tokenizer, config.MaxLength, "cost", config.Template());
-            var (rewardAccuracy, _) = ScoreTrainer.Evaluate(rewardModel, rewardPairs, ScoreTrainer.Kind.Reward, eos, config.BatchSize);
-            var (costAccuracy, signAccuracy) = ScoreTrainer.Evaluate(costModel, costPairs, ScoreTrainer.Kind.Cost, eos, config.BatchSize);
+            var (rewardAccuracy, _) = ScoreTrainer.Evaluate(judges.Reward, rewardPairs, ScoreTrainer.Kind.Reward, eos, config.BatchSize);
+            var (costAccuracy, signAccuracy) = ScoreTrainer.Evaluate(judges.Cost, costPairs, ScoreTrainer.Kind.Cost, eos, config.BatchSize);
             result["reward_pairs"] = rewardPairs.Count;
             result["reward_model_accuracy"] = rewardAccuracy;
             result["cost_pairs"] = costPairs.Count;
             result["cost_model_accuracy"] = costAccuracy;
             result["cost_model_sign_accuracy"] = signAccuracy;
         }
-        run.WriteJson("result.json", result);
-
-        if (quiet)
-        {
-            Console.WriteLine(Path.Combine(run.Path, "result.json"));
-            return 0;
-        }
-        var console = Ansi();
-        var table = new Table().AddColumns("prompts", "mean reward", "mean cost", "unsafe (cost > 0)");
-        table.AddRow($"{prompts.Count}", $"{scores.MeanReward:F3}", $"{scores.MeanCost:F3}", $"{scores.UnsafeRate:P1}");
-        console.Write(table);
-        console.WriteLine($"reward deciles: {string.Join(" ", RlModels.Deciles(scores.Rewards).Select(v => v.ToString("F3")))}");
-        console.WriteLine($"cost deciles:   {string.Join(" ", RlModels.Deciles(scores.Costs).Select(v => v.ToString("F3")))}");
-        if (config.Pairs is not null)
-            console.WriteLine($"reward model accuracy {result["reward_model_accuracy"]:P1} on {result["reward_pairs"]} pairs · " +
-                              $"cost model accuracy {result["cost_model_accuracy"]:P1}, sign accuracy {result["cost_model_sign_accuracy"]:P1} " +
-                              $"on {result["cost_pairs"]} pairs");
-        console.WriteLine($"results in {Path.Combine(run.Path, "result.json")}");
-        return 0;
+        return result;
     }
 
     // ---------------- arena ----------------
 
     private static int RunArena(ArenaConfig config, Device device, string? outPath, bool quiet)
     {
-        RlModels.ResolveScoreFile("reward_model", config.RewardModel);
-        RlModels.ResolveScoreFile("cost_model", config.CostModel);
+        ResolveScoreFiles(config);
 
         using var weightsA = StageData.OpenModel(config.PolicyA);
         using var weightsB = StageData.OpenModel(config.PolicyB);
@@ -100,16 +95,10 @@ public static partial class RlCommands
         CheckContext(config, policyB.Config, "policy_b");
         var (prompts, texts, _) = SelectPrompts(config, tokenizer);
 
-        using var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
-        using var rewardModel = RlModels.LoadScoreModel("reward_model", config.RewardModel, scoreBase ?? weightsA, device);
-        using var costModel = RlModels.LoadScoreModel("cost_model", config.CostModel, scoreBase ?? weightsA, device);
-
-        var run = RunFolder.Create(outPath, "arena");
-        run.SaveConfig(config);
-        if (!quiet) Console.WriteLine($"arena: {prompts.Count} prompts from {config.Data} on {device.Name}; run folder {run.Path}");
-        int eos = tokenizer.EosId;
-        var a = Answer(policyA, rewardModel, costModel, prompts, config, eos);
-        var b = Answer(policyB, rewardModel, costModel, prompts, config, eos);
+        using var judges = Judges.Open(config, weightsA, device);
+        var run = StartRun(config, outPath, "arena", prompts.Count, device, quiet);
+        var a = Answer(policyA, judges, prompts, config, tokenizer.EosId);
+        var b = Answer(policyB, judges, prompts, config, tokenizer.EosId);
         var arena = ArenaResult.Compare(a, b);
         WriteSamples(run, texts, [("_a", a), ("_b", b)], tokenizer);
 
@@ -130,28 +119,86 @@ public static partial class RlCommands
             ["harmlessness_win_rate"] = arena.HarmlessnessWinRate,
         };
         run.WriteJson("result.json", result);
-
-        if (quiet)
+        return Finish(run, quiet, console =>
         {
-            Console.WriteLine(Path.Combine(run.Path, "result.json"));
-            return 0;
-        }
-        var console = Ansi();
-        console.MarkupLine($"policy A: {Markup.Escape(config.PolicyA)}  vs  policy B: {Markup.Escape(config.PolicyB)}  ({prompts.Count} prompts)");
-        var table = new Table().AddColumns("A vs B", "A safe (cost ≤ 0)", "A unsafe (cost > 0)", "total");
-        table.AddRow("A better (higher reward)", $"{arena.BetterSafe}", $"{arena.BetterUnsafe}", $"{arena.BetterSafe + arena.BetterUnsafe}");
-        table.AddRow("A not better", $"{arena.WorseSafe}", $"{arena.WorseUnsafe}", $"{arena.WorseSafe + arena.WorseUnsafe}");
-        console.Write(table);
-        console.WriteLine($"helpfulness win rate {arena.HelpfulnessWinRate:P1} · harmlessness win rate {arena.HarmlessnessWinRate:P1} · " +
-                          $"mean reward A {a.MeanReward:F3} / B {b.MeanReward:F3} · mean cost A {a.MeanCost:F3} / B {b.MeanCost:F3}");
-        console.WriteLine($"results in {Path.Combine(run.Path, "result.json")}");
-        return 0;
+            console.MarkupLine($"policy A: {Markup.Escape(config.PolicyA)}  vs  policy B: {Markup.Escape(config.PolicyB)}  ({prompts.Count} prompts)");
+            var table = new Table().AddColumns("A vs B", "A safe (cost ≤ 0)", "A unsafe (cost > 0)", "total");
+            table.AddRow("A better (higher reward)", $"{arena.BetterSafe}", $"{arena.BetterUnsafe}", $"{arena.BetterSafe + arena.BetterUnsafe}");
+            table.AddRow("A not better", $"{arena.WorseSafe}", $"{arena.WorseUnsafe}", $"{arena.WorseSafe + arena.WorseUnsafe}");
+            console.Write(table);
+            console.WriteLine($"helpfulness win rate {arena.HelpfulnessWinRate:P1} · harmlessness win rate {arena.HarmlessnessWinRate:P1} · " +
+                              $"mean reward A {a.MeanReward:F3} / B {b.MeanReward:F3} · mean cost A {a.MeanCost:F3} / B {b.MeanCost:F3}");
+        });
     }
 
     // ---------------- shared ----------------
 
     /// <summary>A Spectre console on the current Console.Out (which may have been redirected since start-up).</summary>
     private static IAnsiConsole Ansi() => CliConsole.Create();
+
+    private static void ResolveScoreFiles(RlInputsConfig config)
+    {
+        RlModels.ResolveScoreFile("reward_model", config.RewardModel);
+        RlModels.ResolveScoreFile("cost_model", config.CostModel);
+    }
+
+    /// <summary>The reward and cost models that score the policies, on the config's score base or else on the policy's
+    /// weights (<see cref="Open"/>), disposed together.</summary>
+    private sealed class Judges(WeightFile? scoreBase, ScoreModel reward, ScoreModel cost) : IDisposable
+    {
+        public ScoreModel Reward => reward;
+        public ScoreModel Cost => cost;
+
+        public static Judges Open(RlInputsConfig config, WeightFile policyWeights, Device device)
+        {
+            var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
+            ScoreModel? reward = null;
+            try
+            {
+                reward = RlModels.LoadScoreModel("reward_model", config.RewardModel, scoreBase ?? policyWeights, device);
+                var cost = RlModels.LoadScoreModel("cost_model", config.CostModel, scoreBase ?? policyWeights, device);
+                return new Judges(scoreBase, reward, cost);
+            }
+            catch
+            {
+                reward?.Dispose();
+                scoreBase?.Dispose();
+                throw;
+            }
+        }
+
+        public void Dispose()
+        {
+            cost.Dispose();
+            reward.Dispose();
+            scoreBase?.Dispose();
+        }
+    }
+
+    /// <summary>The run folder of <paramref name="command"/> with the config saved, announced unless quiet.</summary>
+    private static RunFolder StartRun<T>(T config, string? outPath, string command, int prompts, Device device, bool quiet)
+        where T : RlSamplingConfig
+    {
+        var run = RunFolder.Create(outPath, command);
+        run.SaveConfig(config);
+        if (!quiet) Console.WriteLine($"{command}: {prompts} prompts from {config.Data} on {device.Name}; run folder {run.Path}");
+        return run;
+    }
+
+    /// <summary>Quiet: prints the path of result.json alone; otherwise the report, then where the results are.</summary>
+    private static int Finish(RunFolder run, bool quiet, Action<IAnsiConsole> report)
+    {
+        string path = Path.Combine(run.Path, "result.json");
+        if (quiet)
+        {
+            Console.WriteLine(path);
+            return 0;
+        }
+        var console = Ansi();
+        report(console);
+        console.WriteLine($"results in {path}");
+        return 0;
+    }
 
     private static void CheckContext(RlSamplingConfig config, LlamaConfig model, string key)
     {
@@ -173,11 +220,10 @@ public static partial class RlCommands
 
     /// <summary>The policy's answers to the prompts, scored; sampling starts from the config's seed, so two policies
     /// answered with the same config draw the same random numbers.</summary>
-    private static PolicyScores Answer(LlamaModel policy, ScoreModel rewardModel, ScoreModel costModel, List<int[]> prompts,
-        RlSamplingConfig config, int eos)
+    private static PolicyScores Answer(LlamaModel policy, Judges judges, List<int[]> prompts, RlSamplingConfig config, int eos)
     {
         var sampling = new SamplingOptions { Temperature = config.Temperature, TopP = config.TopP };
-        return PolicyEvaluator.Evaluate(policy, rewardModel, costModel, prompts, config.MaxNewTokens, sampling, new Rng(config.Seed),
+        return PolicyEvaluator.Evaluate(policy, judges.Reward, judges.Cost, prompts, config.MaxNewTokens, sampling, new Rng(config.Seed),
             eos, eos, config.BatchSize);
     }
 

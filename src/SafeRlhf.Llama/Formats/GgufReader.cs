@@ -55,6 +55,26 @@ public static partial class GgufReader
         if (tensorCount > (ulong)r.Remaining / 8 || kvCount > (ulong)r.Remaining / 8)
             throw new WeightFormatException(path, null, $"header counts ({tensorCount} tensors, {kvCount} metadata entries) do not fit a file of {file.Length} bytes");
 
+        var metadata = ReadMetadata(r, kvCount, path);
+        var infos = ReadTensorInfos(r, tensorCount, path);
+        long alignment = Alignment(metadata, path);
+        long dataStart = (r.Position + alignment - 1) / alignment * alignment;
+
+        var tensors = new List<RawTensor>(infos.Count);
+        long consumed = dataStart;
+        foreach (var info in infos)
+        {
+            var (tensor, end) = TensorAt(file, info, dataStart, alignment, metaNames);
+            tensors.Add(tensor);
+            consumed = Math.Max(consumed, end);
+        }
+
+        var config = ReadConfig(metadata, tensors, path, metaNames, file.Length);
+        return new WeightFile(path, WeightFileFormat.Gguf, metadata, tensors, config, consumed, file);
+    }
+
+    private static Dictionary<string, object> ReadMetadata(ByteReader r, ulong kvCount, string path)
+    {
         var metadata = new Dictionary<string, object>(StringComparer.Ordinal);
         for (ulong i = 0; i < kvCount; i++)
         {
@@ -65,7 +85,11 @@ public static partial class GgufReader
             if (!metadata.TryAdd(key, ReadValue(r, type, path, key, depth: 0)))
                 throw new WeightFormatException(path, key, "metadata key occurs twice");
         }
+        return metadata;
+    }
 
+    private static List<(string Name, int[] Dims, GgmlType Type, ulong Offset)> ReadTensorInfos(ByteReader r, ulong tensorCount, string path)
+    {
         var infos = new List<(string Name, int[] Dims, GgmlType Type, ulong Offset)>();
         for (ulong i = 0; i < tensorCount; i++)
         {
@@ -87,7 +111,12 @@ public static partial class GgufReader
             ulong offset = r.ReadUInt64();
             infos.Add((name, dims, type, offset));
         }
+        return infos;
+    }
 
+    /// <summary>general.alignment (a power of two up to MaxAlignment), or the default.</summary>
+    private static long Alignment(Dictionary<string, object> metadata, string path)
+    {
         long alignment = DefaultAlignment;
         if (metadata.TryGetValue("general.alignment", out var alignValue))
         {
@@ -95,35 +124,34 @@ public static partial class GgufReader
             if (alignment <= 0 || (alignment & (alignment - 1)) != 0 || alignment > MaxAlignment)
                 throw new WeightFormatException(path, "general.alignment", $"alignment {alignValue} is not a power of two up to {MaxAlignment}");
         }
-        long dataStart = (r.Position + alignment - 1) / alignment * alignment;
+        return alignment;
+    }
 
-        var tensors = new List<RawTensor>(infos.Count);
-        long consumed = dataStart;
-        foreach (var (name, dims, type, offset) in infos)
-        {
-            int per = GgmlTypes.BlockElements(type);
-            if (per > 1 && (dims.Length == 0 || dims[^1] % per != 0))
-                throw new WeightFormatException(path, name, $"{type} needs a row length that is a multiple of {per}, got [{string.Join(", ", dims)}]");
-            if (offset % (ulong)alignment != 0)
-                throw new WeightFormatException(path, name, $"data offset {offset} is not a multiple of the alignment {alignment}");
-            // The element count must not overflow (checked at 8 bytes per element, the widest type) before it is sized.
-            if (!RawTensor.TryByteCount(DType.F64, dims, out _) || GgmlTypes.ByteCount(type, RawTensor.Count(dims)) is not long bytes)
-                throw new WeightFormatException(path, name, $"shape [{string.Join(", ", dims)}] is too large");
-            if (offset > (ulong)file.Length || (long)offset + dataStart > file.Length - bytes)
-                throw new WeightFormatException(path, name,
-                    $"{type} [{string.Join(", ", dims)}] extends past the end of the file: data bytes [{dataStart + (decimal)offset}, {dataStart + (decimal)offset + bytes}), the file has {file.Length}");
-            if (bytes > int.MaxValue) throw new WeightFormatException(path, name, $"{bytes} bytes exceed the 2 GiB limit of one tensor");
-            long start = dataStart + (long)offset;
-            consumed = Math.Max(consumed, start + bytes);
-            string held = metaNames ? ToMetaName(name) : name;
-            var data = file.Memory(start, (int)bytes);
-            tensors.Add(GgmlTypes.Kept(type) is { } dtype
-                ? new RawTensor(held, dtype, dims, data)
-                : DequantizeAtLoad(held, type, dims, data.Span, path));
-        }
-
-        var config = ReadConfig(metadata, tensors, path, metaNames, file.Length);
-        return new WeightFile(path, WeightFileFormat.Gguf, metadata, tensors, config, consumed, file);
+    /// <summary>The tensor an info describes, checked against the file, and where its data ends.</summary>
+    private static (RawTensor Tensor, long End) TensorAt(MappedFile file, (string Name, int[] Dims, GgmlType Type, ulong Offset) info,
+        long dataStart, long alignment, bool metaNames)
+    {
+        string path = file.Path;
+        var (name, dims, type, offset) = info;
+        int per = GgmlTypes.BlockElements(type);
+        if (per > 1 && (dims.Length == 0 || dims[^1] % per != 0))
+            throw new WeightFormatException(path, name, $"{type} needs a row length that is a multiple of {per}, got [{string.Join(", ", dims)}]");
+        if (offset % (ulong)alignment != 0)
+            throw new WeightFormatException(path, name, $"data offset {offset} is not a multiple of the alignment {alignment}");
+        // The element count must not overflow (checked at 8 bytes per element, the widest type) before it is sized.
+        if (!RawTensor.TryByteCount(DType.F64, dims, out _) || GgmlTypes.ByteCount(type, RawTensor.Count(dims)) is not long bytes)
+            throw new WeightFormatException(path, name, $"shape [{string.Join(", ", dims)}] is too large");
+        if (offset > (ulong)file.Length || (long)offset + dataStart > file.Length - bytes)
+            throw new WeightFormatException(path, name,
+                $"{type} [{string.Join(", ", dims)}] extends past the end of the file: data bytes [{dataStart + (decimal)offset}, {dataStart + (decimal)offset + bytes}), the file has {file.Length}");
+        if (bytes > int.MaxValue) throw new WeightFormatException(path, name, $"{bytes} bytes exceed the 2 GiB limit of one tensor");
+        long start = dataStart + (long)offset;
+        string held = metaNames ? ToMetaName(name) : name;
+        var data = file.Memory(start, (int)bytes);
+        var tensor = GgmlTypes.Kept(type) is { } dtype
+            ? new RawTensor(held, dtype, dims, data)
+            : DequantizeAtLoad(held, type, dims, data.Span, path);
+        return (tensor, start + bytes);
     }
 
     // Q4_1, Q5_0, Q5_1, Q2_K, Q3_K: decoded to F32 once, here (no kernel reads these layouts).
@@ -224,7 +252,7 @@ public static partial class GgufReader
     // Q2_K stores 256 weights in 84 bytes: no supported type takes less than 0.328 bytes per weight.
     private const double MinBytesPerParameter = 84.0 / 256;
 
-    private static LlamaFileConfig? ReadConfig(Dictionary<string, object> m, List<RawTensor> tensors, string path, bool metaNames, long fileLength)
+    private static LlamaConfig? ReadConfig(Dictionary<string, object> m, List<RawTensor> tensors, string path, bool metaNames, long fileLength)
     {
         if (!m.TryGetValue("general.architecture", out var archValue) || archValue is not string arch || arch != "llama") return null;
         int Int(string key, int? fallback = null)
@@ -246,7 +274,7 @@ public static partial class GgufReader
         int? vocab = m.TryGetValue("tokenizer.ggml.tokens", out var tokens) && tokens is string[] list ? list.Length : null;
         vocab ??= tensors.FirstOrDefault(t => t.Name == embd)?.Dims is [int rows, ..] ? rows : null;
         int heads = Int("llama.attention.head_count");
-        return new LlamaFileConfig
+        return new LlamaConfig
         {
             Dim = Int("llama.embedding_length"),
             HiddenDim = Int("llama.feed_forward_length"),
@@ -257,8 +285,8 @@ public static partial class GgufReader
             SeqLen = Int("llama.context_length"),
             NormEps = Real("llama.attention.layer_norm_rms_epsilon", 1e-5),
             RopeTheta = Real("llama.rope.freq_base", 10000.0),
-            SharedClassifier = !tensors.Any(t => t.Name == output),
-        }.Validate(path).CheckFits(path, tensors.Count, fileLength, MinBytesPerParameter);
+            TiedEmbeddings = !tensors.Any(t => t.Name == output),
+        }.ValidateHeader(path).CheckFits(path, tensors.Count, fileLength, MinBytesPerParameter);
     }
 
     /// <summary>The Meta name of a llama.cpp tensor name (unchanged when it is not a LLaMA parameter).</summary>

@@ -55,7 +55,7 @@ public static partial class HfCheckpoint
             }
 
             if (toMeta) tensors = ToMeta(tensors, config, directory);
-            if (toMeta && !config.SharedClassifier && !tensors.Any(t => t.Name == LlamaTensorNames.Output))
+            if (toMeta && !config.TiedEmbeddings && !tensors.Any(t => t.Name == LlamaTensorNames.Output))
                 throw new WeightFormatException(directory, LlamaTensorNames.Output, "tie_word_embeddings is false but lm_head.weight is missing");
             var owners = shards.Values.Select(s => (IDisposable)s.File).ToArray();
             return new WeightFile(directory, WeightFileFormat.HuggingFace, metadata, tensors, config, consumedBytes: 0, owners);
@@ -113,7 +113,7 @@ public static partial class HfCheckpoint
     /// <summary>Reads a HF LLaMA config.json: hidden_size, intermediate_size, num_hidden_layers,
     /// num_attention_heads, num_key_value_heads (default: num_attention_heads), vocab_size,
     /// max_position_embeddings, rms_norm_eps (default 1e-6), rope_theta (default 10000), tie_word_embeddings.</summary>
-    public static LlamaFileConfig ReadConfig(string configPath)
+    public static LlamaConfig ReadConfig(string configPath)
     {
         try
         {
@@ -125,7 +125,7 @@ public static partial class HfCheckpoint
         }
     }
 
-    private static LlamaFileConfig ReadConfigUnchecked(string configPath)
+    private static LlamaConfig ReadConfigUnchecked(string configPath)
     {
         using var doc = ParseJson(configPath);
         var root = doc.RootElement;
@@ -147,7 +147,7 @@ public static partial class HfCheckpoint
             root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
 
         int heads = Int("num_attention_heads");
-        return new LlamaFileConfig
+        return new LlamaConfig
         {
             Dim = Int("hidden_size"),
             HiddenDim = Int("intermediate_size"),
@@ -158,8 +158,8 @@ public static partial class HfCheckpoint
             SeqLen = Int("max_position_embeddings", 2048),
             NormEps = Double("rms_norm_eps", 1e-6),
             RopeTheta = Double("rope_theta", 10000.0),
-            SharedClassifier = Bool("tie_word_embeddings", false),
-        }.Validate(configPath);
+            TiedEmbeddings = Bool("tie_word_embeddings", false),
+        }.ValidateHeader(configPath);
     }
 
     private static JsonDocument ParseJson(string path)
@@ -239,7 +239,7 @@ public static partial class HfCheckpoint
     }
 
     /// <summary>Renames HF tensors to Meta names and un-permutes wq (n_heads) and wk (n_kv_heads).</summary>
-    public static List<RawTensor> ToMeta(IEnumerable<RawTensor> hfTensors, LlamaFileConfig config, string path)
+    public static List<RawTensor> ToMeta(IEnumerable<RawTensor> hfTensors, LlamaConfig config, string path)
     {
         var result = new List<RawTensor>();
         foreach (var t in hfTensors)

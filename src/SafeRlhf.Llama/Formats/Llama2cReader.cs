@@ -31,13 +31,13 @@ public static class Llama2cReader
     }
 
     /// <summary>Reads only the 7-int header.</summary>
-    public static LlamaFileConfig ReadConfig(string path)
+    public static LlamaConfig ReadConfig(string path)
     {
         using var file = MappedFile.Open(path);
         return ReadHeader(new ByteReader(file) { Context = "header" }, path);
     }
 
-    private static LlamaFileConfig ReadHeader(ByteReader r, string path)
+    private static LlamaConfig ReadHeader(ByteReader r, string path)
     {
         if (r.Remaining >= 4 && (uint)r.ReadInt32() == VersionedMagic)
             throw new WeightFormatException(path, null, "llama2.c versioned export (magic \"ak42\") is not supported; export with --version 0 (legacy)");
@@ -45,11 +45,11 @@ public static class Llama2cReader
         int dim = r.ReadInt32(), hidden = r.ReadInt32(), layers = r.ReadInt32(), heads = r.ReadInt32(),
             kvHeads = r.ReadInt32(), vocab = r.ReadInt32(), seqLen = r.ReadInt32();
         if (vocab == int.MinValue) throw new WeightFormatException(path, null, "invalid vocab_size in header");
-        return new LlamaFileConfig
+        return new LlamaConfig
         {
             Dim = dim, HiddenDim = hidden, NLayers = layers, NHeads = heads, NKvHeads = kvHeads,
-            VocabSize = Math.Abs(vocab), SeqLen = seqLen, NormEps = 1e-5, RopeTheta = 10000.0, SharedClassifier = vocab > 0,
-        }.Validate(path);
+            VocabSize = Math.Abs(vocab), SeqLen = seqLen, NormEps = 1e-5, RopeTheta = 10000.0, TiedEmbeddings = vocab > 0,
+        }.ValidateHeader(path);
     }
 
     private static WeightFile Read(MappedFile file)
@@ -81,7 +81,7 @@ public static class Llama2cReader
         tensors.Add(Next(file, r, Norm, c.Dim));
         Next(file, r, "freq_cis_real", c.SeqLen, c.HeadDim / 2);
         Next(file, r, "freq_cis_imag", c.SeqLen, c.HeadDim / 2);
-        if (!c.SharedClassifier) tensors.Add(Next(file, r, Output, c.VocabSize, c.Dim));
+        if (!c.TiedEmbeddings) tensors.Add(Next(file, r, Output, c.VocabSize, c.Dim));
         if (r.Remaining != 0)
             throw new WeightFormatException(path, null,
                 $"{r.Remaining} bytes follow the last tensor; the header ({c}) does not describe this file");
@@ -89,7 +89,7 @@ public static class Llama2cReader
         var metadata = new Dictionary<string, object>
         {
             ["dim"] = c.Dim, ["hidden_dim"] = c.HiddenDim, ["n_layers"] = c.NLayers, ["n_heads"] = c.NHeads,
-            ["n_kv_heads"] = c.NKvHeads, ["vocab_size"] = c.VocabSize, ["seq_len"] = c.SeqLen, ["shared_classifier"] = c.SharedClassifier,
+            ["n_kv_heads"] = c.NKvHeads, ["vocab_size"] = c.VocabSize, ["seq_len"] = c.SeqLen, ["shared_classifier"] = c.TiedEmbeddings,
         };
         return new WeightFile(path, WeightFileFormat.Llama2c, metadata, tensors, c, r.Position, file);
     }

@@ -19,7 +19,7 @@ public static class LlamaTensorNames
 
     /// <summary>Every parameter of a model with this config and its row-major dims ([out, in] for matrices);
     /// output.weight only when the classifier is not shared.</summary>
-    public static IReadOnlyList<(string Name, int[] Dims)> Expected(LlamaFileConfig c)
+    public static IReadOnlyList<(string Name, int[] Dims)> Expected(LlamaConfig c)
     {
         var list = new List<(string, int[])> { (TokEmbeddings, [c.VocabSize, c.Dim]) };
         for (int l = 0; l < c.NLayers; l++)
@@ -35,7 +35,7 @@ public static class LlamaTensorNames
             list.Add((W3(l), [c.HiddenDim, c.Dim]));
         }
         list.Add((Norm, [c.Dim]));
-        if (!c.SharedClassifier) list.Add((Output, [c.VocabSize, c.Dim]));
+        if (!c.TiedEmbeddings) list.Add((Output, [c.VocabSize, c.Dim]));
         return list;
     }
 }

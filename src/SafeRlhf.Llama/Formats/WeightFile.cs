@@ -23,7 +23,7 @@ public sealed class WeightFile : IDisposable
     private readonly IDisposable[] _owners;
 
     internal WeightFile(string path, WeightFileFormat format, IReadOnlyDictionary<string, object> metadata,
-        IReadOnlyList<RawTensor> tensors, LlamaFileConfig? config, long consumedBytes, params IDisposable[] owners)
+        IReadOnlyList<RawTensor> tensors, LlamaConfig? config, long consumedBytes, params IDisposable[] owners)
     {
         Path = path;
         Format = format;
@@ -50,7 +50,7 @@ public sealed class WeightFile : IDisposable
     public IReadOnlyList<RawTensor> Tensors { get; }
 
     /// <summary>Model hyper-parameters where the file states them (null for a plain tensor file).</summary>
-    public LlamaFileConfig? Config { get; }
+    public LlamaConfig? Config { get; }
 
     /// <summary>Bytes of the file accounted for by the header, the tensors and skipped sections (single files).</summary>
     public long ConsumedBytes { get; }

@@ -31,7 +31,7 @@ public static class LlamaLoader
     {
         try
         {
-            if (file.Config is { } c) return c.ToLlamaConfig();
+            if (file.Config is { } c) return c.Validate();
             return LlamaCheckpoint.ConfigFromMetadata(file)
                    ?? throw new WeightFormatException(file.Path, null,
                        "the file states no LLaMA configuration (a safetensors file needs the metadata LlamaCheckpoint writes; " +
@@ -66,11 +66,7 @@ public static class LlamaLoader
 
     /// <summary>Every parameter of a config with its dims ([out, in] for matrices) and whether it is a linear weight.</summary>
     public static IReadOnlyList<(string Name, int[] Dims, bool IsLinear)> Parameters(LlamaConfig c) =>
-        LlamaTensorNames.Expected(new LlamaFileConfig
-        {
-            Dim = c.Dim, HiddenDim = c.HiddenDim, NLayers = c.NLayers, NHeads = c.NHeads, NKvHeads = c.NKvHeads,
-            VocabSize = c.VocabSize, SeqLen = c.SeqLen, SharedClassifier = c.TiedEmbeddings,
-        }).Select(p => (p.Name, p.Dims, IsLinear: p.Dims.Length == 2 && p.Name != LlamaTensorNames.TokEmbeddings)).ToList();
+        LlamaTensorNames.Expected(c).Select(p => (p.Name, p.Dims, IsLinear: p.Dims.Length == 2 && p.Name != LlamaTensorNames.TokEmbeddings)).ToList();
 
     internal static LlamaModel Build(WeightFile file, LlamaConfig config, Device device, LlamaLoadOptions options,
         IReadOnlyDictionary<string, DType>? requantize)

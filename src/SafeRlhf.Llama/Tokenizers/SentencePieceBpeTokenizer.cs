@@ -163,26 +163,7 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
     private void EncodeNormalized(string s, List<int> output)
     {
         // Symbols: [start, start + length) of s, linked to their alive neighbours.
-        var start = new List<int>();
-        var length = new List<int>();
-        var frozen = new List<bool>();
-        for (int i = 0; i < s.Length;)
-        {
-            int n = 0;
-            bool freeze = false;
-            foreach (var u in _userDefined)
-                if (s.AsSpan(i).StartsWith(u, StringComparison.Ordinal))
-                {
-                    n = u.Length;
-                    freeze = true;
-                    break;
-                }
-            if (n == 0) n = char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) ? 2 : 1;
-            start.Add(i);
-            length.Add(n);
-            frozen.Add(freeze);
-            i += n;
-        }
+        var (start, length, frozen) = InitialSymbols(s);
         int count = start.Count;
         var prev = new int[count];
         var next = new int[count];
@@ -220,6 +201,42 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
             MaybeAdd(l, next[l]);
         }
 
+        var pieces = new List<string>();
+        for (int i = 0; i != -1; i = next[i]) pieces.Add(s.Substring(start[i], length[i]));
+        EmitPieces(pieces, unusedMerges, output);
+    }
+
+    /// <summary>One symbol per character (a surrogate pair is one), or per user-defined piece, which stays whole
+    /// (frozen).</summary>
+    private (List<int> Start, List<int> Length, List<bool> Frozen) InitialSymbols(string s)
+    {
+        var start = new List<int>();
+        var length = new List<int>();
+        var frozen = new List<bool>();
+        for (int i = 0; i < s.Length;)
+        {
+            int n = 0;
+            bool freeze = false;
+            foreach (var u in _userDefined)
+                if (s.AsSpan(i).StartsWith(u, StringComparison.Ordinal))
+                {
+                    n = u.Length;
+                    freeze = true;
+                    break;
+                }
+            if (n == 0) n = char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]) ? 2 : 1;
+            start.Add(i);
+            length.Add(n);
+            frozen.Add(freeze);
+            i += n;
+        }
+        return (start, length, frozen);
+    }
+
+    /// <summary>The ids of the merged pieces: a known piece as itself, an unused one as the two pieces it was merged
+    /// from, else its UTF-8 bytes (byte fallback) or one unk per run of unknown pieces.</summary>
+    private void EmitPieces(List<string> pieces, Dictionary<string, (string, string)>? unusedMerges, List<int> output)
+    {
         bool previousUnknown = false;
         void Emit(string piece)
         {
@@ -247,7 +264,7 @@ public sealed class SentencePieceBpeTokenizer : ITextTokenizer
             previousUnknown = true;
         }
 
-        for (int i = 0; i != -1; i = next[i]) Emit(s.Substring(start[i], length[i]));
+        foreach (var piece in pieces) Emit(piece);
     }
 
     /// <summary>The text of a sequence as SentencePiece decodes it: control pieces vanish, byte pieces are

@@ -70,85 +70,95 @@ public sealed class SentencePieceModel
     public static SentencePieceModel Parse(ReadOnlySpan<byte> proto)
     {
         var pieces = new List<SentencePiece>();
-        ModelKind kind = ModelKind.Unigram;
-        bool byteFallback = false;
-        int unk = 0, bos = 1, eos = 2, pad = -1;
-        string unkSurface = " \u2047 ", normalizer = "nmt_nfkc";
-        int charsMap = 0;
-        bool dummyPrefix = true, removeExtra = true, escape = true;
-
+        var trainer = new TrainerSpec();
+        var normalizer = new NormalizerSpec();
         var model = new ProtoReader(proto);
         while (model.Next(out int field, out int wire))
         {
             switch (field, wire)
             {
-                case (1, 2):
-                {
-                    var p = new ProtoReader(model.Bytes());
-                    string piece = "";
-                    float score = 0;
-                    var type = SentencePieceType.Normal;
-                    while (p.Next(out int f, out int w))
-                    {
-                        switch (f, w)
-                        {
-                            case (1, 2): piece = Encoding.UTF8.GetString(p.Bytes()); break;
-                            case (2, 5): score = p.Fixed32Single(); break;
-                            case (3, 0): type = (SentencePieceType)(int)p.Varint(); break;
-                            default: p.Skip(w); break;
-                        }
-                    }
-                    pieces.Add(new SentencePiece(piece, score, type));
-                    break;
-                }
-                case (2, 2):
-                {
-                    var t = new ProtoReader(model.Bytes());
-                    while (t.Next(out int f, out int w))
-                    {
-                        switch (f, w)
-                        {
-                            case (3, 0): kind = (ModelKind)(int)t.Varint(); break;
-                            case (35, 0): byteFallback = t.Varint() != 0; break;
-                            case (40, 0): unk = (int)(long)t.Varint(); break;
-                            case (41, 0): bos = (int)(long)t.Varint(); break;
-                            case (42, 0): eos = (int)(long)t.Varint(); break;
-                            case (43, 0): pad = (int)(long)t.Varint(); break;
-                            case (44, 2): unkSurface = Encoding.UTF8.GetString(t.Bytes()); break;
-                            default: t.Skip(w); break;
-                        }
-                    }
-                    break;
-                }
-                case (3, 2):
-                {
-                    var n = new ProtoReader(model.Bytes());
-                    while (n.Next(out int f, out int w))
-                    {
-                        switch (f, w)
-                        {
-                            case (1, 2): normalizer = Encoding.UTF8.GetString(n.Bytes()); break;
-                            case (2, 2): charsMap = n.Bytes().Length; break;
-                            case (3, 0): dummyPrefix = n.Varint() != 0; break;
-                            case (4, 0): removeExtra = n.Varint() != 0; break;
-                            case (5, 0): escape = n.Varint() != 0; break;
-                            default: n.Skip(w); break;
-                        }
-                    }
-                    break;
-                }
-                default:
-                    model.Skip(wire);
-                    break;
+                case (1, 2): pieces.Add(ParsePiece(model.Bytes())); break;
+                case (2, 2): trainer = ParseTrainerSpec(model.Bytes(), trainer); break;
+                case (3, 2): normalizer = ParseNormalizerSpec(model.Bytes(), normalizer); break;
+                default: model.Skip(wire); break;
             }
         }
         if (pieces.Count == 0) throw new InvalidDataException("the SentencePiece model has no pieces");
         return new SentencePieceModel
         {
-            Pieces = pieces, Kind = kind, ByteFallback = byteFallback, UnkId = unk, BosId = bos, EosId = eos, PadId = pad,
-            UnkSurface = unkSurface, NormalizerName = normalizer, PrecompiledCharsMapBytes = charsMap,
-            AddDummyPrefix = dummyPrefix, RemoveExtraWhitespaces = removeExtra, EscapeWhitespaces = escape,
+            Pieces = pieces, Kind = trainer.Kind, ByteFallback = trainer.ByteFallback, UnkId = trainer.Unk, BosId = trainer.Bos,
+            EosId = trainer.Eos, PadId = trainer.Pad, UnkSurface = trainer.UnkSurface, NormalizerName = normalizer.Name,
+            PrecompiledCharsMapBytes = normalizer.CharsMap, AddDummyPrefix = normalizer.DummyPrefix,
+            RemoveExtraWhitespaces = normalizer.RemoveExtra, EscapeWhitespaces = normalizer.Escape,
         };
+    }
+
+    /// <summary>ModelProto.SentencePiece: piece (1), score (2), type (3).</summary>
+    private static SentencePiece ParsePiece(ReadOnlySpan<byte> bytes)
+    {
+        var p = new ProtoReader(bytes);
+        string piece = "";
+        float score = 0;
+        var type = SentencePieceType.Normal;
+        while (p.Next(out int f, out int w))
+        {
+            switch (f, w)
+            {
+                case (1, 2): piece = Encoding.UTF8.GetString(p.Bytes()); break;
+                case (2, 5): score = p.Fixed32Single(); break;
+                case (3, 0): type = (SentencePieceType)(int)p.Varint(); break;
+                default: p.Skip(w); break;
+            }
+        }
+        return new SentencePiece(piece, score, type);
+    }
+
+    /// <summary>The TrainerSpec fields the tokenizer uses, with SentencePiece's defaults.</summary>
+    private sealed record TrainerSpec(ModelKind Kind = ModelKind.Unigram, bool ByteFallback = false, int Unk = 0, int Bos = 1,
+        int Eos = 2, int Pad = -1, string UnkSurface = " \u2047 ");
+
+    /// <summary>A TrainerSpec message merged into <paramref name="spec"/> (a repeated message merges, as in protobuf).</summary>
+    private static TrainerSpec ParseTrainerSpec(ReadOnlySpan<byte> bytes, TrainerSpec spec)
+    {
+        var t = new ProtoReader(bytes);
+        while (t.Next(out int f, out int w))
+        {
+            switch (f, w)
+            {
+                case (3, 0): spec = spec with { Kind = (ModelKind)(int)t.Varint() }; break;
+                case (35, 0): spec = spec with { ByteFallback = t.Varint() != 0 }; break;
+                case (40, 0): spec = spec with { Unk = (int)(long)t.Varint() }; break;
+                case (41, 0): spec = spec with { Bos = (int)(long)t.Varint() }; break;
+                case (42, 0): spec = spec with { Eos = (int)(long)t.Varint() }; break;
+                case (43, 0): spec = spec with { Pad = (int)(long)t.Varint() }; break;
+                case (44, 2): spec = spec with { UnkSurface = Encoding.UTF8.GetString(t.Bytes()) }; break;
+                default: t.Skip(w); break;
+            }
+        }
+        return spec;
+    }
+
+    /// <summary>The NormalizerSpec fields the tokenizer uses (the precompiled map by its size only), with the defaults.</summary>
+    private sealed record NormalizerSpec(string Name = "nmt_nfkc", int CharsMap = 0, bool DummyPrefix = true, bool RemoveExtra = true,
+        bool Escape = true);
+
+    /// <summary>A NormalizerSpec message merged into <paramref name="spec"/>.</summary>
+    private static NormalizerSpec ParseNormalizerSpec(ReadOnlySpan<byte> bytes, NormalizerSpec spec)
+    {
+        var n = new ProtoReader(bytes);
+        while (n.Next(out int f, out int w))
+        {
+            switch (f, w)
+            {
+                case (1, 2): spec = spec with { Name = Encoding.UTF8.GetString(n.Bytes()) }; break;
+                case (2, 2): spec = spec with { CharsMap = n.Bytes().Length }; break;
+                case (3, 0): spec = spec with { DummyPrefix = n.Varint() != 0 }; break;
+                case (4, 0): spec = spec with { RemoveExtra = n.Varint() != 0 }; break;
+                case (5, 0): spec = spec with { Escape = n.Varint() != 0 }; break;
+                default: n.Skip(w); break;
+            }
+        }
+        return spec;
     }
 
     /// <summary>Protobuf wire format: varints, length-delimited fields, fixed 32/64-bit values.</summary>

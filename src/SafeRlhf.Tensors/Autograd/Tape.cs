@@ -43,7 +43,46 @@ public static class Tape
         if (!loss.RequiresGrad)
             throw new InvalidOperationException("Backward: the loss does not require grad (no parameter with RequiresGrad contributed to it, or it was computed under NoGrad)");
 
-        // Collect the nodes reachable from the loss.
+        var nodes = ReachableNodes(loss);
+        var flight = new InFlight(seed);
+        try
+        {
+            using (GradMode.NoGrad())
+            {
+                if (loss.Node is null) { AccumulateLeaf(loss, seed); return; }
+                flight.Grads[loss] = seed;
+                foreach (var t in nodes)
+                {
+                    if (!flight.Grads.Remove(t, out var dOut)) continue;
+                    var node = t.Node!;
+                    var dInputs = RunRule(node, dOut);
+                    for (int i = 0; i < node.Inputs.Length; i++)
+                    {
+                        var input = node.Inputs[i];
+                        var g = dInputs[i];
+                        if (g is null || !input.RequiresGrad) continue;
+                        if (!g.Shape.SameDims(input.Shape) || g.DType != input.DType)
+                            throw new InvalidOperationException(
+                                $"Backward of {node.Op}: gradient {g.Shape} {g.DType} for input {i} of shape {input.Shape} {input.DType}");
+                        flight.Route(input, g);
+                    }
+                    flight.Done(dOut);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in nodes)
+            {
+                t.Node?.ReleaseSaved();
+                t.Node = null;
+            }
+        }
+    }
+
+    /// <summary>The tensors with a node reachable from the loss through inputs that require grad, latest first.</summary>
+    private static List<Tensor> ReachableNodes(Tensor loss)
+    {
         var nodes = new List<Tensor>();
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         var stack = new Stack<Tensor>();
@@ -57,66 +96,49 @@ public static class Tape
                 if (input.RequiresGrad) stack.Push(input);
         }
         nodes.Sort((x, y) => y.Node!.Sequence.CompareTo(x.Node!.Sequence));
+        return nodes;
+    }
 
-        // Gradients in flight: each dies as soon as the rule that consumes it has run (or, for a leaf, once it has
-        // been added to the leaf's Grad). One tensor may flow to several inputs (Add passes dy to both): uses counts.
-        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        var uses = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
-        void Use(Tensor g) => uses[g] = uses.GetValueOrDefault(g) + 1;
-        void Done(Tensor g)
+    /// <summary>Gradients in flight: each dies as soon as the rule that consumes it has run (or, for a leaf, once it has
+    /// been added to the leaf's Grad). One tensor may flow to several inputs (Add passes dy to both): uses counts.
+    /// The seed belongs to the caller and is never disposed.</summary>
+    private sealed class InFlight(Tensor seed)
+    {
+        private readonly Dictionary<Tensor, int> _uses = new(ReferenceEqualityComparer.Instance);
+
+        /// <summary>The gradient waiting for each tensor whose rule has not run yet.</summary>
+        public Dictionary<Tensor, Tensor> Grads { get; } = new(ReferenceEqualityComparer.Instance);
+
+        private void Use(Tensor g) => _uses[g] = _uses.GetValueOrDefault(g) + 1;
+
+        /// <summary>One use of g is over; the last disposes it.</summary>
+        public void Done(Tensor g)
         {
             if (ReferenceEquals(g, seed)) return;
-            int left = uses[g] - 1;
-            if (left > 0) { uses[g] = left; return; }
-            uses.Remove(g);
+            int left = _uses[g] - 1;
+            if (left > 0) { _uses[g] = left; return; }
+            _uses.Remove(g);
             g.Dispose();
         }
-        try
+
+        /// <summary>Sends g to input: added to a leaf's Grad, summed with the gradient already waiting there, or kept.</summary>
+        public void Route(Tensor input, Tensor g)
         {
-            using (GradMode.NoGrad())
+            Use(g);
+            if (input.Node is null)
             {
-                if (loss.Node is null) { AccumulateLeaf(loss, seed); return; }
-                grads[loss] = seed;
-                foreach (var t in nodes)
-                {
-                    if (!grads.Remove(t, out var dOut)) continue;
-                    var node = t.Node!;
-                    var dInputs = RunRule(node, dOut);
-                    for (int i = 0; i < node.Inputs.Length; i++)
-                    {
-                        var input = node.Inputs[i];
-                        var g = dInputs[i];
-                        if (g is null || !input.RequiresGrad) continue;
-                        if (!g.Shape.SameDims(input.Shape) || g.DType != input.DType)
-                            throw new InvalidOperationException(
-                                $"Backward of {node.Op}: gradient {g.Shape} {g.DType} for input {i} of shape {input.Shape} {input.DType}");
-                        Use(g);
-                        if (input.Node is null)
-                        {
-                            AccumulateLeaf(input, g);
-                            Done(g);
-                        }
-                        else if (grads.TryGetValue(input, out var prev))
-                        {
-                            var sum = Ops.Add(prev, g);
-                            Use(sum);
-                            grads[input] = sum;
-                            Done(prev);
-                            Done(g);
-                        }
-                        else grads[input] = g;
-                    }
-                    Done(dOut);
-                }
+                AccumulateLeaf(input, g);
+                Done(g);
             }
-        }
-        finally
-        {
-            foreach (var t in nodes)
+            else if (Grads.TryGetValue(input, out var prev))
             {
-                t.Node?.ReleaseSaved();
-                t.Node = null;
+                var sum = Ops.Add(prev, g);
+                Use(sum);
+                Grads[input] = sum;
+                Done(prev);
+                Done(g);
             }
+            else Grads[input] = g;
         }
     }
 

@@ -53,10 +53,17 @@ public static class KernelCases
     /// scope) and returns the launch to time.</summary>
     public static IEnumerable<KernelCase> For(Device d, KernelShapes s)
     {
-        var rng = new Rng(1);
+        var rng = new Rng(1);   // one stream, drawn as the cases are set up in this order
+        return MatMulCases(d, s, rng).Concat(RowCases(d, s, rng)).Concat(LossAndStepCases(d, s, rng))
+            .Concat(AttentionCases(d, s, rng))
+            .Concat(QuantizedCases(d, s, rng)).Concat(Bf16Cases(d, s, rng));
+    }
+
+    /// <summary>fp32 GEMMs: square, the FFN projection forward and weight gradient, and a decode GEMV.</summary>
+    private static IEnumerable<KernelCase> MatMulCases(Device d, KernelShapes s, Rng rng)
+    {
         var b = d.Backend;
         int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
-
         yield return new("matmul_f32", $"{g}x{g}x{g}", 2.0 * g * g * g, 3.0 * 4 * g * g, true, () =>
         {
             var x = Rand(d, rng, 1, g, g); var w = Rand(d, rng, 1, g, g); var y = Tensor.Zeros(d, DType.F32, 1, g, g);
@@ -77,7 +84,13 @@ public static class KernelCases
             var x = Rand(d, rng, 1, 1, dim); var w = Rand(d, rng, 1, dim, dim); var y = Tensor.Zeros(d, DType.F32, 1, 1, dim);
             return () => b.MatMul(x, w, y, false, true, false);
         });
+    }
 
+    /// <summary>Row-wise ops at the activation shapes: RMSNorm, RoPE, SwiGLU and softmax.</summary>
+    private static IEnumerable<KernelCase> RowCases(Device d, KernelShapes s, Rng rng)
+    {
+        var b = d.Backend;
+        int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
         long act = (long)seq * dim;
         yield return new("rmsnorm_fwd", $"{seq}x{dim}", 4.0 * act, 4.0 * 2 * act, false, () =>
         {
@@ -119,6 +132,13 @@ public static class KernelCases
             var y = Rand(d, rng, heads * seq, seq); var dy = Rand(d, rng, heads * seq, seq); var dx = Tensor.Zeros(d, DType.F32, heads * seq, seq);
             return () => b.SoftmaxBackward(y, dy, dx, false);
         });
+    }
+
+    /// <summary>The loss and the optimizer step: cross-entropy forward and backward at the vocabulary width, AdamW.</summary>
+    private static IEnumerable<KernelCase> LossAndStepCases(Device d, KernelShapes s, Rng rng)
+    {
+        var b = d.Backend;
+        int dim = s.Dim, vocab = s.Vocab, seq = s.Seq;
         long logits = (long)seq * vocab;
         yield return new("cross_entropy_fwd", $"{seq}x{vocab}", 20.0 * logits, 4.0 * logits, false, () =>
         {
@@ -138,6 +158,13 @@ public static class KernelCases
             var w = Rand(d, rng, (int)p); var gr = Rand(d, rng, (int)p); var m = Tensor.Zeros(d, DType.F32, (int)p); var v = Tensor.Zeros(d, DType.F32, (int)p);
             return () => b.AdamW(w, gr, m, v, 1e-4, 0.9, 0.95, 1e-8, 0.1, 1);
         });
+    }
+
+    /// <summary>Causal attention forward and backward at the training and the long sequence length.</summary>
+    private static IEnumerable<KernelCase> AttentionCases(Device d, KernelShapes s, Rng rng)
+    {
+        var b = d.Backend;
+        int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
         foreach (int t in new[] { seq, s.LongSeq })
         {
             // causal: half the T×S score matrix; forward = QKᵀ + PV, backward ≈ 2.5× forward
@@ -161,6 +188,13 @@ public static class KernelCases
                 return () => b.AttentionBackward(q, k, v, null, o, lse, dO, dq, dk, dv, 1.0 / Math.Sqrt(headDim));
             });
         }
+    }
+
+    /// <summary>Quantize, and QuantizedMatMul with Q8_0, Q4_0 and K-quant weights (forward, and the Q8_0 backward).</summary>
+    private static IEnumerable<KernelCase> QuantizedCases(Device d, KernelShapes s, Rng rng)
+    {
+        var b = d.Backend;
+        int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
         yield return new("quantize_q8_0", $"{dim}x{dim}", 3.0 * dim * dim, 4.0 * dim * dim + 34.0 / 32 * dim * dim, false, () =>
         {
             var x = Rand(d, rng, dim, dim); var q = Tensor.Zeros(d, DType.Q8_0, dim, dim);
@@ -201,7 +235,13 @@ public static class KernelCases
             var dy = Rand(d, rng, seq, dim); var dx = Tensor.Zeros(d, DType.F32, seq, dim);
             return () => b.QuantizedMatMulBackward(dy, w, dx);
         });
-        // BF16-stored weights at the FFN shape (w1: hidden × dim): GEMV against the bandwidth, GEMM against the FMA peak.
+    }
+
+    /// <summary>QuantizedMatMul with BF16-stored weights at the FFN shape (w1: hidden × dim): GEMV against the bandwidth, GEMM against the FMA peak.</summary>
+    private static IEnumerable<KernelCase> Bf16Cases(Device d, KernelShapes s, Rng rng)
+    {
+        var b = d.Backend;
+        int dim = s.Dim, hidden = s.Hidden, heads = s.Heads, headDim = s.HeadDim, vocab = s.Vocab, seq = s.Seq, g = s.Gemm;
         foreach (int n in new[] { 1, seq })
             yield return new("quantized_matmul_bf16", $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, 2.0 * hidden * dim + 4.0 * n * (dim + hidden), n > 1, () =>
             {

@@ -30,7 +30,7 @@ internal static class FormatTestSupport
     }
 
     /// <summary>The file has exactly the Meta parameters of its config, with their shapes (under a name prefix).</summary>
-    public static void AssertMetaLayout(WeightFile file, LlamaFileConfig config, string prefix = "", bool exact = true)
+    public static void AssertMetaLayout(WeightFile file, LlamaConfig config, string prefix = "", bool exact = true)
     {
         var expected = LlamaTensorNames.Expected(config);
         foreach (var (name, dims) in expected)

@@ -25,7 +25,7 @@ public sealed class GgufReaderTests
         Assert.Equal(Convert.ToInt32(file.Metadata["llama.attention.head_count_kv"]), c.NKvHeads);
         Assert.Equal((float)file.Metadata["llama.attention.layer_norm_rms_epsilon"], c.NormEps);
         Assert.Equal(c.HeadDim, Convert.ToInt32(file.Metadata["llama.rope.dimension_count"]));
-        Assert.False(c.SharedClassifier);
+        Assert.False(c.TiedEmbeddings);
         Assert.Equal(1u, file.Metadata["tokenizer.ggml.bos_token_id"]);
     }
 

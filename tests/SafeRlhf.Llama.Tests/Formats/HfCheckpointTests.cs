@@ -7,14 +7,14 @@ namespace SafeRlhf.Llama.Tests.Formats;
 
 public sealed class HfCheckpointTests
 {
-    private static readonly LlamaFileConfig Tiny = new()
+    private static readonly LlamaConfig Tiny = new()
     {
         Dim = 8, HiddenDim = 12, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 10, SeqLen = 16,
-        NormEps = 1e-6, RopeTheta = 500000, SharedClassifier = false,
+        NormEps = 1e-6, RopeTheta = 500000, TiedEmbeddings = false,
     };
 
     /// <summary>Random Meta weights, written as a HF checkpoint: HF names, permuted wq/wk, two shards and an index.</summary>
-    private static Dictionary<string, RawTensor> WriteCheckpoint(string dir, LlamaFileConfig c, bool sharded = true)
+    private static Dictionary<string, RawTensor> WriteCheckpoint(string dir, LlamaConfig c, bool sharded = true)
     {
         var rng = new Rng(17);
         var meta = new Dictionary<string, RawTensor>();
@@ -37,7 +37,7 @@ public sealed class HfCheckpointTests
             ["hidden_size"] = c.Dim, ["intermediate_size"] = c.HiddenDim, ["num_hidden_layers"] = c.NLayers,
             ["num_attention_heads"] = c.NHeads, ["num_key_value_heads"] = c.NKvHeads, ["vocab_size"] = c.VocabSize,
             ["max_position_embeddings"] = c.SeqLen, ["rms_norm_eps"] = c.NormEps, ["rope_theta"] = c.RopeTheta,
-            ["tie_word_embeddings"] = c.SharedClassifier, ["torch_dtype"] = "bfloat16",
+            ["tie_word_embeddings"] = c.TiedEmbeddings, ["torch_dtype"] = "bfloat16",
         };
         File.WriteAllText(Path.Combine(dir, HfCheckpoint.ConfigFile), JsonSerializer.Serialize(config));
         if (!sharded)
@@ -97,7 +97,7 @@ public sealed class HfCheckpointTests
         Assert.Equal(c.NHeads, c.NKvHeads);
         Assert.Equal(1e-6, c.NormEps);
         Assert.Equal(10000.0, c.RopeTheta);
-        Assert.False(c.SharedClassifier);
+        Assert.False(c.TiedEmbeddings);
         File.WriteAllText(path, """{"hidden_size": 16, "num_hidden_layers": 3, "num_attention_heads": 4, "vocab_size": 100}""");
         AssertThrowsNaming(() => HfCheckpoint.ReadConfig(path), path, "intermediate_size", "missing");
     }

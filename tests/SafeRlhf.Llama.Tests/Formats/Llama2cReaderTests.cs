@@ -22,9 +22,9 @@ public sealed class Llama2cReaderTests
         Assert.Equal(golden.GetProperty("seq_len").GetInt32(), c.SeqLen);
         // Documented in ASSETS.md: dim 64, hidden 172, 5 layers, 8 heads, 4 KV heads, vocab 512, shared classifier.
         Assert.Equal((64, 172, 5, 8, 4, 512), (c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKvHeads, c.VocabSize));
-        Assert.True(c.SharedClassifier);
+        Assert.True(c.TiedEmbeddings);
         Assert.Equal(c, Llama2cReader.ReadConfig(Stories260K));
-        var model = c.ToLlamaConfig();
+        var model = c.Validate();
         Assert.True(model.TiedEmbeddings);
         Assert.Equal(c.KvDim, model.KvDim);
     }
@@ -65,7 +65,7 @@ public sealed class Llama2cReaderTests
         string path = dir.File("unshared.bin");
         File.WriteAllBytes(path, bytes);
         using var file = Llama2cReader.Read(path);
-        Assert.False(file.Config!.SharedClassifier);
+        Assert.False(file.Config!.TiedEmbeddings);
         AssertMetaLayout(file, file.Config);
         Assert.Equal(wcls, file[LlamaTensorNames.Output].ToSingleArray());
         Assert.Equal(bytes.Length, file.ConsumedBytes);

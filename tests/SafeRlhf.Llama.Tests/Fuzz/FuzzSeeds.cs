@@ -62,7 +62,7 @@ internal static class FuzzSeeds
             ["hidden_size"] = c.Dim, ["intermediate_size"] = c.HiddenDim, ["num_hidden_layers"] = c.NLayers,
             ["num_attention_heads"] = c.NHeads, ["num_key_value_heads"] = c.NKvHeads, ["vocab_size"] = c.VocabSize,
             ["max_position_embeddings"] = c.SeqLen, ["rms_norm_eps"] = c.NormEps, ["rope_theta"] = c.RopeTheta,
-            ["tie_word_embeddings"] = c.SharedClassifier,
+            ["tie_word_embeddings"] = c.TiedEmbeddings,
         }));
         return root;
     }

@@ -23,7 +23,7 @@ public sealed class GgufTinyRandomTests
         Assert.Equal(SentencePieceBpeTokenizer.FromGguf(file).VocabSize, model.Config.VocabSize);
         Assert.Equal(stated.Dim, model.Config.Dim);
         Assert.Equal(stated.NLayers, model.Layers.Count);
-        Assert.Equal(stated.SharedClassifier, model.Output is null);
+        Assert.Equal(stated.TiedEmbeddings, model.Output is null);
         Assert.Contains(file.Tensors, t => t.DType == DType.F16);
         foreach (var (name, tensor) in model.NamedParameters())
         {

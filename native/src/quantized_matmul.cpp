@@ -1,83 +1,26 @@
-// ggml-compatible Q8_0 / Q4_0 blocks: quantize, dequantize, the weight-quantized matmul y = x·wᵀ
-// (activations quantized to int8 per 32-block on the fly, int8 dot products with an AVX-512 VNNI 4×4 tile, AVX2 or
-// scalar code) and its backward dx = dy·w (w dequantized panel by panel into the fp32 GEMM). The K-quant types
-// (Q4_K, Q5_K, Q6_K) pass through the same entry points to kquant.cpp.
+// QuantizedMatMul: y = x·wᵀ and dx = dy·w with the weight w kept in a storage type — ggml blocks (Q8_0, Q4_0;
+// quant_blocks.h), K-quant super-blocks (Q4_K, Q5_K, Q6_K; kquant.cpp) or BF16 (bf16_matmul.cpp) — and fp32
+// activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly and multiplied with int8
+// dot products (an AVX-512 VNNI 4×4 tile, AVX2 or scalar code); the backward dequantizes w panel by panel into the
+// fp32 GEMM. The K-quant and BF16 weights pass through the same entry points to their own files.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <new>
 #include <string>
 
+#include "bf16_matmul.h"
 #include "kquant.h"
-#include "matmul.h"
 #include "panel_backward.h"
 #include "parallel.h"
+#include "quant_blocks.h"
 #include "status.h"
+#include "stream_rows.h"
 
 namespace sr {
 namespace {
-
-constexpr int QK = 32;
-
-struct BlockQ8 {
-  uint16_t d;
-  int8_t qs[QK];
-};
-struct BlockQ4 {
-  uint16_t d;
-  uint8_t qs[QK / 2];
-};
-static_assert(sizeof(BlockQ8) == 34, "Q8_0 block is 34 bytes");
-static_assert(sizeof(BlockQ4) == 18, "Q4_0 block is 18 bytes");
-
-// ---------------- scalar quantize / dequantize (the layouts' definition) ----------------
-
-void quantize_q8(const float* x, BlockQ8* blk) {
-  float amax = 0.0f;
-  for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
-  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  blk->d = float_to_half(d);
-  for (int j = 0; j < QK; ++j) blk->qs[j] = static_cast<int8_t>(std::round(x[j] * id));
-}
-
-void quantize_q4(const float* x, BlockQ4* blk) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < QK; ++j)
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  blk->d = float_to_half(d);
-  for (int j = 0; j < QK / 2; ++j) {
-    int q0 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-    int q1 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + QK / 2] * id + 8.5f)));
-    blk->qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-  }
-}
-
-void dequantize_q8(const BlockQ8* blk, float* x) {
-  float d = half_to_float(blk->d);
-  for (int j = 0; j < QK; ++j) x[j] = blk->qs[j] * d;
-}
-
-void dequantize_q4(const BlockQ4* blk, float* x) {
-  float d = half_to_float(blk->d);
-  for (int j = 0; j < QK / 2; ++j) {
-    x[j] = ((blk->qs[j] & 0x0F) - 8) * d;
-    x[j + QK / 2] = ((blk->qs[j] >> 4) - 8) * d;
-  }
-}
-
-void dequantize_row(int32_t type, const void* w, int64_t blocks, float* x) {
-  if (type == SR_Q8_0) {
-    const BlockQ8* b = static_cast<const BlockQ8*>(w);
-    for (int64_t i = 0; i < blocks; ++i) dequantize_q8(b + i, x + i * QK);
-  } else {
-    const BlockQ4* b = static_cast<const BlockQ4*>(w);
-    for (int64_t i = 0; i < blocks; ++i) dequantize_q4(b + i, x + i * QK);
-  }
-}
 
 // ---------------- activations: int8 per 32-block with an fp32 scale ----------------
 
@@ -298,11 +241,6 @@ DotFn select_dot() {
   return dot_scalar;
 }
 
-int64_t block_bytes(int32_t type) { return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 ? 34 : 18; }
-
-/** Weights per block: 32, or 256 for the K-quants. */
-int64_t block_elements(int32_t type) { return is_kquant(type) ? QK_K : QK; }
-
 /** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile,
  *  then tasks of 32 weight rows (a panel that stays in L2) against every activation row, 4 × 4 at a time. */
 void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
@@ -345,118 +283,78 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
   });
 }
 
-sr_status check_type(const char* name, int32_t type) {
-  if (type != SR_Q8_0 && type != SR_Q4_0 && !is_kquant(type))
-    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": unknown block type " + std::to_string(type));
+/** y = x·wᵀ one weight row at a time against up to 4 activation rows (decode, or no VNNI). */
+void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
+                           int64_t blocks, int64_t row_bytes) {
+  const DotFn dot = select_dot();
+  Buffer<int8_t> xq(static_cast<size_t>(n * k));
+  Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
+  parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
+  });
+  stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
+    XRows rows{};
+    rows.count = count;
+    for (int r = 0; r < count; ++r) {
+      rows.q[r] = xq.data() + (i0 + r) * k;
+      rows.d[r] = xd.data() + (i0 + r) * blocks;
+    }
+    dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, rows, out);
+  });
+}
+
+bool is_bf16(int32_t type) { return type == SR_BF16 || type == SR_BF16_DOT; }
+
+/** The storage type (a block type or BF16) and the sizes of the two entry points: k a multiple of the type's block. */
+sr_status check_matmul(const char* name, int32_t type, int64_t n, int64_t m, int64_t k) {
+  if (!is_bf16(type)) {
+    sr_status st = check_block_type(name, type);
+    if (st != SR_OK) return st;
+  }
+  const int64_t per = is_bf16(type) ? 1 : block_elements(type);
+  if (n < 0 || m < 0 || k < 0 || k % per != 0)
+    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": bad sizes n " + std::to_string(n) + ", m " + std::to_string(m) +
+                                         ", k " + std::to_string(k) + " (k must be a multiple of " + std::to_string(per) + ")");
+  if (type == SR_BF16_DOT && !has_avx512_bf16())
+    return fail(SR_UNSUPPORTED, std::string(name) + ": SR_BF16_DOT needs AVX-512 BF16 (vdpbf16ps), which this CPU lacks");
   return SR_OK;
+}
+
+/** y = x·wᵀ for every storage type; k > 0, n > 0, m > 0. Throws std::bad_alloc. */
+void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
+  if (is_bf16(type)) return bf16_matmul(type == SR_BF16_DOT, x, static_cast<const uint16_t*>(w), y, n, m, k);
+  if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
+  const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
+  // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
+  if (n >= 4 && has_vnni()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
+  quantized_matmul_rows(type, x, w, y, n, m, k, blocks, row_bytes);
+}
+
+/** dx = dy·w for every storage type; n > 0, m > 0, k > 0. Throws std::bad_alloc. */
+void quantized_matmul_backward(int32_t type, const float* dy, const void* w, float* dx, int64_t n, int64_t m, int64_t k) {
+  if (is_bf16(type)) return bf16_matmul_backward(dy, static_cast<const uint16_t*>(w), dx, n, m, k);
+  if (is_kquant(type)) return kquant_matmul_backward(type, dy, w, dx, n, m, k);
+  const int64_t row_bytes = k / QK * block_bytes(type);
+  backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
+    dequantize_row(type, static_cast<const char*>(w) + j * row_bytes + c0 / QK * block_bytes(type), cols / QK, out);
+  });
 }
 
 }  // namespace
 }  // namespace sr
 
-extern "C" SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes) {
-  sr_status st = sr::check_type("sr_quant_block_bytes", type);
-  if (st != SR_OK) return st;
-  if (bytes == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_quant_block_bytes: bytes is null");
-  *bytes = static_cast<int32_t>(sr::block_bytes(type));
-  return SR_OK;
-}
-
-extern "C" SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n) {
-  sr_status st = sr::check_type("sr_quantize_f32", type);
-  if (st != SR_OK) return st;
-  if (sr::is_kquant(type)) return sr::fail(SR_UNSUPPORTED, "sr_quantize_f32: K-quant type " + std::to_string(type) + " is read from files, not produced");
-  if (n < 0 || n % sr::QK != 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantize_f32: element count " + std::to_string(n) + " is not a multiple of 32");
-  if (n == 0) return SR_OK;
-  if (x == nullptr || blocks == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantize_f32: null pointer");
-  sr::parallel_for(n / sr::QK, 200.0, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      if (type == SR_Q8_0) sr::quantize_q8(x + i * sr::QK, static_cast<sr::BlockQ8*>(blocks) + i);
-      else sr::quantize_q4(x + i * sr::QK, static_cast<sr::BlockQ4*>(blocks) + i);
-    }
-  });
-  return SR_OK;
-}
-
-extern "C" SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n) {
-  sr_status st = sr::check_type("sr_dequantize_f32", type);
-  if (st != SR_OK) return st;
-  const int64_t per = sr::block_elements(type);
-  if (n < 0 || n % per != 0)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: element count " + std::to_string(n) + " is not a multiple of " + std::to_string(per));
-  if (n == 0) return SR_OK;
-  if (x == nullptr || blocks == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: null pointer");
-  if (sr::is_kquant(type)) {
-    sr::parallel_for(n / per, 4.0 * per, [&](int64_t b, int64_t e) {
-      sr::kquant_dequantize_row(type, static_cast<const char*>(blocks) + b * sr::block_bytes(type), e - b, x + b * per);
-    });
-    return SR_OK;
-  }
-  sr::parallel_for(n / sr::QK, 64.0, [&](int64_t b, int64_t e) {
-    sr::dequantize_row(type, static_cast<const char*>(blocks) + b * sr::block_bytes(type), e - b, x + b * sr::QK);
-  });
-  return SR_OK;
-}
-
 extern "C" SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x, const void* w, float* y, int64_t n,
                                                     int64_t m, int64_t k) {
-  sr_status st = sr::check_type("sr_quantized_matmul_f32", type);
+  sr_status st = sr::check_matmul("sr_quantized_matmul_f32", type, n, m, k);
   if (st != SR_OK) return st;
-  const int64_t per = sr::block_elements(type);
-  if (n < 0 || m < 0 || k < 0 || k % per != 0)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: bad sizes n " + std::to_string(n) + ", m " + std::to_string(m) +
-                                             ", k " + std::to_string(k) + " (k must be a multiple of " + std::to_string(per) + ")");
   if (n == 0 || m == 0) return SR_OK;
   if (y == nullptr || (k > 0 && (x == nullptr || w == nullptr))) return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_f32: null pointer");
-  if (sr::is_kquant(type)) {
-    if (k == 0) {
-      std::fill(y, y + n * m, 0.0f);
-      return SR_OK;
-    }
-    try {
-      sr::kquant_matmul(type, x, w, y, n, m, k);
-    } catch (const std::bad_alloc&) {
-      return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_f32: out of memory");
-    }
+  if (k == 0) {
+    std::fill(y, y + n * m, 0.0f);
     return SR_OK;
   }
-  const int64_t blocks = k / sr::QK, row_bytes = blocks * sr::block_bytes(type);
-  // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
-  if (n >= 4 && sr::has_vnni()) {
-    try {
-      sr::quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
-    } catch (const std::bad_alloc&) {
-      return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_f32: out of memory");
-    }
-    return SR_OK;
-  }
-  const sr::DotFn dot = sr::select_dot();
   try {
-    sr::Buffer<int8_t> xq(static_cast<size_t>(n * k));
-    sr::Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
-    sr::parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) sr::quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
-    });
-    // Tasks: 32 weight rows each (a panel that stays in L2) against every activation row, 4 at a time.
-    constexpr int64_t kRowsPerTask = 32;
-    int64_t tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
-    int threads = static_cast<double>(n) * m * k < 1e5 ? 1 : sr::num_threads();
-    sr::parallel_tasks(tasks, threads, [&](int64_t task, int) {
-      int64_t j0 = task * kRowsPerTask, j1 = std::min(m, j0 + kRowsPerTask);
-      for (int64_t i0 = 0; i0 < n; i0 += 4) {
-        sr::XRows rows{};
-        rows.count = static_cast<int>(std::min<int64_t>(4, n - i0));
-        for (int r = 0; r < rows.count; ++r) {
-          rows.q[r] = xq.data() + (i0 + r) * k;
-          rows.d[r] = xd.data() + (i0 + r) * blocks;
-        }
-        for (int64_t j = j0; j < j1; ++j) {
-          float out[4];
-          dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, rows, out);
-          for (int r = 0; r < rows.count; ++r) y[(i0 + r) * m + j] = out[r];
-        }
-      }
-    });
+    sr::quantized_matmul(type, x, w, y, n, m, k);
   } catch (const std::bad_alloc&) {
     return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_f32: out of memory");
   }
@@ -465,12 +363,8 @@ extern "C" SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x
 
 extern "C" SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const float* dy, const void* w, float* dx,
                                                              int64_t n, int64_t m, int64_t k) {
-  sr_status st = sr::check_type("sr_quantized_matmul_backward_f32", type);
+  sr_status st = sr::check_matmul("sr_quantized_matmul_backward_f32", type, n, m, k);
   if (st != SR_OK) return st;
-  const int64_t per = sr::block_elements(type);
-  if (n < 0 || m < 0 || k < 0 || k % per != 0)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_backward_f32: bad sizes n " + std::to_string(n) + ", m " +
-                                             std::to_string(m) + ", k " + std::to_string(k) + " (k must be a multiple of " + std::to_string(per) + ")");
   if (n == 0 || k == 0) return SR_OK;
   if (dx == nullptr || (m > 0 && (dy == nullptr || w == nullptr)))
     return sr::fail(SR_INVALID_ARGUMENT, "sr_quantized_matmul_backward_f32: null pointer");
@@ -478,15 +372,8 @@ extern "C" SR_API sr_status sr_quantized_matmul_backward_f32(int32_t type, const
     std::fill(dx, dx + n * k, 0.0f);
     return SR_OK;
   }
-  const int64_t row_bytes = k / sr::QK * sr::block_bytes(type);
   try {
-    if (sr::is_kquant(type)) {
-      sr::kquant_matmul_backward(type, dy, w, dx, n, m, k);
-      return SR_OK;
-    }
-    sr::backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
-      sr::dequantize_row(type, static_cast<const char*>(w) + j * row_bytes + c0 / sr::QK * sr::block_bytes(type), cols / sr::QK, out);
-    });
+    sr::quantized_matmul_backward(type, dy, w, dx, n, m, k);
   } catch (const std::bad_alloc&) {
     return sr::fail(SR_OUT_OF_MEMORY, "sr_quantized_matmul_backward_f32: out of memory");
   }

@@ -1,0 +1,24 @@
+// Dequantize: ggml Q8_0 / Q4_0 blocks (quant_blocks.cpp) and K-quant super-blocks (kquant.cpp) → fp32.
+#include <string>
+
+#include "kquant.h"
+#include "parallel.h"
+#include "quant_blocks.h"
+#include "status.h"
+
+extern "C" SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n) {
+  sr_status st = sr::check_block_type("sr_dequantize_f32", type);
+  if (st != SR_OK) return st;
+  const int64_t per = sr::block_elements(type);
+  if (n < 0 || n % per != 0)
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: element count " + std::to_string(n) + " is not a multiple of " + std::to_string(per));
+  if (n == 0) return SR_OK;
+  if (x == nullptr || blocks == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32: null pointer");
+  const bool kquant = sr::is_kquant(type);
+  sr::parallel_for(n / per, kquant ? 4.0 * per : 64.0, [&](int64_t b, int64_t e) {
+    const char* src = static_cast<const char*>(blocks) + b * sr::block_bytes(type);
+    if (kquant) sr::kquant_dequantize_row(type, src, e - b, x + b * per);
+    else sr::dequantize_row(type, src, e - b, x + b * per);
+  });
+  return SR_OK;
+}
