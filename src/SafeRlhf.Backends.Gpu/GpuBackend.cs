@@ -110,6 +110,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         _disposed = true;
         _accelerator.Synchronize();
         ReleaseCuBlas();
+        ReleaseWeightScratch();
         _pool.Dispose();
         _error.Dispose();
         _accelerator.Dispose();
