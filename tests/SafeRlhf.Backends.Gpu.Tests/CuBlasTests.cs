@@ -128,4 +128,17 @@ public sealed class CuBlasTests
         if (accepted) CuBlasLibrary.CheckTypes(aType, bType, compute);
         else Assert.Throws<ArgumentException>(() => CuBlasLibrary.CheckTypes(aType, bType, compute));
     }
+
+    /// <summary>BF16 operands exist only on the cuBLAS engine: asking the ILGPU engine for them fails before any device
+    /// is looked for (so on every machine), and the default stays fp32.</summary>
+    [Fact]
+    public void BF16InputsNeedTheCuBlasEngine()
+    {
+        var e = Assert.Throws<NotSupportedException>(() => GpuBackend.CreateCuda(gemm: GemmEngine.Ilgpu, inputs: MatMulInputs.BF16));
+        Assert.Contains("GemmEngine.CuBlas", e.Message);
+        GpuBackend.CheckEngine(GemmEngine.CuBlas, MatMulInputs.BF16);
+        GpuBackend.CheckEngine(GemmEngine.Ilgpu, MatMulInputs.F32);
+        using var cpu = GpuBackend.CreateCpu(groupSize: 4);
+        Assert.Equal(MatMulInputs.F32, cpu.Inputs);
+    }
 }
