@@ -39,7 +39,7 @@ public sealed partial class GpuBackend
         {
             if (_weightScratch is not null)
             {
-                _accelerator.Synchronize(); // earlier products may still read the old buffer
+                Wait(); // earlier products may still read the old buffer (a counted host wait, once per growth)
                 _weightScratch.Dispose();
             }
             _weightScratch = _accelerator.Allocate1D<float>(floats);

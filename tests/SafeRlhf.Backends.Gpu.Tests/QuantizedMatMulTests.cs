@@ -1,4 +1,5 @@
 using SafeRlhf.Tensors;
+using SafeRlhf.Tensors.Profiling;
 
 namespace SafeRlhf.Backends.Gpu.Tests;
 
@@ -45,9 +46,9 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         return max;
     }
 
-    /// <summary>y = x·Wᵀ and dx = dy·W on both backends, within fp32 summation error of the reference; the number of
-    /// kernels the GPU forward launched.</summary>
-    private long CompareForwardAndBackward(DType dtype, int n, int m, int k, string route)
+    /// <summary>y = x·Wᵀ and dx = dy·W on both backends, within fp32 summation error of the reference; what the GPU
+    /// forward did on the device (launches, host waits).</summary>
+    private DeviceActivity CompareForwardAndBackward(DType dtype, int n, int m, int k, string route)
     {
         using var scope = new TensorScope();
         var w = Weight(100 + n, dtype, m, k);
@@ -59,7 +60,7 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         var y = Zeros(n, m);
         var before = Fixture.Backend.Activity;
         G.QuantizedMatMul(x.Gpu, w.Gpu, y.Gpu);
-        long launches = (Fixture.Backend.Activity - before).Launches;
+        var activity = Fixture.Backend.Activity - before;
         R.QuantizedMatMul(x.Ref, w.Ref, y.Ref);
         AssertClose(y, 2e-6 * Math.Sqrt(k) * Magnitude(xs, values, n, m, k, 1, k) + 1e-30, 1e-5, $"{route} {dtype} N{n} M{m} K{k} y");
         var dys = Random(300 + n, (long)n * m);
@@ -68,7 +69,7 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         G.QuantizedMatMulBackward(dy.Gpu, w.Gpu, dx.Gpu);
         R.QuantizedMatMulBackward(dy.Ref, w.Ref, dx.Ref);
         AssertClose(dx, 2e-6 * Math.Sqrt(m + 1) * Magnitude(dys, values, n, k, m, k, 1) + 1e-30, 1e-5, $"{route} {dtype} N{n} M{m} K{k} dx");
-        return launches;
+        return activity;
     }
 
     [Theory]
@@ -110,13 +111,13 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         Assert.Equal(15, GpuBackend.QuantizedGemvMaxRows);
         int k = 2 * dtype.BlockElements();
         foreach (int n in new[] { 1, 3, 4, 5, 8, 15 })
-            Assert.Equal(1, CompareForwardAndBackward(dtype, n, 9, k, "gemv"));
+            Assert.Equal(1, CompareForwardAndBackward(dtype, n, 9, k, "gemv").Launches);
     }
 
     [Theory]
     [MemberData(nameof(BlockTypes))]
     public void SixteenRowsTakeTheInTileGemm(DType dtype) =>
-        Assert.Equal(1, CompareForwardAndBackward(dtype, 16, 9, 2 * dtype.BlockElements(), "in-tile gemm"));
+        Assert.Equal(1, CompareForwardAndBackward(dtype, 16, 9, 2 * dtype.BlockElements(), "in-tile gemm").Launches);
 
     /// <summary>The cuBLAS engine's route with the ILGPU GEMM: from 16 rows the weight is dequantized into the scratch
     /// (grown to the largest matrix, kept) and multiplied by the dense GEMM; fewer rows still take the GEMV.</summary>
@@ -131,14 +132,16 @@ public sealed class QuantizedMatMulTests(GpuFixture fixture) : GpuTestBase(fixtu
         {
             int k = 3 * dtype.BlockElements(), m = 11;
             long start = backend.WeightScratchFloats;
-            Assert.Equal(1, CompareForwardAndBackward(dtype, 15, m, k, "scratch gemv"));
+            Assert.Equal(1, CompareForwardAndBackward(dtype, 15, m, k, "scratch gemv").Launches);
             Assert.Equal(start, backend.WeightScratchFloats);
             foreach (int n in new[] { 16, 21 })
-                Assert.Equal(2, CompareForwardAndBackward(dtype, n, m, k, "scratch gemm"));
+                Assert.Equal(2, CompareForwardAndBackward(dtype, n, m, k, "scratch gemm").Launches);
             Assert.True(backend.WeightScratchFloats >= (long)m * k, $"scratch holds {backend.WeightScratchFloats} floats, needs {m * k}");
             long grown = backend.WeightScratchFloats;
-            CompareForwardAndBackward(dtype, 17, 2, k, "scratch gemm, smaller weight");
+            // a weight that fits the scratch reuses it without waiting for the device
+            var reuse = CompareForwardAndBackward(dtype, 17, 2, k, "scratch gemm, smaller weight");
             Assert.Equal(grown, backend.WeightScratchFloats);
+            Assert.Equal((2L, 0L), (reuse.Launches, reuse.Synchronizations));
         }
         finally
         {
