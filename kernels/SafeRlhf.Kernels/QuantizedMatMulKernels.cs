@@ -20,7 +20,15 @@ public static class QuantCode
 
 public readonly struct QuantGemvParams
 {
-    /// <summary>x [N, K] with N ≤ 4, w [M, K] quantized, y [N, M].</summary>
+    /// <summary>Most activation rows one <see cref="QuantizedMatMulKernels.Gemv"/> launch takes (the GEMM takes 16 or more).</summary>
+    public const int MaxRows = 15;
+
+    /// <summary>Floats of dynamic shared memory <see cref="QuantizedMatMulKernels.Gemv"/> needs for a group of
+    /// <paramref name="group"/> threads: a 32-weight decoded slice per thread (padded to 33 floats so that the slices
+    /// fall in distinct banks), <see cref="MaxRows"/> row sums per thread, and the group reduction's scratch.</summary>
+    public static int SharedFloats(int group) => group * (33 + MaxRows + 1);
+
+    /// <summary>x [N, K] with N ≤ <see cref="MaxRows"/>, w [M, K] quantized, y [N, M].</summary>
     public readonly int N, M, K, Kind;
 
     public QuantGemvParams(int n, int m, int k, int kind)
@@ -96,40 +104,68 @@ public static class QuantizedMatMulKernels
         acc.Store(c, p, p.COffset, row0 + ty, col0 + tx, g);
     }
 
-    /// <summary>Decode path y [N, M] = x [N, K] · wᵀ for N ≤ 4: one group per weight row (grid-stride over
-    /// rows), each thread dequantizes whole blocks once and applies them to every x row. Dynamic shared
-    /// memory: warpSize floats.</summary>
+    /// <summary>The 32 weights from element <paramref name="e0"/> (a multiple of 32) into <paramref name="dst"/>, each
+    /// exactly as <see cref="Dequant"/> gives it: Q8_0/Q4_0 decode the block's fp16 scale once and the quants byte by
+    /// byte; a K-quant's 32 weights are one sub-block of a super-block, decoded element by element.</summary>
+    public static void DecodeGroup(ArrayView<byte> w, int kind, long e0, ArrayView<float> dst)
+    {
+        if (kind >= QuantCode.Q4_K)
+        {
+            long at = (e0 >> 8) * QuantCode.KBlockBytes(kind);
+            int first = (int)(e0 & 255);
+            for (int i = 0; i < 32; i++) dst[i] = KQuantDecode.Element(w, kind, at, first + i);
+            return;
+        }
+        long block = e0 >> 5;
+        if (kind == QuantCode.Q8_0)
+        {
+            long at = block * QuantCode.Q8_0BlockBytes;
+            float d = DeviceMath.LoadHalfBytes(w, at);
+            for (int i = 0; i < 32; i++) dst[i] = d * (sbyte)w[at + 2 + i];
+            return;
+        }
+        long bt = block * QuantCode.Q4_0BlockBytes;
+        float d4 = DeviceMath.LoadHalfBytes(w, bt);
+        for (int i = 0; i < 16; i++)
+        {
+            int packed = w[bt + 2 + i];
+            dst[i] = d4 * ((packed & 0x0F) - 8);
+            dst[i + 16] = d4 * ((packed >> 4) - 8);
+        }
+    }
+
+    /// <summary>Batched decode path y [N, M] = x [N, K] · wᵀ for N ≤ <see cref="QuantGemvParams.MaxRows"/>: one group
+    /// per weight row (grid-stride over rows); each thread decodes a 32-weight group once into its own shared-memory
+    /// slice (the fp16 scale once per block) and applies it to every x row, keeping one running sum per row in shared
+    /// memory (updated once per 32 products). Dynamic shared memory: <see cref="QuantGemvParams.SharedFloats"/>.</summary>
     [Kernel]
     public static void Gemv(ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y, QuantGemvParams p)
     {
-        var scratch = SharedMemory.GetDynamic<float>();
-        int blocks = p.K / 32;
+        var shared = SharedMemory.GetDynamic<float>();
+        int g = Group.DimX, t = Group.IdxX;
+        var decoded = shared.SubView(t * 33, 32);
+        var sums = shared.SubView(g * 33, g * QuantGemvParams.MaxRows);
+        var scratch = shared.SubView(g * (33 + QuantGemvParams.MaxRows), g);
+        int groups = p.K / 32;
         for (int m = Grid.IdxX; m < p.M; m += Grid.DimX)
         {
-            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-            for (int blk = Group.IdxX; blk < blocks; blk += Group.DimX)
+            for (int r = 0; r < p.N; r++) sums[r * g + t] = 0f;
+            for (int grp = t; grp < groups; grp += g)
             {
-                long e0 = (long)m * p.K + blk * 32;
-                int k0 = blk * 32;
-                for (int i = 0; i < 32; i++)
+                int k0 = grp * 32;
+                DecodeGroup(w, p.Kind, (long)m * p.K + k0, decoded);
+                for (int r = 0; r < p.N; r++)
                 {
-                    float wv = Dequant(w, p.Kind, e0 + i);
-                    s0 += wv * x[k0 + i];
-                    if (p.N > 1) s1 += wv * x[p.K + k0 + i];
-                    if (p.N > 2) s2 += wv * x[2 * p.K + k0 + i];
-                    if (p.N > 3) s3 += wv * x[3 * p.K + k0 + i];
+                    long xr = (long)r * p.K + k0;
+                    float s = 0f;
+                    for (int i = 0; i < 32; i++) s += decoded[i] * x[xr + i];
+                    sums[r * g + t] += s;
                 }
             }
-            s0 = DeviceMath.GroupSum(s0, scratch);
-            if (p.N > 1) s1 = DeviceMath.GroupSum(s1, scratch);
-            if (p.N > 2) s2 = DeviceMath.GroupSum(s2, scratch);
-            if (p.N > 3) s3 = DeviceMath.GroupSum(s3, scratch);
-            if (Group.IdxX == 0)
+            for (int r = 0; r < p.N; r++)
             {
-                y[m] = s0;
-                if (p.N > 1) y[p.M + m] = s1;
-                if (p.N > 2) y[2 * p.M + m] = s2;
-                if (p.N > 3) y[3 * p.M + m] = s3;
+                float total = DeviceMath.GroupSum(sums[r * g + t], scratch);
+                if (t == 0) y[(long)r * p.M + m] = total;
             }
         }
     }

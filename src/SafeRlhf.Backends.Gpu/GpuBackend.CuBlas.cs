@@ -17,6 +17,18 @@ public enum GemmEngine
     CuBlas,
 }
 
+/// <summary>The precision in which the cuBLAS engine reads dense matrix product operands; chosen when the backend is
+/// created.</summary>
+public enum MatMulInputs
+{
+    /// <summary>fp32 operands (TF32 tensor-op compute), BF16 weights widened to fp32 exactly: the default.</summary>
+    F32,
+    /// <summary>Both operands of every dense product as BF16 (fp32 operands rounded to nearest even by the Copy kernel;
+    /// BF16 weights read in place, without widening), products accumulated and written in fp32 (cublasGemmEx with
+    /// CUBLAS_COMPUTE_32F). Master weights, gradients and optimizer moments stay fp32. CUDA with GemmEngine.CuBlas only.</summary>
+    BF16,
+}
+
 // Dense matrix products through cuBLAS (GemmEngine.CuBlas): operands staged contiguous, the row-major product mapped
 // onto the column-major call (GemmMapping), on the accelerator's stream so it orders with the ILGPU kernels.
 public sealed partial class GpuBackend
@@ -27,7 +39,17 @@ public sealed partial class GpuBackend
     /// <summary>The engine of <see cref="IBackend.MatMul"/> on this backend.</summary>
     public GemmEngine Gemm { get; private set; } = GemmEngine.Ilgpu;
 
-    private void UseCuBlas()
+    /// <summary>The operand precision of the cuBLAS engine's dense products (always F32 on the ILGPU engine).</summary>
+    public MatMulInputs Inputs { get; private set; } = MatMulInputs.F32;
+
+    /// <summary>Refuses a combination of engine and operand precision that cannot run: BF16 operands need cuBLAS.</summary>
+    public static void CheckEngine(GemmEngine gemm, MatMulInputs inputs)
+    {
+        if (inputs == MatMulInputs.BF16 && gemm != GemmEngine.CuBlas)
+            throw new NotSupportedException($"MatMulInputs.BF16 needs GemmEngine.CuBlas on a CUDA device (got GemmEngine.{gemm}); the ILGPU GEMM computes in fp32 only");
+    }
+
+    private void UseCuBlas(MatMulInputs inputs)
     {
         if (_isCpu) throw new NotSupportedException("GemmEngine.CuBlas: cuBLAS needs a CUDA device, not the ILGPU CPU accelerator");
         _cublas = CuBlasLibrary.Load();
@@ -35,6 +57,7 @@ public sealed partial class GpuBackend
         _cublas.SetStream(_cublasHandle, ((CudaStream)_accelerator.DefaultStream).StreamPtr);
         _cublas.SetMathMode(_cublasHandle, CuBlasLibrary.Tf32TensorOpMath);
         Gemm = GemmEngine.CuBlas;
+        Inputs = inputs;
     }
 
     private void ReleaseCuBlas()
@@ -46,6 +69,11 @@ public sealed partial class GpuBackend
     /// <summary>c [batch, m, n] (+)= op(a)·op(b) with every operand staged contiguous fp32.</summary>
     private void CuBlasMatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate, int batch, int m, int n, int k)
     {
+        if (Inputs == MatMulInputs.BF16)
+        {
+            CuBlasBF16MatMul(a, b, c, transA, transB, accumulate, batch, m, n, k);
+            return;
+        }
         using var sa = In(a);
         using var sb = In(b);
         using var sc = accumulate ? InOut(c) : Out(c);
@@ -55,6 +83,21 @@ public sealed partial class GpuBackend
         _cublas!.GemmStridedBatchedEx(_cublasHandle, g, Address(sb.F32), Address(sa.F32), Address(sc.F32),
             CuBlasLibrary.R32F, CuBlasLibrary.Compute32FFastTf32, accumulate ? 1f : 0f);
     }
+
+    /// <summary>c [batch, m, n] (+)= op(a)·op(b) with a and b staged contiguous BF16 (BF16 tensors in place), c fp32.</summary>
+    private void CuBlasBF16MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate, int batch, int m, int n, int k)
+    {
+        using var sa = new Staged(this, a, DType.BF16, read: true, write: false);
+        using var sb = new Staged(this, b, DType.BF16, read: true, write: false);
+        using var sc = accumulate ? InOut(c) : Out(c);
+        int aCols = transA ? m : k, bCols = transB ? k : n;
+        var g = GemmMapping.RowMajor(m, n, k, batch, transA, transB,
+            aCols, (long)m * k, bCols, (long)k * n, n, (long)m * n);
+        _cublas!.GemmStridedBatchedEx(_cublasHandle, g, Address(sb.Bytes), Address(sa.Bytes), Address(sc.F32),
+            CuBlasLibrary.R16BF, CuBlasLibrary.Compute32F, accumulate ? 1f : 0f);
+    }
+
+    private static IntPtr Address(ArrayView<byte> view) => view.LoadEffectiveAddressAsPtr();
 
     private static IntPtr Address(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr();
 }

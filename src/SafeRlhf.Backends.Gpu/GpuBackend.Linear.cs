@@ -8,8 +8,8 @@ namespace SafeRlhf.Backends.Gpu;
 // Matrix products (dense and quantized), quantization and the optimizer step.
 public sealed partial class GpuBackend
 {
-    /// <summary>N at or below which QuantizedMatMul takes the GEMV (decode) path.</summary>
-    public const int QuantizedGemvMaxRows = 4;
+    /// <summary>N at or below which QuantizedMatMul takes the batched GEMV (decode) path; from 16 rows on it takes a GEMM.</summary>
+    public const int QuantizedGemvMaxRows = QuantGemvParams.MaxRows;
 
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
@@ -92,7 +92,12 @@ public sealed partial class GpuBackend
         var wb = QuantBytes(w);
         if (n <= QuantizedGemvMaxRows)
         {
-            _kernels.QuantGemv.Value(PerRow(m, k / DTypeInfo.QuantBlock, WarpSize), sx.F32, wb, sy.F32, new QuantGemvParams(n, m, k, kind));
+            _kernels.QuantGemv.Value(QuantGemvConfig(m), sx.F32, wb, sy.F32, new QuantGemvParams(n, m, k, kind));
+            return;
+        }
+        if (UseWeightScratch)
+        {
+            ScratchQuantizedMatMul(sx.F32, w, sy.F32, n, m, k, backward: false);
             return;
         }
         // rows of x against columns of Wᵀ: W(kk, j) is weight element j·K + kk
@@ -114,6 +119,11 @@ public sealed partial class GpuBackend
         if (dx.Numel == 0) return;
         using var sdy = In(dy);
         using var sdx = Out(dx);
+        if (UseWeightScratch && n > QuantizedGemvMaxRows)
+        {
+            ScratchQuantizedMatMul(sdy.F32, w, sdx.F32, n, m, k, backward: true);
+            return;
+        }
         // dx [N, K] = dy [N, M] · W [M, K]: W(kk = m, j = k) is weight element m·K + k
         var p = new GemmParams(n, k, m, 1, 0, 0, m, 1, 0, 0, k, 1, 0, 0, k, 1, accumulate: false);
         _kernels.QuantGemm.Value(GemmConfig(n, k, 1), sdy.F32, QuantBytes(w), sdx.F32, p, kind);

@@ -61,9 +61,11 @@ public sealed partial class GpuBackend : IBackend, IDisposable
     }
 
     /// <summary>A backend on CUDA device <paramref name="deviceIndex"/> whose dense products use <paramref name="gemm"/>
-    /// (cuBLAS must load, or this throws <see cref="CuBlas.CuBlasUnavailableException"/>).</summary>
-    public static GpuBackend CreateCuda(int deviceIndex = 0, GemmEngine gemm = GemmEngine.Ilgpu)
+    /// (cuBLAS must load, or this throws <see cref="CuBlas.CuBlasUnavailableException"/>) with operands read as
+    /// <paramref name="inputs"/> (BF16 needs cuBLAS, see <see cref="CheckEngine"/>).</summary>
+    public static GpuBackend CreateCuda(int deviceIndex = 0, GemmEngine gemm = GemmEngine.Ilgpu, MatMulInputs inputs = MatMulInputs.F32)
     {
+        CheckEngine(gemm, inputs);
         var context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Math(MathMode.Default));
         if (context.GetCudaDevices().Count <= deviceIndex)
         {
@@ -74,7 +76,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         var backend = new GpuBackend(context, accelerator, isCpu: false, poolCacheBytes: 2L << 30);
         if (gemm == GemmEngine.CuBlas)
         {
-            try { backend.UseCuBlas(); }
+            try { backend.UseCuBlas(inputs); }
             catch
             {
                 backend.Dispose();
@@ -110,6 +112,7 @@ public sealed partial class GpuBackend : IBackend, IDisposable
         _disposed = true;
         _accelerator.Synchronize();
         ReleaseCuBlas();
+        ReleaseWeightScratch();
         _pool.Dispose();
         _error.Dispose();
         _accelerator.Dispose();

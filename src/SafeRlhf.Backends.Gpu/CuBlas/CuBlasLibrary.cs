@@ -28,7 +28,7 @@ public sealed class CuBlasException(string call, int status)
 
 /// <summary>The few cuBLAS entry points the GPU backend calls, resolved at run time from the CUDA toolkit's
 /// libcublas (no build-time dependency): handle management, stream binding, math mode and
-/// cublasGemmStridedBatchedEx (fp32 with TF32 tensor-op compute, or BF16 inputs with fp32 accumulation).</summary>
+/// cublasGemmEx and cublasGemmStridedBatchedEx (fp32 with TF32 tensor-op compute, or BF16 inputs with fp32 accumulation).</summary>
 public sealed unsafe class CuBlasLibrary
 {
     /// <summary>File names tried in order (Linux CUDA 12 / 11, then Windows).</summary>
@@ -46,6 +46,7 @@ public sealed unsafe class CuBlasLibrary
     private readonly delegate* unmanaged<IntPtr, IntPtr, int> _setStream;
     private readonly delegate* unmanaged<IntPtr, int, int> _setMathMode;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, int, void*, IntPtr, int, int, long, IntPtr, int, int, long, void*, IntPtr, int, int, long, int, int, int, int> _gemmStridedBatchedEx;
+    private readonly delegate* unmanaged<IntPtr, int, int, int, int, int, void*, IntPtr, int, int, IntPtr, int, int, void*, IntPtr, int, int, int, int, int> _gemmEx;
 
     private CuBlasLibrary(IntPtr handle, string path)
     {
@@ -56,6 +57,8 @@ public sealed unsafe class CuBlasLibrary
         _setMathMode = (delegate* unmanaged<IntPtr, int, int>)Export(handle, path, "cublasSetMathMode");
         _gemmStridedBatchedEx = (delegate* unmanaged<IntPtr, int, int, int, int, int, void*, IntPtr, int, int, long, IntPtr, int, int, long, void*, IntPtr, int, int, long, int, int, int, int>)
             Export(handle, path, "cublasGemmStridedBatchedEx");
+        _gemmEx = (delegate* unmanaged<IntPtr, int, int, int, int, int, void*, IntPtr, int, int, IntPtr, int, int, void*, IntPtr, int, int, int, int, int>)
+            Export(handle, path, "cublasGemmEx");
     }
 
     /// <summary>The file that was loaded.</summary>
@@ -99,9 +102,36 @@ public sealed unsafe class CuBlasLibrary
 
     public void SetMathMode(IntPtr handle, int mode) => Check("cublasSetMathMode", _setMathMode(handle, mode));
 
+    /// <summary>Refuses input and compute types cuBLAS has no fp32-output GEMM for, before the call: both inputs fp32
+    /// (compute fp32 or TF32), or both BF16 (compute fp32: BF16 products accumulated in fp32). cuBLAS has no mixed
+    /// BF16 × fp32 product, so an fp32 operand is never rounded to BF16 behind the caller's back.</summary>
+    public static void CheckTypes(int aType, int bType, int computeType)
+    {
+        if (aType != bType)
+            throw new ArgumentException($"cuBLAS GEMM: operand types {aType} and {bType} differ (both fp32 = {R32F} or both BF16 = {R16BF})");
+        bool ok = aType == R32F ? computeType is Compute32F or Compute32FFastTf32 : aType == R16BF && computeType == Compute32F;
+        if (!ok)
+            throw new ArgumentException($"cuBLAS GEMM: operand type {aType} with compute type {computeType} is not supported " +
+                $"(fp32 inputs: {Compute32F} or {Compute32FFastTf32}; BF16 inputs: {Compute32F})");
+    }
+
+    /// <summary>Column-major C = α·op(A)·op(B) + β·C with fp32 C, for one matrix (<paramref name="g"/>'s batch must be 1):
+    /// cublasGemmEx with A and B of <paramref name="dataType"/> (fp32 or BF16, see <see cref="CheckTypes"/>).</summary>
+    public void GemmEx(IntPtr handle, in GemmMapping g, IntPtr a, IntPtr b, IntPtr c, int dataType, int computeType, float beta)
+    {
+        if (g.Batch != 1) throw new ArgumentException($"cublasGemmEx multiplies one matrix, the mapping has batch {g.Batch} (use GemmStridedBatchedEx)");
+        g.Validate();
+        CheckTypes(dataType, dataType, computeType);
+        float alpha = 1f;
+        Check("cublasGemmEx", _gemmEx(handle, g.TransA, g.TransB, g.M, g.N, g.K, &alpha,
+            a, dataType, g.Lda, b, dataType, g.Ldb, &beta, c, R32F, g.Ldc, computeType, GemmDefault));
+    }
+
     /// <summary>Column-major C = α·op(A)·op(B) + β·C over a strided batch (see <see cref="GemmMapping"/> for row-major).</summary>
     public void GemmStridedBatchedEx(IntPtr handle, in GemmMapping g, IntPtr a, IntPtr b, IntPtr c, int dataType, int computeType, float beta)
     {
+        g.Validate();
+        CheckTypes(dataType, dataType, computeType);
         float alpha = 1f;
         Check("cublasGemmStridedBatchedEx", _gemmStridedBatchedEx(handle, g.TransA, g.TransB, g.M, g.N, g.K, &alpha,
             a, dataType, g.Lda, g.StrideA, b, dataType, g.Ldb, g.StrideB, &beta, c, R32F, g.Ldc, g.StrideC, g.Batch, computeType, GemmDefault));

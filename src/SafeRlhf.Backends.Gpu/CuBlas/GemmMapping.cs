@@ -8,12 +8,34 @@ namespace SafeRlhf.Backends.Gpu.CuBlas;
 public readonly record struct GemmMapping(int TransA, int TransB, int M, int N, int K, int Lda, long StrideA, int Ldb, long StrideB,
     int Ldc, long StrideC, int Batch)
 {
-    /// <param name="aRowStride">Elements between rows of A as stored; likewise for B and C.</param>
+    /// <param name="aRowStride">Elements between rows of A as stored; likewise for B and C (a row stride of 0, for an
+    /// operand without columns, is passed as 1: cuBLAS needs a leading dimension ≥ 1 even where it reads nothing).</param>
     /// <param name="aBatchStride">Elements between batch entries of A (0 broadcasts A); likewise for B and C.</param>
     public static GemmMapping RowMajor(int m, int n, int k, int batch, bool transA, bool transB,
         int aRowStride, long aBatchStride, int bRowStride, long bBatchStride, int cRowStride, long cBatchStride) =>
         new(transB ? CuBlasLibrary.OpT : CuBlasLibrary.OpN, transA ? CuBlasLibrary.OpT : CuBlasLibrary.OpN,
-            n, m, k, bRowStride, bBatchStride, aRowStride, aBatchStride, cRowStride, cBatchStride, batch);
+            n, m, k, Math.Max(1, bRowStride), bBatchStride, Math.Max(1, aRowStride), aBatchStride, Math.Max(1, cRowStride), cBatchStride, batch);
+
+    /// <summary>QuantizedMatMul's product y [N, M] = x [N, K] · W [M, K]ᵀ with every operand contiguous (cuBLAS's A is W,
+    /// its B is x).</summary>
+    public static GemmMapping QuantizedMatMul(int n, int m, int k) =>
+        RowMajor(n, m, k, 1, transA: false, transB: true, k, 0, k, 0, m, 0);
+
+    /// <summary>QuantizedMatMulBackward's product dx [N, K] = dy [N, M] · W [M, K] with every operand contiguous (cuBLAS's
+    /// A is W, its B is dy).</summary>
+    public static GemmMapping QuantizedMatMulBackward(int n, int m, int k) =>
+        RowMajor(n, k, m, 1, transA: false, transB: false, m, 0, k, 0, k, 0);
+
+    /// <summary>cuBLAS's argument rules (sizes ≥ 0, batch ≥ 1, lda ≥ max(1, rows of op(A)'s stored matrix), likewise ldb,
+    /// ldc ≥ max(1, m)), checked before the call so that a bad mapping names its arguments instead of returning
+    /// CUBLAS_STATUS_INVALID_VALUE.</summary>
+    public void Validate()
+    {
+        int aRows = TransA == CuBlasLibrary.OpN ? M : K, bRows = TransB == CuBlasLibrary.OpN ? K : N;
+        if (M < 0 || N < 0 || K < 0 || Batch < 1 || Lda < Math.Max(1, aRows) || Ldb < Math.Max(1, bRows) || Ldc < Math.Max(1, M))
+            throw new ArgumentException($"cuBLAS GEMM arguments out of range: {this} (needs lda ≥ {Math.Max(1, aRows)}, " +
+                $"ldb ≥ {Math.Max(1, bRows)}, ldc ≥ {Math.Max(1, M)}, batch ≥ 1)");
+    }
 
     /// <summary>The BLAS definition evaluated on the host (the oracle for the mapping): column-major
     /// C = op(A)·op(B) + β·C for every batch entry, with cuBLAS's argument order (A is the first operand).</summary>
