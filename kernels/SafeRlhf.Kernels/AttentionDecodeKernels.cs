@@ -5,7 +5,7 @@ namespace SafeRlhf.Kernels;
 
 /// <summary>Split-KV attention for one query token (T = 1, decoding against a KV cache). The keys are cut into
 /// <see cref="AttentionParams.Splits"/> ranges of <see cref="AttentionParams.SplitKeys"/>; one group per (range,
-/// KV head × row group, batch) runs the forward's online softmax (<see cref="AttentionTile"/>) over its range for the
+/// KV head × row group, batch) runs the forward's online softmax (<see cref="OnlineSoftmaxTile"/>) over its range for the
 /// query heads that share the KV head (so K and V are read once for the whole GQA group) and writes a partial
 /// output o_j (normalised by its own sum) and lse_j. <see cref="Combine"/> merges the ranges with the log-sum-exp
 /// rule: lse = log Σ_j exp(lse_j), o = Σ_j exp(lse_j − lse)·o_j. Partials: oPart [B, H, splits, D],
@@ -17,7 +17,7 @@ public static class AttentionDecodeKernels
     public static void Partial(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
         ArrayView<float> oPart, ArrayView<float> lsePart, AttentionParams p)
     {
-        var tile = new AttentionTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
+        var tile = new OnlineSoftmaxTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
         int rep = p.H / p.Hkv, rowGroups = (rep + p.Br - 1) / p.Br;
         int split = Grid.IdxX, hk = Grid.IdxY / rowGroups, g = Grid.IdxY % rowGroups, b = Grid.IdxZ;
         int h0 = hk * rep + g * p.Br;

@@ -12,12 +12,12 @@ namespace SafeRlhf.Kernels;
 /// the tile's keys and combining with warp shuffles. Layout (floats): Q Br·(D+1) | K Bc·(D+1) | V Bc·(D+1) |
 /// O Br·(D+1) | S Br·Bc | m, l, α Br each (<see cref="AttentionParams.ForwardSharedFloats"/>). Every thread of the
 /// group must call each method.</summary>
-public readonly struct AttentionTile
+public readonly struct OnlineSoftmaxTile
 {
     private readonly ArrayView<float> _qs, _ks, _vs, _os, _ss, _rowMax, _rowSum, _alpha;
     private readonly int _br, _bc, _d, _ld;
 
-    public AttentionTile(ArrayView<float> shared, int br, int bc, int d)
+    public OnlineSoftmaxTile(ArrayView<float> shared, int br, int bc, int d)
     {
         _br = br; _bc = bc; _d = d; _ld = d + 1;
         long at = 0;
