@@ -5,30 +5,36 @@ namespace SafeRlhf.Kernels;
 
 /// <summary>Attention shapes: q, o, dq [B, T, H, D]; k, v, dk, dv [B, S, Hkv, D]; lse, delta [B, H, T];
 /// mask [B, S] (fp32, 0 = padding) when HasMask. Query t sits at key position S − T + t (causal, aligned at
-/// the end). Br/Bc: query/key tile sizes.</summary>
+/// the end). Br/Bc: query/key tile sizes. SplitKeys: keys per block of the split-KV decode (0 when not split).</summary>
 public readonly struct AttentionParams
 {
-    public readonly int B, T, S, H, Hkv, D, Br, Bc, HasMask;
+    public readonly int B, T, S, H, Hkv, D, Br, Bc, HasMask, SplitKeys;
     public readonly float Scale;
     /// <summary>Element distance between batch entries of k and v (a KV cache's capacity rows; S·Hkv·D when packed).</summary>
     public readonly long KvBatchStride;
 
-    public AttentionParams(int b, int t, int s, int h, int hkv, int d, int br, int bc, bool hasMask, float scale, long kvBatchStride = 0)
+    public AttentionParams(int b, int t, int s, int h, int hkv, int d, int br, int bc, bool hasMask, float scale, long kvBatchStride = 0,
+        int splitKeys = 0)
     {
         B = b; T = t; S = s; H = h; Hkv = hkv; D = d; Br = br; Bc = bc; HasMask = hasMask ? 1 : 0; Scale = scale;
         KvBatchStride = kvBatchStride != 0 ? kvBatchStride : (long)s * hkv * d;
+        SplitKeys = splitKeys;
     }
 
     public long QRow(int b, int t, int h) => (((long)b * T + t) * H + h) * D;
     public long KRow(int b, int s, int hk) => b * KvBatchStride + ((long)s * Hkv + hk) * D;
     public long LseAt(int b, int h, int t) => ((long)b * H + h) * T + t;
 
+    /// <summary>Blocks the keys are split into by the decode path (⌈S / SplitKeys⌉).</summary>
+    public int Splits => SplitKeys == 0 ? 1 : (S + SplitKeys - 1) / SplitKeys;
+
     /// <summary>Causal and padding visibility of key <paramref name="s"/> for query <paramref name="t"/>.</summary>
     public bool Visible(ArrayView<float> mask, int b, int t, int s) =>
         t < T && s < S && s <= S - T + t && (HasMask == 0 || mask[(long)b * S + s] != 0f);
 
-    /// <summary>Floats of dynamic shared memory used by the forward kernel.</summary>
-    public static int ForwardSharedFloats(int br, int bc, int d) => 2 * br * d + 2 * bc * d + br * bc + 3 * br;
+    /// <summary>Floats of dynamic shared memory used by the forward and decode kernels: Q, O, K and V tiles with a
+    /// padded row stride of D + 1 floats (no bank conflicts), the score tile and three per-row values.</summary>
+    public static int ForwardSharedFloats(int br, int bc, int d) => 2 * br * (d + 1) + 2 * bc * (d + 1) + br * bc + 3 * br;
     /// <summary>Floats of dynamic shared memory used by the dK/dV kernel.</summary>
     public static int KeyValueGradSharedFloats(int br, int bc, int d) => 4 * bc * d + 2 * br * d + 2 * br * bc + 2 * br;
     /// <summary>Floats of dynamic shared memory used by the dQ kernel.</summary>
@@ -37,110 +43,32 @@ public readonly struct AttentionParams
 
 /// <summary>FlashAttention-style causal GQA attention in fp32. The forward keeps a query tile in shared
 /// memory, streams K/V tiles through shared memory and maintains an online softmax (running max m and sum
-/// l per row), writing o and lse = m + log l. The backward recomputes probabilities from lse in two passes
+/// l per row, <see cref="OnlineSoftmaxTile"/>), writing o and lse = m + log l; single-token decoding may instead split
+/// the keys across blocks (<see cref="AttentionDecodeKernels"/>). The backward recomputes probabilities from lse in two passes
 /// without atomics: one group per key tile accumulates dK and dV over every query head that shares the KV
 /// head; one group per query tile accumulates dQ. Grids are 3-D (tile, head, batch) with 1-D groups.</summary>
 public static class AttentionKernels
 {
+    /// <summary>One group per (query tile of Br rows, head, batch); see <see cref="OnlineSoftmaxTile"/>.</summary>
     [Kernel]
     public static void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
         ArrayView<float> o, ArrayView<float> lse, AttentionParams p)
     {
-        int br = p.Br, bc = p.Bc, d = p.D;
-        var sh = SharedMemory.GetDynamic<float>();
-        var qs = sh.SubView(0, br * d);
-        var ks = sh.SubView(br * d, bc * d);
-        var vs = sh.SubView(br * d + bc * d, bc * d);
-        var os = sh.SubView(br * d + 2 * bc * d, br * d);
-        var ss = sh.SubView(2 * br * d + 2 * bc * d, br * bc);
-        var rowMax = sh.SubView(2 * br * d + 2 * bc * d + br * bc, br);
-        var rowSum = sh.SubView(2 * br * d + 2 * bc * d + br * bc + br, br);
-        var alpha = sh.SubView(2 * br * d + 2 * bc * d + br * bc + 2 * br, br);
-
-        int tid = Group.IdxX, threads = Group.DimX;
-        int t0 = Grid.IdxX * br, h = Grid.IdxY, b = Grid.IdxZ;
+        var tile = new OnlineSoftmaxTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
+        int t0 = Grid.IdxX * p.Br, h = Grid.IdxY, b = Grid.IdxZ;
         int hk = h / (p.H / p.Hkv);
-        int rows = XMath.Min(br, p.T - t0);
-
-        for (int e = tid; e < br * d; e += threads)
+        int rows = XMath.Min(p.Br, p.T - t0);
+        long qStride = (long)p.H * p.D;
+        tile.Start(q, p.QRow(b, t0, h), qStride, rows);
+        // keys past the causal frontier of the tile's last query are never visible
+        tile.Accumulate(k, v, mask, p, b, hk, t0, 1, rows, 0, XMath.Min(p.S, p.S - p.T + t0 + rows));
+        for (int e = Group.IdxX; e < rows * p.D; e += Group.DimX)
         {
-            int r = e / d;
-            qs[e] = r < rows ? q[p.QRow(b, t0 + r, h) + e % d] : 0f;
-            os[e] = 0f;
+            int r = e / p.D, i = e % p.D;
+            o[p.QRow(b, t0 + r, h) + i] = tile.Output(r, i);
         }
-        for (int r = tid; r < br; r += threads)
-        {
-            rowMax[r] = float.NegativeInfinity;
-            rowSum[r] = 0f;
-        }
-        Group.Barrier();
-
-        int kvEnd = XMath.Min(p.S, p.S - p.T + t0 + rows);
-        for (int s0 = 0; s0 < kvEnd; s0 += bc)
-        {
-            LoadKeyValueTile(k, v, ks, vs, p, b, hk, s0);
-            Group.Barrier();
-            for (int e = tid; e < br * bc; e += threads)
-            {
-                int r = e / bc, c = e % bc;
-                float score = float.NegativeInfinity;
-                if (r < rows && p.Visible(mask, b, t0 + r, s0 + c))
-                {
-                    float dot = 0f;
-                    for (int i = 0; i < d; i++) dot += qs[r * d + i] * ks[c * d + i];
-                    score = dot * p.Scale;
-                }
-                ss[e] = score;
-            }
-            Group.Barrier();
-            for (int r = tid; r < br; r += threads)
-            {
-                float mOld = rowMax[r];
-                float mNew = mOld;
-                for (int c = 0; c < bc; c++) mNew = XMath.Max(mNew, ss[r * bc + c]);
-                if (mNew == float.NegativeInfinity)
-                {
-                    for (int c = 0; c < bc; c++) ss[r * bc + c] = 0f;
-                    alpha[r] = 1f;
-                }
-                else
-                {
-                    float sum = 0f;
-                    for (int c = 0; c < bc; c++)
-                    {
-                        float s = ss[r * bc + c];
-                        float pr = s == float.NegativeInfinity ? 0f : XMath.Exp(s - mNew);
-                        ss[r * bc + c] = pr;
-                        sum += pr;
-                    }
-                    float scaleOld = mOld == float.NegativeInfinity ? 0f : XMath.Exp(mOld - mNew);
-                    alpha[r] = scaleOld;
-                    rowSum[r] = rowSum[r] * scaleOld + sum;
-                    rowMax[r] = mNew;
-                }
-            }
-            Group.Barrier();
-            for (int e = tid; e < br * d; e += threads)
-            {
-                int r = e / d, i = e % d;
-                float acc = os[e] * alpha[r];
-                for (int c = 0; c < bc; c++) acc += ss[r * bc + c] * vs[c * d + i];
-                os[e] = acc;
-            }
-            Group.Barrier();
-        }
-
-        for (int e = tid; e < rows * d; e += threads)
-        {
-            int r = e / d;
-            float l = rowSum[r];
-            o[p.QRow(b, t0 + r, h) + e % d] = l > 0f ? os[e] / l : 0f;
-        }
-        for (int r = tid; r < rows; r += threads)
-        {
-            float l = rowSum[r];
-            lse[p.LseAt(b, h, t0 + r)] = l > 0f ? rowMax[r] + XMath.Log(l) : float.NegativeInfinity;
-        }
+        for (int r = Group.IdxX; r < rows; r += Group.DimX)
+            lse[p.LseAt(b, h, t0 + r)] = tile.LogSumExp(r);
     }
 
     /// <summary>delta[b, h, t] = Σ_i dO·O over the head dimension (one thread per row).</summary>

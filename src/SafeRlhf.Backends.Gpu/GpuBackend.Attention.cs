@@ -23,8 +23,21 @@ public sealed partial class GpuBackend
         throw new NotSupportedException($"Attention: head dim {d} does not fit shared memory");
     }
 
+    /// <summary>Forward tiles (Br query rows, Bc keys): the widest query tile, then the widest key tile from min(Br, 32)
+    /// down to Br/4, whose padded footprint fits the budget (64×16 at D = 64, 32×8 at D = 128); 4×2 on the CPU
+    /// accelerator, so that small test shapes cross several query and key tiles.</summary>
+    private (int Br, int Bc) ForwardTiles(int d)
+    {
+        if (_isCpu) return (4, 2);
+        for (int br = 64; br >= 2; br /= 2)
+            for (int bc = Math.Min(br, 32); bc >= Math.Max(1, br / 4); bc /= 2)
+                if (AttentionParams.ForwardSharedFloats(br, bc, d) * sizeof(float) <= SharedBudgetBytes) return (br, bc);
+        throw new NotSupportedException($"Attention: head dim {d} does not fit shared memory");
+    }
+
+    /// <summary>Checked shapes with query tile <paramref name="tile"/> and key tile <paramref name="keyTile"/> (0: the same).</summary>
     private static AttentionParams AttentionShape(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, int tile, double scale,
-        long kvBatchStride = 0)
+        long kvBatchStride = 0, int keyTile = 0)
     {
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape} must be rank 4");
@@ -33,14 +46,16 @@ public sealed partial class GpuBackend
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape}, o {o.Shape}");
         if (keyMask is not null && keyMask.Numel != (long)b * s)
             throw new TensorShapeException($"Attention: key mask {keyMask.Shape} is not [B, S] = [{b}, {s}]");
-        return new AttentionParams(b, t, s, h, hkv, d, tile, tile, keyMask is not null, (float)scale, kvBatchStride);
+        return new AttentionParams(b, t, s, h, hkv, d, tile, keyTile == 0 ? tile : keyTile, keyMask is not null, (float)scale, kvBatchStride);
     }
 
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
-        int tile = AttentionTile(q.Dim(3), AttentionParams.ForwardSharedFloats);
+        int d = q.Dim(3);
+        var (br, bc) = ForwardTiles(d);
         bool inPlace = k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis && k.Shape.FirstAxisStride == v.Shape.FirstAxisStride;
-        var p = AttentionShape(q, k, v, keyMask, o, tile, scale, inPlace ? k.Shape.FirstAxisStride : 0);
+        long kvStride = inPlace ? k.Shape.FirstAxisStride : 0;
+        var p = AttentionShape(q, k, v, keyMask, o, br, scale, kvStride, bc);
         if (q.Numel == 0) return;
         using var sq = In(q);
         using var sk = inPlace ? InBatchStrided(k) : In(k);
@@ -48,9 +63,15 @@ public sealed partial class GpuBackend
         using var sm = keyMask is null ? null : In(keyMask);
         using var so = Out(o);
         using var sl = Out(lse);
-        var config = new KernelConfig(new Index3D((p.T + tile - 1) / tile, p.H, p.B), new Index3D(AttentionGroup, 1, 1),
-            SharedMemoryConfig.RequestDynamic<float>(AttentionParams.ForwardSharedFloats(tile, tile, p.D)));
-        _kernels.AttentionForward.Value(config, sq.F32, sk.F32, sv.F32, sm?.F32 ?? sq.F32, so.F32, sl.F32, p);
+        var mask = sm?.F32 ?? sq.F32;
+        if (p.T == 1 && DecodeSplit(p, kvStride) is { } split)
+        {
+            DecodeAttention(q.Device, split, sq.F32, sk.F32, sv.F32, mask, so.F32, sl.F32);
+            return;
+        }
+        var config = new KernelConfig(new Index3D((p.T + br - 1) / br, p.H, p.B), new Index3D(AttentionGroup, 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(AttentionParams.ForwardSharedFloats(br, bc, p.D)));
+        _kernels.AttentionForward.Value(config, sq.F32, sk.F32, sv.F32, mask, so.F32, sl.F32, p);
     }
 
     public void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor dOut,

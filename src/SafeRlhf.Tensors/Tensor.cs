@@ -173,7 +173,7 @@ public sealed partial class Tensor : IDisposable
     private Tensor CastContiguous(DType dtype)
     {
         using var _ = GradMode.NoGrad();
-        var dst = Zeros(Device, dtype, Shape.ToArray());
+        var dst = Uninitialized(Device, dtype, Shape.ToArray()); // every element written by the copy
         Backend.Copy(this, dst);
         return dst;
     }

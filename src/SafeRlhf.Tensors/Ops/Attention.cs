@@ -32,14 +32,14 @@ public static partial class Ops
         var kc = inPlace ? k.Detach() : k.Contiguous();
         var vc = inPlace ? v.Detach() : v.Contiguous();
         var mask = keyMask?.Contiguous();
-        var o = ZerosLike(q);
-        var lse = Zeros(q.Device, q.DType, q.Dim(0), q.Dim(2), q.Dim(1));
+        var o = OutputLike(q);
+        var lse = Output(q.Device, q.DType, q.Dim(0), q.Dim(2), q.Dim(1));
         q.Backend.Attention(qc, kc, vc, mask, o, lse, s);
         var result = Record("Attention", o, [q, k, v], mask is null ? [qc, kc, vc, o, lse] : [qc, kc, vc, mask, o, lse], dOut =>
         {
-            var dq = ZerosLike(qc);
-            var dk = ZerosLike(kc);
-            var dv = ZerosLike(vc);
+            var dq = OutputLike(qc);
+            var dk = OutputLike(kc);
+            var dv = OutputLike(vc);
             q.Backend.AttentionBackward(qc, kc, vc, mask, o, lse, dOut.Contiguous(), dq, dk, dv, s);
             return [dq, dk, dv];
         });

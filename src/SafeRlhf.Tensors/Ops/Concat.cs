@@ -19,7 +19,7 @@ public static partial class Ops
             total += p.Shape[a];
         }
         dims[a] = total;
-        var y = Zeros(first.Device, first.DType, dims);
+        var y = Output(first.Device, first.DType, dims);
         int offset = 0;
         using (Autograd.GradMode.NoGrad())
             foreach (var p in parts)
@@ -59,7 +59,7 @@ public static partial class Ops
         x.ThrowIfDisposed("Cast");
         if (dtype.IsQuantized() || x.DType.IsQuantized())
             throw new TensorDTypeException($"Cast: use Quantize/Dequantize for {x.DType} → {dtype}");
-        var y = Zeros(x.Device, dtype, x.Shape.ToArray());
+        var y = Output(x.Device, dtype, x.Shape.ToArray());
         x.Backend.Copy(x, y);
         if (!x.DType.IsCompute() || !dtype.IsCompute()) return y;
         var from = x.DType;

@@ -14,8 +14,8 @@ public static partial class Ops
         var x = logits.Contiguous();
         var t = targets.Contiguous();
         int valid = t.ToArray<int>().Count(v => v != ignoreIndex);
-        var losses = Zeros(x.Device, x.DType, x.Dim(0));
-        var lse = Zeros(x.Device, x.DType, x.Dim(0));
+        var losses = Output(x.Device, x.DType, x.Dim(0));
+        var lse = Output(x.Device, x.DType, x.Dim(0));
         x.Backend.CrossEntropy(x, t, losses, lse, ignoreIndex);
         double norm = 1.0 / Math.Max(valid, 1);
         Tensor mean;
@@ -23,7 +23,7 @@ public static partial class Ops
         var result = Record("CrossEntropy", mean, [logits], [x, t, lse], dy =>
         {
             var dLosses = BroadcastView("CrossEntropy", dy.Scale(norm), [x.Dim(0)]).Contiguous();
-            var dx = ZerosLike(x);
+            var dx = OutputLike(x);
             x.Backend.CrossEntropyBackward(x, t, lse, dLosses, dx, ignoreIndex);
             return [dx];
         });
@@ -42,15 +42,15 @@ public static partial class Ops
         const int noIgnoredTarget = int.MinValue;
         var x = logits.Contiguous();
         var t = targets.Contiguous();
-        var losses = Zeros(x.Device, x.DType, x.Dim(0));
-        var lse = Zeros(x.Device, x.DType, x.Dim(0));
+        var losses = Output(x.Device, x.DType, x.Dim(0));
+        var lse = Output(x.Device, x.DType, x.Dim(0));
         x.Backend.CrossEntropy(x, t, losses, lse, noIgnoredTarget);
         Tensor logp;
         using (Autograd.GradMode.NoGrad()) logp = losses.Neg();
         var result = Record("TokenLogProbs", logp, [logits], [x, t, lse], dy =>
         {
             var dLosses = dy.Neg().Contiguous();
-            var dx = ZerosLike(x);
+            var dx = OutputLike(x);
             x.Backend.CrossEntropyBackward(x, t, lse, dLosses, dx, noIgnoredTarget);
             return [dx];
         });

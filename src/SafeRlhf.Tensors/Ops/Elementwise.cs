@@ -9,11 +9,11 @@ public static partial class Ops
     {
         CheckCompute(name, x);
         var src = x.Contiguous();
-        var y = ZerosLike(x);
+        var y = OutputLike(x);
         x.Backend.Unary(op, src, y, a, b);
         var result = Record(name, y, [x], [src, y], dy =>
         {
-            var dx = ZerosLike(src);
+            var dx = OutputLike(src);
             x.Backend.UnaryBackward(op, src, y, dy.Contiguous(), dx, a, b);
             return [dx];
         });
@@ -54,7 +54,7 @@ public static partial class Ops
     {
         CheckSame(name, a, b);
         var dims = Shape.Broadcast(name, a.Shape, b.Shape);
-        var c = Zeros(a.Device, a.DType, dims);
+        var c = Output(a.Device, a.DType, dims);
         using (var av = BroadcastView(name, a, dims))
         using (var bv = BroadcastView(name, b, dims))
             a.Backend.Binary(op, av, bv, c);
@@ -116,7 +116,7 @@ public static partial class Ops
         CheckSame("Where", a, b);
         CheckSame("Where", cond, a);
         var dims = Shape.Broadcast("Where", new Shape(Shape.Broadcast("Where", a.Shape, b.Shape)), cond.Shape);
-        var y = Zeros(a.Device, a.DType, dims);
+        var y = Output(a.Device, a.DType, dims);
         using (var cv = BroadcastView("Where", cond, dims))
         using (var av = BroadcastView("Where", a, dims))
         using (var bv = BroadcastView("Where", b, dims))

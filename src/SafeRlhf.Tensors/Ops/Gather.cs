@@ -17,7 +17,7 @@ public static partial class Ops
                 throw new TensorShapeException($"Gather: index {index.Shape} and x {x.Shape} differ on axis {i}");
         var src = x.Contiguous();
         var idx = index.Contiguous();
-        var y = Zeros(x.Device, x.DType, index.Shape.ToArray());
+        var y = Output(x.Device, x.DType, index.Shape.ToArray());
         x.Backend.Gather(src, idx, y, a);
         var result = Record("Gather", y, [x], [idx], dy =>
         {
@@ -38,7 +38,7 @@ public static partial class Ops
         var flat = ids.Contiguous().Reshape(n, 1);
         var index = BroadcastView("Embedding", flat, [n, dim]).Contiguous();
         var w = weight.Contiguous();
-        var y = Zeros(weight.Device, weight.DType, n, dim);
+        var y = Output(weight.Device, weight.DType, n, dim);
         weight.Backend.Gather(w, index, y, 0);
         var rows = Record("Embedding", y, [weight], [index], dy =>
         {

@@ -31,7 +31,7 @@ public static partial class Ops
             using var a2 = a.Contiguous();
             using var a3 = a2.Reshape(1, batch * m, k);
             using var b3 = b.Contiguous().Reshape(1, b.Dim(0), b.Dim(1));
-            y = Zeros(a.Device, a.DType, outDims);
+            y = Output(a.Device, a.DType, outDims);
             using var y3 = y.Reshape(1, batch * m, n);
             a.Backend.MatMul(a3, b3, y3, false, transB, accumulate: false);
         }
@@ -40,7 +40,7 @@ public static partial class Ops
             using var a3 = a.Contiguous().Reshape(batch, a.Dim(-2), a.Dim(-1));
             using var bc = b.Contiguous();
             using var b3 = sharedB ? bc.Unsqueeze(0).Expand(batch, b.Dim(0), b.Dim(1)).Contiguous() : bc.Reshape(batch, b.Dim(-2), b.Dim(-1));
-            y = Zeros(a.Device, a.DType, outDims);
+            y = Output(a.Device, a.DType, outDims);
             using var y3 = y.Reshape(batch, m, n);
             a.Backend.MatMul(a3, b3, y3, transA, transB, accumulate: false);
         }

@@ -6,9 +6,18 @@ namespace SafeRlhf.Tensors;
 /// Backends compute; this layer checks shapes, allocates outputs and records the tape.</summary>
 public static partial class Ops
 {
-    /// <summary>A zero-filled output: backends only compute into it, and the accumulating ones (ScatterAdd, the dw of
-    /// RmsNormBackward, MatMul with accumulate) rely on the zeros.</summary>
+    /// <summary>A zero-filled output, for ops that rely on the zeros: the accumulating ones (ScatterAdd, the dw of
+    /// RmsNormBackward, MatMul with accumulate) and those that write only part of it (Narrow's backward). Outputs written
+    /// in full are <see cref="Output"/>.</summary>
     internal static Tensor Zeros(Device device, DType dtype, params int[] dims) => Tensor.Zeros(device, dtype, dims);
+
+    /// <summary>An output the backend op writes in full (every element, whatever the data): left uninitialized where
+    /// the backend can skip the zeroing (<see cref="IUninitializedAllocator"/>), zeros elsewhere. Outputs that are
+    /// accumulated into or written only in part stay <see cref="Zeros"/>.</summary>
+    internal static Tensor Output(Device device, DType dtype, params int[] dims) => Tensor.Uninitialized(device, dtype, dims);
+
+    /// <summary><see cref="Output"/> with t's device, dtype and dims (contiguous).</summary>
+    internal static Tensor OutputLike(Tensor t) => Tensor.Uninitialized(t.Device, t.DType, t.Shape.ToArray());
 
     /// <summary>A zero-filled tensor with t's device, dtype and dims (contiguous).</summary>
     public static Tensor ZerosLike(Tensor t) => Tensor.Zeros(t.Device, t.DType, t.Shape.ToArray());

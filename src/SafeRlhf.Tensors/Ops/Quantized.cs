@@ -11,7 +11,7 @@ public static partial class Ops
         if (x.DType != DType.F32) throw new TensorDTypeException($"Quantize: expects F32, got {x.DType} {x.Shape}");
         if (x.Rank == 0 || x.Dim(-1) % DTypeInfo.QuantBlock != 0)
             throw new TensorShapeException($"Quantize: last dim of {x.Shape} must be a multiple of {DTypeInfo.QuantBlock}");
-        var q = Zeros(x.Device, dtype, x.Shape.ToArray());
+        var q = Output(x.Device, dtype, x.Shape.ToArray());
         using var src = x.Contiguous();
         x.Backend.Quantize(src, q);
         return q;
@@ -21,7 +21,7 @@ public static partial class Ops
     public static Tensor Dequantize(Tensor q)
     {
         if (!q.DType.IsQuantized()) throw new TensorDTypeException($"Dequantize: expects Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, got {q.DType}");
-        var x = Zeros(q.Device, DType.F32, q.Shape.ToArray());
+        var x = Output(q.Device, DType.F32, q.Shape.ToArray());
         q.Backend.Dequantize(q, x);
         return x;
     }
@@ -43,13 +43,13 @@ public static partial class Ops
         using (Autograd.GradMode.NoGrad())
         using (var xc = x.Contiguous())
             x2 = xc.Reshape(n, k);
-        var y = Zeros(x.Device, DType.F32, [.. lead, m]);
+        var y = Output(x.Device, DType.F32, [.. lead, m]);
         using (Autograd.GradMode.NoGrad())
         using (var y2 = y.Reshape(n, m))
             x.Backend.QuantizedMatMul(x2, w, y2);
         var result = Record("QuantizedMatMul", y, [x], [w], dy =>
         {
-            var dx = Zeros(x.Device, DType.F32, x.Shape.ToArray());
+            var dx = Output(x.Device, DType.F32, x.Shape.ToArray());
             using var dy2 = dy.Contiguous().Reshape(n, m);
             using var dx2 = dx.Reshape(n, k);
             x.Backend.QuantizedMatMulBackward(dy2, w, dx2);

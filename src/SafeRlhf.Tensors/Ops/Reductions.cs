@@ -11,7 +11,7 @@ public static partial class Ops
         var keepDims = x.Shape.ToArray();
         foreach (int a in reduce) keepDims[a] = 1;
         var src = x.Contiguous();
-        var y = Zeros(x.Device, x.DType, keepDims);
+        var y = Output(x.Device, x.DType, keepDims);
         x.Backend.ReduceSum(src, y);
         var inDims = x.Shape.ToArray();
         var result = Record("Sum", y, [x], [], dy => [BroadcastView("Sum", dy, inDims).Contiguous()]);

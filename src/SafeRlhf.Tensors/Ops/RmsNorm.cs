@@ -11,12 +11,12 @@ public static partial class Ops
             throw new TensorShapeException($"RmsNorm: x {x.Shape} and weight {weight.Shape} (weight must be [D] with D the last dim of x)");
         var src = x.Contiguous();
         var w = weight.Contiguous();
-        var y = ZerosLike(x);
-        var rstd = Zeros(x.Device, x.DType, x.Shape.ToArray()[..^1]);
+        var y = OutputLike(x);
+        var rstd = Output(x.Device, x.DType, x.Shape.ToArray()[..^1]);
         x.Backend.RmsNorm(src, w, y, rstd, eps);
         var result = Record("RmsNorm", y, [x, weight], [src, w, rstd], dy =>
         {
-            var dx = ZerosLike(src);
+            var dx = OutputLike(src);
             var dw = ZerosLike(w);
             x.Backend.RmsNormBackward(src, w, rstd, dy.Contiguous(), dx, dw);
             return [dx, dw];

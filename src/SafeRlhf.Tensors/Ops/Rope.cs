@@ -14,11 +14,11 @@ public static partial class Ops
         if (x.Dim(3) % 2 != 0) throw new TensorShapeException($"Rope: head dim {x.Dim(3)} of {x.Shape} must be even");
         var src = x.Contiguous();
         var pos = positions.Contiguous();
-        var y = ZerosLike(x);
+        var y = OutputLike(x);
         x.Backend.Rope(src, pos, y, theta, style, inverse: false);
         var result = Record("Rope", y, [x], [pos], dy =>
         {
-            var dx = ZerosLike(src);
+            var dx = OutputLike(src);
             x.Backend.Rope(dy.Contiguous(), pos, dx, theta, style, inverse: true);
             return [dx];
         });

@@ -11,11 +11,11 @@ public static partial class Ops
         CheckCompute(name, x);
         if (x.Rank == 0) throw new TensorShapeException($"{name}: needs rank ≥ 1, got {x.Shape}");
         var src = x.Contiguous();
-        var y = ZerosLike(x);
+        var y = OutputLike(x);
         x.Backend.Softmax(src, y, log);
         var result = Record(name, y, [x], [y], dy =>
         {
-            var dx = ZerosLike(y);
+            var dx = OutputLike(y);
             x.Backend.SoftmaxBackward(y, dy.Contiguous(), dx, log);
             return [dx];
         });

@@ -10,12 +10,12 @@ public static partial class Ops
             throw new TensorShapeException($"SwiGlu: gate {gate.Shape} and up {up.Shape} must have the same dims");
         var g = gate.Contiguous();
         var u = up.Contiguous();
-        var y = ZerosLike(gate);
+        var y = OutputLike(gate);
         gate.Backend.SwiGlu(g, u, y);
         var result = Record("SwiGlu", y, [gate, up], [g, u], dy =>
         {
-            var dGate = ZerosLike(g);
-            var dUp = ZerosLike(u);
+            var dGate = OutputLike(g);
+            var dUp = OutputLike(u);
             gate.Backend.SwiGluBackward(g, u, dy.Contiguous(), dGate, dUp);
             return [dGate, dUp];
         });

@@ -11,7 +11,7 @@ public static partial class Ops
     {
         x.ThrowIfDisposed("Contiguous");
         if (x.IsContiguous) return Record("Contiguous", RawView(x, x.Shape.ToArray(), Shape.ContiguousStrides(x.Shape.Dims), x.Offset), [x], [], dy => [dy]);
-        var y = ZerosLike(x);
+        var y = OutputLike(x);
         x.Backend.Copy(x, y);
         return Record("Contiguous", y, [x], [], dy => [dy]);
     }
@@ -181,7 +181,7 @@ public static partial class Ops
         var keep = new int[x.Rank];
         for (int i = 0; i < x.Rank; i++) keep[i] = i < lead ? 1 : dims[i - lead];
         var src = x.Contiguous();
-        var y = Zeros(x.Device, x.DType, keep);
+        var y = Output(x.Device, x.DType, keep);
         x.Backend.ReduceSum(src, y);
         var result = y.Reshape(dims);
         return Finish(Record("SumTo", result, [x], [], dy => [BroadcastView("SumTo", dy, x.Shape.ToArray()).Contiguous()]), src, y);

@@ -4,8 +4,8 @@ namespace SafeRlhf.Tensors.Tests.Conformance;
 
 /// <summary>Causal attention with GQA, forward and backward, written once and run on every backend against
 /// <see cref="AttentionOracle"/>: an empty query block, S &gt; T (decoding after a KV-cache offset), key padding masks
-/// (a fully masked query, a fully padded batch row), an odd head size, and keys and values read in place from the filled
-/// part of a larger cache (forward; the backward of a cache view is an explicit error on native).</summary>
+/// (a fully masked query, a fully padded batch row), an odd head size, single-token decoding over many keys (the split-KV
+/// path of the ILGPU backends), and keys and values read in place from the filled part of a larger cache (forward; the backward of a cache view is an explicit error on native).</summary>
 [Collection(Conformance.SharedIlgpuDevice)]
 public sealed class AttentionConformanceTests
 {
@@ -19,6 +19,10 @@ public sealed class AttentionConformanceTests
         (2, 5, 11, 6, 2, 8, true, 0),
         (1, 7, 9, 2, 1, 5, false, 0),
         (2, 3, 7, 4, 2, 8, false, 12),
+        // one query token against many keys: the ILGPU backends split the keys into ranges of 8 (CPU accelerator)
+        (1, 1, 13, 4, 2, 8, false, 0),                                      // 13 = 8 + 5 keys, GQA 2 heads per KV head
+        (2, 1, 19, 6, 2, 12, true, 24),                                     // masked, in a cache, a fully padded batch row
+        (2, 1, 17, 8, 1, 5, true, 0),                                       // 8 query heads per KV head: two row groups of 4
     ];
 
     private static double[]? Mask(int b, int s, bool masked)
