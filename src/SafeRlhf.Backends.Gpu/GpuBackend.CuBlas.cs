@@ -66,35 +66,22 @@ public sealed partial class GpuBackend
         _cublasHandle = IntPtr.Zero;
     }
 
-    /// <summary>c [batch, m, n] (+)= op(a)·op(b) with every operand staged contiguous fp32.</summary>
+    /// <summary>c [batch, m, n] (+)= op(a)·op(b) on cuBLAS in the operand type of <see cref="Inputs"/>.</summary>
     private void CuBlasMatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate, int batch, int m, int n, int k)
     {
-        if (Inputs == MatMulInputs.BF16)
-        {
-            CuBlasBF16MatMul(a, b, c, transA, transB, accumulate, batch, m, n, k);
-            return;
-        }
-        using var sa = In(a);
-        using var sb = In(b);
-        using var sc = accumulate ? InOut(c) : Out(c);
-        int aCols = transA ? m : k, bCols = transB ? k : n;
-        var g = GemmMapping.RowMajor(m, n, k, batch, transA, transB,
-            aCols, (long)m * k, bCols, (long)k * n, n, (long)m * n);
-        _cublas!.GemmStridedBatchedEx(_cublasHandle, g, Address(sb.F32), Address(sa.F32), Address(sc.F32),
-            CuBlasLibrary.R32F, CuBlasLibrary.Compute32FFastTf32, accumulate ? 1f : 0f);
-    }
-
-    /// <summary>c [batch, m, n] (+)= op(a)·op(b) with a and b staged contiguous BF16 (BF16 tensors in place), c fp32.</summary>
-    private void CuBlasBF16MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate, int batch, int m, int n, int k)
-    {
-        using var sa = new Staged(this, a, DType.BF16, read: true, write: false);
-        using var sb = new Staged(this, b, DType.BF16, read: true, write: false);
+        // a and b staged contiguous in the operand type (fp32 with TF32 math, or BF16 with fp32 compute; tensors
+        // already of that type are read in place), c fp32.
+        bool bf16 = Inputs == MatMulInputs.BF16;
+        var operands = bf16 ? DType.BF16 : DType.F32;
+        using var sa = new Staged(this, a, operands, read: true, write: false);
+        using var sb = new Staged(this, b, operands, read: true, write: false);
         using var sc = accumulate ? InOut(c) : Out(c);
         int aCols = transA ? m : k, bCols = transB ? k : n;
         var g = GemmMapping.RowMajor(m, n, k, batch, transA, transB,
             aCols, (long)m * k, bCols, (long)k * n, n, (long)m * n);
         _cublas!.GemmStridedBatchedEx(_cublasHandle, g, Address(sb.Bytes), Address(sa.Bytes), Address(sc.F32),
-            CuBlasLibrary.R16BF, CuBlasLibrary.Compute32F, accumulate ? 1f : 0f);
+            bf16 ? CuBlasLibrary.R16BF : CuBlasLibrary.R32F, bf16 ? CuBlasLibrary.Compute32F : CuBlasLibrary.Compute32FFastTf32,
+            accumulate ? 1f : 0f);
     }
 
     private static IntPtr Address(ArrayView<byte> view) => view.LoadEffectiveAddressAsPtr();
