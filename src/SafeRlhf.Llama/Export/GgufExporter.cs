@@ -45,17 +45,8 @@ internal static class GgufExporter
             new("general.architecture", "llama"),
             new("general.name", options.Name),
             new("general.file_type", fileType),
-            new("llama.vocab_size", (uint)config.VocabSize),
-            new("llama.context_length", (uint)config.SeqLen),
-            new("llama.embedding_length", (uint)config.Dim),
-            new("llama.block_count", (uint)config.NLayers),
-            new("llama.feed_forward_length", (uint)config.HiddenDim),
-            new("llama.rope.dimension_count", (uint)config.HeadDim),
-            new("llama.attention.head_count", (uint)config.NHeads),
-            new("llama.attention.head_count_kv", (uint)config.NKvHeads),
-            new("llama.attention.layer_norm_rms_epsilon", (float)config.NormEps),
-            new("llama.rope.freq_base", (float)config.RopeTheta),
         };
+        metadata.AddRange(GgufWriter.LlamaHyperParameters(config));
         metadata.AddRange(vocabulary.GgufMetadata());
         if (options.ChatTemplate is { } template)
         {

@@ -37,6 +37,22 @@ public static class GgufWriter
         });
     }
 
+    /// <summary>The llama.* hyper-parameters of <paramref name="c"/> as GGUF metadata, in the keys and types llama.cpp
+    /// reads (<see cref="GgufReader"/> reads them back into the same configuration).</summary>
+    public static IEnumerable<KeyValuePair<string, object>> LlamaHyperParameters(LlamaConfig c) =>
+    [
+        new("llama.vocab_size", (uint)c.VocabSize),
+        new("llama.context_length", (uint)c.SeqLen),
+        new("llama.embedding_length", (uint)c.Dim),
+        new("llama.block_count", (uint)c.NLayers),
+        new("llama.feed_forward_length", (uint)c.HiddenDim),
+        new("llama.rope.dimension_count", (uint)c.HeadDim),
+        new("llama.attention.head_count", (uint)c.NHeads),
+        new("llama.attention.head_count_kv", (uint)c.NKvHeads),
+        new("llama.attention.layer_norm_rms_epsilon", (float)c.NormEps),
+        new("llama.rope.freq_base", (float)c.RopeTheta),
+    ];
+
     /// <summary>The llama.cpp name of a Meta tensor name (inverse of <see cref="GgufReader.ToMetaName"/>).</summary>
     public static string ToGgufName(string metaName)
     {
