@@ -44,10 +44,10 @@ public readonly struct AttentionParams
 /// <summary>FlashAttention-style causal GQA attention in fp32. The forward keeps a query tile in shared
 /// memory, streams K/V tiles through shared memory and maintains an online softmax (running max m and sum
 /// l per row, <see cref="OnlineSoftmaxTile"/>), writing o and lse = m + log l; single-token decoding may instead split
-/// the keys across blocks (<see cref="AttentionDecodeKernels"/>). The backward recomputes probabilities from lse in two passes
+/// the keys across blocks (<see cref="DecodePartial"/>, <see cref="DecodeCombine"/>). The backward recomputes probabilities from lse in two passes
 /// without atomics: one group per key tile accumulates dK and dV over every query head that shares the KV
 /// head; one group per query tile accumulates dQ. Grids are 3-D (tile, head, batch) with 1-D groups.</summary>
-public static class AttentionKernels
+public static partial class AttentionKernels
 {
     /// <summary>One group per (query tile of Br rows, head, batch); see <see cref="OnlineSoftmaxTile"/>.</summary>
     [Kernel]

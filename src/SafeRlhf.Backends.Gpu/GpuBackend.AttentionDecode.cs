@@ -37,8 +37,8 @@ public sealed partial class GpuBackend
     /// cost more than the parallelism gains.</summary>
     private const int MinDecodeSplitKeys = 128;
 
-    /// <summary>Two launches: <see cref="AttentionDecodeKernels.Partial"/> into pooled partials, then
-    /// <see cref="AttentionDecodeKernels.Combine"/> into o [B, 1, H, D] and lse [B, H, 1].</summary>
+    /// <summary>Two launches: <see cref="AttentionKernels.DecodePartial"/> into pooled partials, then
+    /// <see cref="AttentionKernels.DecodeCombine"/> into o [B, 1, H, D] and lse [B, H, 1].</summary>
     private void DecodeAttention(SafeRlhf.Tensors.Device device, AttentionParams p, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> mask, ArrayView<float> o, ArrayView<float> lse)
     {

@@ -42,8 +42,8 @@ internal sealed class KernelCache
         AttentionForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.Forward));
         AttentionDelta = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardDelta));
         AttentionKeyValue = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardKeyValue));
-        AttentionDecodePartial = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionDecodeKernels.Partial));
-        AttentionDecodeCombine = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionDecodeKernels.Combine));
+        AttentionDecodePartial = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.DecodePartial));
+        AttentionDecodeCombine = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.DecodeCombine));
         Sample = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>(SamplingKernels.Sample));
         AttentionQuery = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardQuery));
     }

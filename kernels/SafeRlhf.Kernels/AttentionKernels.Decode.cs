@@ -7,14 +7,14 @@ namespace SafeRlhf.Kernels;
 /// <see cref="AttentionParams.Splits"/> ranges of <see cref="AttentionParams.SplitKeys"/>; one group per (range,
 /// KV head × row group, batch) runs the forward's online softmax (<see cref="OnlineSoftmaxTile"/>) over its range for the
 /// query heads that share the KV head (so K and V are read once for the whole GQA group) and writes a partial
-/// output o_j (normalised by its own sum) and lse_j. <see cref="Combine"/> merges the ranges with the log-sum-exp
+/// output o_j (normalised by its own sum) and lse_j. <see cref="DecodeCombine"/> merges the ranges with the log-sum-exp
 /// rule: lse = log Σ_j exp(lse_j), o = Σ_j exp(lse_j − lse)·o_j. Partials: oPart [B, H, splits, D],
 /// lsePart [B, H, splits].</summary>
-public static class AttentionDecodeKernels
+public static partial class AttentionKernels
 {
     /// <summary>Grid: (splits, Hkv·⌈rep/Br⌉, B) with rep = H/Hkv; row r of group g is query head hk·rep + g·Br + r.</summary>
     [Kernel]
-    public static void Partial(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
+    public static void DecodePartial(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
         ArrayView<float> oPart, ArrayView<float> lsePart, AttentionParams p)
     {
         var tile = new OnlineSoftmaxTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
@@ -40,7 +40,7 @@ public static class AttentionDecodeKernels
     /// <summary>o[b, 0, h, i] and lse[b, h, 0] from the partials, one thread per output element (grid-stride over
     /// B·H·D); a row whose ranges all saw no key gets o = 0 and lse = −∞, as in the forward.</summary>
     [Kernel]
-    public static void Combine(ArrayView<float> oPart, ArrayView<float> lsePart, ArrayView<float> o, ArrayView<float> lse,
+    public static void DecodeCombine(ArrayView<float> oPart, ArrayView<float> lsePart, ArrayView<float> o, ArrayView<float> lse,
         AttentionParams p)
     {
         int splits = p.Splits;
