@@ -1,8 +1,10 @@
 // QuantizedMatMul: y = x·wᵀ and dx = dy·w with the weight w kept in a storage type — ggml blocks (Q8_0, Q4_0;
 // quant_blocks.h), K-quant super-blocks (Q4_K, Q5_K, Q6_K; kquant.cpp) or BF16 (bf16_matmul.cpp) — and fp32
 // activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly and multiplied with int8
-// dot products (an AVX-512 VNNI 4×4 tile, AVX2 or scalar code); the backward dequantizes w panel by panel into the
-// fp32 GEMM. The K-quant and BF16 weights pass through the same entry points to their own files.
+// dot products (an AVX-512 VNNI 4×4 tile from 4 rows; below that one weight row at a time: Q4_0 two blocks per
+// 512-bit VNNI step, Q8_0 one block per 256-bit step; AVX2 or scalar code without VNNI); the backward dequantizes w
+// panel by panel into the fp32 GEMM. The K-quant and BF16 weights pass through the same entry points to their own
+// files.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -41,6 +43,7 @@ void quantize_activations(const float* x, int64_t k, int8_t* q, float* d) {
 struct XRows {
   const int8_t* q[4];
   const float* d[4];
+  const int32_t* bias[4];  // Q4_0 with VNNI: −8 × (sum of 4 consecutive x bytes) per int32 lane; else null
   int count;
 };
 
@@ -135,6 +138,54 @@ void dot_vnni(int32_t type, const void* w, int64_t blocks, const XRows& x, float
   }
   for (int r = 0; r < x.count; ++r) out[r] = hsum256(acc[r]);
 }
+
+/** [lo, hi] (written with masked inserts: GCC 12 reports the plain ones' undefined pass-through as uninitialized). */
+inline __m512i join256(__m256i lo, __m256i hi) {
+  const __m512i zero = _mm512_setzero_si512();
+  return _mm512_mask_inserti64x4(zero, 0xFF, _mm512_mask_inserti64x4(zero, 0xFF, zero, lo, 0), hi, 1);
+}
+
+/** Q4_0 weight row against up to 4 activation rows, two blocks (64 weights) per 512-bit step: the stored nibbles
+ *  are the unsigned dpbusd operand and the activations' lane bias (−8 × their 4-byte sums, passed in as the
+ *  accumulator) removes the offset of 8 exactly, so each block's integer dot product is exact; the scaled block sums
+ *  accumulate in fp32 lanes. An odd last block goes through dot_vnni. */
+void dot_vnni_q4(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
+  const BlockQ4* blk = static_cast<const BlockQ4*>(w);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int64_t pairs = blocks / 2;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const BlockQ4* b0 = blk + 2 * p;
+    __m256i packed = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b0[1].qs), reinterpret_cast<const __m128i*>(b0[0].qs));
+    __m256i lo = _mm256_and_si256(packed, low4);                          // [low nibbles of b0 | of b1]
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);    // [high nibbles of b0 | of b1]
+    __m512i both = join256(lo, hi);
+    __m512i wv = _mm512_maskz_shuffle_i64x2(0xFF, both, both, _MM_SHUFFLE(3, 1, 2, 0));  // [lo b0, hi b0, lo b1, hi b1]: x's order
+    const float d0 = _cvtsh_ss(b0[0].d), d1 = _cvtsh_ss(b0[1].d);
+    for (int r = 0; r < x.count; ++r) {
+      const int64_t at = 2 * p * QK;
+      __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.bias[r] + at / 4), wv, _mm512_loadu_si512(x.q[r] + at));
+      __m512 scale = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0 * x.d[r][2 * p]), _mm512_set1_ps(d1 * x.d[r][2 * p + 1]));
+      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, dot), scale, acc[r]);
+    }
+  }
+  float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (blocks % 2 != 0) {
+    XRows last = x;
+    for (int r = 0; r < x.count; ++r) {
+      last.q[r] = x.q[r] + (blocks - 1) * QK;
+      last.d[r] = x.d[r] + (blocks - 1);
+    }
+    dot_vnni(type, blk + (blocks - 1), 1, last, tail);
+  }
+  for (int r = 0; r < x.count; ++r) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[r]);
+    float sum = 0.0f;
+    for (int l = 0; l < 16; ++l) sum += lanes[l];
+    out[r] = sum + tail[r];
+  }
+}
 #pragma GCC pop_options
 
 // ---------------- AVX-512 VNNI tile: 4 activation rows × 4 weight rows, two 32-blocks (64 int8) per step ----------------
@@ -158,11 +209,6 @@ struct XTile {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 
-/** [lo, hi] (written with masked inserts: GCC 12 reports the plain ones' undefined pass-through as uninitialized). */
-inline __m512i join256(__m256i lo, __m256i hi) {
-  const __m512i zero = _mm512_setzero_si512();
-  return _mm512_mask_inserti64x4(zero, 0xFF, _mm512_mask_inserti64x4(zero, 0xFF, zero, lo, 0), hi, 1);
-}
 
 /** Weight row j, blocks b and b + 1 (only b when second is false): the dpbusd operand (signed bytes for Q8_0,
  *  unsigned nibbles for Q4_0), the per-lane scale and, for Q8_0, the per-lane bias. */
@@ -286,11 +332,20 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
 /** y = x·wᵀ one weight row at a time against up to 4 activation rows (decode, or no VNNI). */
 void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
                            int64_t blocks, int64_t row_bytes) {
-  const DotFn dot = select_dot();
+  // Q4_0 with VNNI: two blocks per 512-bit step, the nibble offset removed through the activations' lane bias.
+  const bool q4_vnni = type == SR_Q4_0 && has_vnni();
+  const DotFn dot = q4_vnni ? dot_vnni_q4 : select_dot();
   Buffer<int8_t> xq(static_cast<size_t>(n * k));
   Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
+  Buffer<int32_t> xbias(q4_vnni ? static_cast<size_t>(n * k / 4) : 1);
   parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
+    for (int64_t i = b; i < e; ++i) {
+      const int8_t* q = xq.data() + i * k;
+      quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
+      if (!q4_vnni) continue;
+      int32_t* bias = xbias.data() + i * k / 4;
+      for (int64_t l = 0; l < k / 4; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    }
   });
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
     XRows rows{};
@@ -298,6 +353,7 @@ void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y
     for (int r = 0; r < count; ++r) {
       rows.q[r] = xq.data() + (i0 + r) * k;
       rows.d[r] = xd.data() + (i0 + r) * blocks;
+      rows.bias[r] = q4_vnni ? xbias.data() + (i0 + r) * k / 4 : nullptr;
     }
     dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, rows, out);
   });
