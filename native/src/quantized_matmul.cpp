@@ -38,6 +38,12 @@ void quantize_activations(const float* x, int64_t k, int8_t* q, float* d) {
   }
 }
 
+/** Q4_0 with VNNI: bias[l] = −8 × (q[4l] + … + q[4l + 3]), the per-int32-lane term that removes the stored nibbles'
+ *  offset of 8 from a vpdpbusd of nibbles and activations (used as its accumulator). */
+void q4_lane_bias(const int8_t* q, int64_t lanes, int32_t* bias) {
+  for (int64_t l = 0; l < lanes; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+}
+
 // ---------------- int8 block dot products: up to 4 activation rows against one weight row ----------------
 
 struct XRows {
@@ -309,8 +315,7 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
         uint8_t* u = xu.data() + i * stride;
         for (int64_t l = 0; l < stride; ++l) u[l] = l < k ? static_cast<uint8_t>(q[l] + 128) : 0;
       } else {
-        int32_t* bias = xbias.data() + i * stride / 4;
-        for (int64_t l = 0; l < stride / 4; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+        q4_lane_bias(q, stride / 4, xbias.data() + i * stride / 4);
       }
     }
   });
@@ -340,11 +345,9 @@ void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y
   Buffer<int32_t> xbias(q4_vnni ? static_cast<size_t>(n * k / 4) : 1);
   parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const int8_t* q = xq.data() + i * k;
-      quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
-      if (!q4_vnni) continue;
-      int32_t* bias = xbias.data() + i * k / 4;
-      for (int64_t l = 0; l < k / 4; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+      int8_t* q = xq.data() + i * k;
+      quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
+      if (q4_vnni) q4_lane_bias(q, k / 4, xbias.data() + i * k / 4);
     }
   });
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {

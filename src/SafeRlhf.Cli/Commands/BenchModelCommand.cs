@@ -45,9 +45,10 @@ public static class BenchModelCommand
             if (reps < 1) throw new CliException($"-r/--repetitions: must be ≥ 1, got {reps}");
             int threads = DeviceFactory.ResolveThreads(parse.GetValue(threadsOption));
             var inner = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
-            // The profiler forwards every call; it measures only while enabled (after the timed runs).
-            var profiler = new ProfilingBackend(inner.Backend) { Enabled = false };
-            var device = new Device(profiler);
+            // Only with --profile does the per-op profiler sit between the model and the backend (disabled during the
+            // timed runs, enabled for the one profiled run of each test).
+            var profiler = parse.GetValue(profileOption) ? new ProfilingBackend(inner.Backend) { Enabled = false } : null;
+            var device = profiler is null ? inner : new Device(profiler);
             string path = parse.GetValue(modelOption)!;
             using var weights = StageData.OpenModel(path);
             using var model = LlamaLoader.FromWeightFile(weights, device, LlamaLoadOptions.FrozenStorage);
@@ -56,7 +57,7 @@ public static class BenchModelCommand
                 Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             else
                 Print(results);
-            if (parse.GetValue(profileOption))
+            if (profiler is not null)
             {
                 int[] tokens = Prompt(model.Config.VocabSize, prompt);
                 if (prompt > 0) PrintProfile($"pp{prompt}", profiler, () => Throughput.PrefillSeconds(model, tokens));
