@@ -37,7 +37,8 @@ enum {
   SR_CPU_AVX512VL = 1 << 6,
   SR_CPU_AVX512VNNI = 1 << 7,
   SR_CPU_AVX512BF16 = 1 << 8,
-  SR_CPU_AVXVNNI = 1 << 9
+  SR_CPU_AVXVNNI = 1 << 9,
+  SR_CPU_AVX512VBMI = 1 << 10
 };
 
 /** The error text of the last failing sr_ call on this thread ("" if none). */

@@ -34,6 +34,7 @@ extern "C" SR_API sr_status sr_cpu_features(uint32_t* features, char* brand, int
         if ((b >> 30) & 1) f |= SR_CPU_AVX512BW;
         if ((b >> 31) & 1) f |= SR_CPU_AVX512VL;
         if ((c >> 11) & 1) f |= SR_CPU_AVX512VNNI;
+        if ((c >> 1) & 1) f |= SR_CPU_AVX512VBMI;
         if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1)) f |= SR_CPU_AVX512BF16;
       }
       if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1)) f |= SR_CPU_AVXVNNI;

@@ -196,93 +196,130 @@ void dot_vnni_q4(int32_t type, const void* w, int64_t blocks, const XRows& x, fl
 
 // ---------------- AVX-512 VNNI tile: 4 activation rows × 4 weight rows, two 32-blocks (64 int8) per step ----------------
 //
-// vpdpbusd multiplies unsigned by signed bytes, so one operand is made unsigned and a per-lane bias, passed in as
-// the accumulator, removes the shift exactly (integer arithmetic, so the block dot products are exact):
-//   Q8_0: Σ (x + 128)·w − 128·Σw   (x shifted once per activation row; the bias comes from the weight block)
-//   Q4_0: Σ nib·x − 8·Σx            (the stored nibbles are unsigned already; the bias comes from the activations)
+// vpdpbusd multiplies unsigned by signed bytes, so the weights are made the unsigned operand and a per-lane bias from
+// the activations, passed in as the accumulator, removes the shift exactly (integer arithmetic, so the block dot
+// products are exact):
+//   Q8_0: Σ (w + 128)·x − 128·Σx   (w + 128 is w with its sign bit flipped)
+//   Q4_0: Σ nib·x − 8·Σx            (the stored nibbles are unsigned already)
 // Each lane holds a 4-byte partial dot of one block; lanes 0–7 belong to the first block, 8–15 to the second, so
 // converting to fp32 and multiplying by the per-lane scale d_w·d_x accumulates exactly the scaled block sums.
+// Per step the C weight rows are decoded once into registers and each activation row is loaded once for all of them.
 
 /** The activations prepared once for the tile kernel; rows padded to a multiple of 64 bytes with zeros. */
 struct XTile {
   int64_t stride;             // bytes (and int32 lanes ×4, floats ×4) per row: k rounded up to 64
-  const uint8_t* u;           // Q8_0: x + 128 as unsigned bytes; Q4_0: unused
-  const int8_t* q;            // Q4_0: x as signed bytes; Q8_0: unused
-  const int32_t* bias;        // Q4_0: −8 × (sum of 4 consecutive x bytes) per lane; Q8_0: unused
+  const int8_t* q;            // x as signed bytes
+  const int32_t* bias;        // −128 (Q8_0) or −8 (Q4_0) × (sum of 4 consecutive x bytes) per lane
   const float* scale;         // d_x of the lane's block, per lane (stride / 4 floats per row)
 };
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")
+// GCC 12 reports the undefined pass-through operand inside its own unmasked AVX-512 intrinsics as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
+/** One weight row's step of two blocks as the unsigned dpbusd operand, and its per-lane scale d_w. */
+struct WeightStep {
+  __m512i w;
+  __m512 d;
+};
 
-/** Weight row j, blocks b and b + 1 (only b when second is false): the dpbusd operand (signed bytes for Q8_0,
- *  unsigned nibbles for Q4_0), the per-lane scale and, for Q8_0, the per-lane bias. */
-inline __m512i weight_step(int32_t type, const char* row, int64_t b, bool second, __m512* dw, __m512i* bias) {
-  const __m512i zero = _mm512_setzero_si512();
-  if (type == SR_Q8_0) {
-    const BlockQ8* blk = reinterpret_cast<const BlockQ8*>(row) + b;
-    __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
-    __m256i hi = second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)) : _mm256_setzero_si256();
-    __m512i w = join256(lo, hi);
-    float d0 = _cvtsh_ss(blk[0].d), d1 = second ? _cvtsh_ss(blk[1].d) : 0.0f;
-    *dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
-    *bias = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(static_cast<char>(0x80)), w));
-    return w;
-  }
-  const BlockQ4* blk = reinterpret_cast<const BlockQ4*>(row) + b;
-  __m128i p0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
-  __m128i p1 = second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)) : _mm_setzero_si128();
-  // [p0, p0, p1, p1] → low nibbles in the even 128-bit lanes, high nibbles in the odd ones: x's element order.
-  __m512i packed = join256(_mm256_set_m128i(p0, p0), _mm256_set_m128i(p1, p1));
-  __m512i shifted = _mm512_mask_blend_epi64(0xCC, packed, _mm512_srli_epi16(packed, 4));
-  float d0 = _cvtsh_ss(blk[0].d), d1 = second ? _cvtsh_ss(blk[1].d) : 0.0f;
-  *dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
-  *bias = zero;
-  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
+/** Q8_0 blocks b and b + 1 of a row (b + 1 only when second): w + 128 per byte, lanes 0–7 scaled by d_b, 8–15 by
+ *  d_b+1 (0 for a missing second block, whose bytes are 0 as well). */
+inline WeightStep weight_step_q8(const char* row, int64_t b, bool second) {
+  const BlockQ8* blk = reinterpret_cast<const BlockQ8*>(row) + b;
+  __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
+  __m256i hi = second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)) : _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i d = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(second ? blk[1].d : 0)), _mm_set1_epi16(static_cast<short>(blk[0].d)));
+  return {_mm512_xor_si512(join256(lo, hi), _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_cvtph_ps(d)};
 }
 
-/** y[i0 .. i0+ni) × [j0 .. j0+nj) (ni ≤ R, nj ≤ C) over all k/32 blocks: each decoded weight step serves R
- *  activation rows. */
-template <int R, int C>
-void tile_vnni(int32_t type, const XTile& x, int64_t i0, int ni, const char* w, int64_t row_bytes, int64_t j0, int nj,
+/** Q4_0 blocks b and b + 1 of a row: the 36 stored bytes in one masked load (no read past the row), the nibbles
+ *  permuted into x's element order — [low of b, high of b, low of b + 1, high of b + 1] — and the two fp16 scales
+ *  into lanes 0–7 and 8–15. A missing second block reads as zero bytes: nibbles 0 and scale 0. */
+inline WeightStep weight_step_q4(const char* row, int64_t b, bool second) {
+  // Byte j of 128-bit lane L takes stored byte 2 + j (block b) or 20 + j (block b + 1): its qs after the 2-byte d.
+  const __m512i pick = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+                                       35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+                                       17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
+                                       17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+  // Words 0–7 take d of block b (word 0), words 8–15 d of block b + 1 (word 9, byte 18).
+  const __m256i scales = _mm256_set_epi16(9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __mmask64 bytes = second ? 0xFFFFFFFFFull : 0x3FFFFull;
+  __m512i raw = _mm512_maskz_loadu_epi8(bytes, row + b * static_cast<int64_t>(sizeof(BlockQ4)));
+  __m512i packed = _mm512_permutexvar_epi8(pick, raw);
+  __m512i nibbles = _mm512_mask_blend_epi64(0xCC, packed, _mm512_srli_epi16(packed, 4));
+  __m256i d = _mm256_permutexvar_epi16(scales, _mm512_castsi512_si256(raw));
+  return {_mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F)), _mm512_cvtph_ps(d)};
+}
+
+template <int32_t Type>
+inline WeightStep weight_step(const char* row, int64_t b, bool second) {
+  return Type == SR_Q8_0 ? weight_step_q8(row, b, second) : weight_step_q4(row, b, second);
+}
+
+/** y[i0 .. i0+ni) × [j0 .. j0+nj) (ni ≤ R, nj ≤ C) over all k/32 blocks. The loops run over full R × C tiles; rows
+ *  past ni or nj repeat the last valid one and their results are not stored. */
+template <int32_t Type, int R, int C>
+void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_bytes, int64_t j0, int nj,
                int64_t blocks, float* y, int64_t m) {
+  const int8_t* xq[R];
+  const int32_t* xb[R];
+  const float* xs[R];
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const int64_t at = (i0 + std::min(r, ni - 1)) * x.stride;
+    xq[r] = x.q + at;
+    xb[r] = x.bias + at / 4;
+    xs[r] = x.scale + at / 4;
+  }
+  const char* wr[C];
+  #pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) wr[c] = w + (j0 + std::min(c, nj - 1)) * row_bytes;
   __m512 acc[R][C];
-  for (int a = 0; a < R; ++a)
-    for (int c = 0; c < C; ++c) acc[a][c] = _mm512_setzero_ps();
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 2) {
     const bool second = b + 1 < blocks;
+    WeightStep ws[C];
+    #pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second);
     const int64_t off = b * QK;  // byte offset of the step in an activation row
-    for (int c = 0; c < nj; ++c) {
-      __m512 dw;
-      __m512i wbias;
-      __m512i wv = weight_step(type, w + (j0 + c) * row_bytes, b, second, &dw, &wbias);
-      for (int r = 0; r < ni; ++r) {
-        const int64_t row = (i0 + r) * x.stride + off;
-        __m512 xs = _mm512_loadu_ps(x.scale + row / 4);
-        __m512i dot = type == SR_Q8_0
-            ? _mm512_dpbusd_epi32(wbias, _mm512_loadu_si512(x.u + row), wv)
-            : _mm512_dpbusd_epi32(_mm512_loadu_si512(x.bias + row / 4), wv, _mm512_loadu_si512(x.q + row));
-        acc[r][c] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, dot), _mm512_mul_ps(dw, xs), acc[r][c]);
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m512i q = _mm512_loadu_si512(xq[r] + off);
+      __m512i bias = _mm512_loadu_si512(xb[r] + off / 4);
+      __m512 s = _mm512_loadu_ps(xs[r] + off / 4);
+      #pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        __m512i dot = _mm512_dpbusd_epi32(bias, ws[c].w, q);
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(ws[c].d, s), acc[r][c]);
       }
     }
   }
+  float sums[R][C];  // reduced at compile-time indices, so acc stays in registers through the loop
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) sums[r][c] = _mm512_reduce_add_ps(acc[r][c]);
   for (int r = 0; r < ni; ++r)
-    for (int c = 0; c < nj; ++c) {
-      alignas(64) float lanes[16];
-      _mm512_store_ps(lanes, acc[r][c]);
-      float s = 0.0f;
-      for (int l = 0; l < 16; ++l) s += lanes[l];
-      y[(i0 + r) * m + j0 + c] = s;
-    }
+    for (int c = 0; c < nj; ++c) y[(i0 + r) * m + j0 + c] = sums[r][c];
 }
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-/** AVX-512 VNNI with F16C: the tile and the one-row VNNI kernel. */
+/** AVX-512 VNNI with F16C: the one-row VNNI kernels. */
 bool has_vnni() {
   uint32_t f = cpu_features();
   return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
 }
+
+/** The tile also permutes bytes (vpermb, AVX-512 VBMI). */
+bool has_vnni_tile() { return has_vnni() && (cpu_features() & SR_CPU_AVX512VBMI); }
 
 using DotFn = void (*)(int32_t, const void*, int64_t, const XRows&, float*);
 
@@ -293,33 +330,20 @@ DotFn select_dot() {
   return dot_scalar;
 }
 
-/** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile,
- *  then tasks of 32 weight rows (a panel that stays in L2) against every activation row, 4 × 4 at a time. */
-void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
-                           int64_t blocks, int64_t row_bytes) {
-  const int64_t stride = (k + 63) / 64 * 64;
-  Buffer<int8_t> xq(static_cast<size_t>(n * stride));
-  Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
-  Buffer<uint8_t> xu(type == SR_Q8_0 ? static_cast<size_t>(n * stride) : 1);
-  Buffer<int32_t> xbias(type == SR_Q4_0 ? static_cast<size_t>(n * stride / 4) : 1);
-  Buffer<float> xscale(static_cast<size_t>(n * stride / 4));
-  parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      int8_t* q = xq.data() + i * stride;
-      float* d = xd.data() + i * blocks;
-      std::fill(q + k, q + stride, static_cast<int8_t>(0));
-      quantize_activations(x + i * k, k, q, d);
-      float* sc = xscale.data() + i * stride / 4;
-      for (int64_t l = 0; l < stride / 4; ++l) sc[l] = l * 4 < k ? d[l * 4 / QK] : 0.0f;
-      if (type == SR_Q8_0) {
-        uint8_t* u = xu.data() + i * stride;
-        for (int64_t l = 0; l < stride; ++l) u[l] = l < k ? static_cast<uint8_t>(q[l] + 128) : 0;
-      } else {
-        q4_lane_bias(q, stride / 4, xbias.data() + i * stride / 4);
-      }
-    }
-  });
-  const XTile tile{stride, xu.data(), xq.data(), xbias.data(), xscale.data()};
+/** Activation row i for the tile: int8 q, padded with zeros to the stride, its per-lane bias and per-lane scale. */
+void prepare_tile_row(int32_t type, const float* x, int64_t k, int64_t stride, int8_t* q, float* d, int32_t* bias,
+                      float* scale) {
+  std::fill(q + k, q + stride, static_cast<int8_t>(0));
+  quantize_activations(x, k, q, d);
+  for (int64_t l = 0; l < stride / 4; ++l) scale[l] = l * 4 < k ? d[l * 4 / QK] : 0.0f;
+  const int32_t shift = type == SR_Q8_0 ? 128 : 8;
+  for (int64_t l = 0; l < stride / 4; ++l) bias[l] = -shift * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+}
+
+/** Tasks of 32 weight rows (a panel that stays in L2) against every activation row, R × C at a time. */
+template <int32_t Type>
+void tile_tasks(const XTile& tile, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t blocks,
+                int64_t row_bytes) {
   constexpr int64_t kRowsPerTask = 32;
   constexpr int kTileRows = 4, kTileCols = 4;
   int64_t tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
@@ -328,10 +352,28 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
     int64_t j0 = task * kRowsPerTask, j1 = std::min(m, j0 + kRowsPerTask);
     for (int64_t i0 = 0; i0 < n; i0 += kTileRows)
       for (int64_t j = j0; j < j1; j += kTileCols)
-        tile_vnni<kTileRows, kTileCols>(type, tile, i0, static_cast<int>(std::min<int64_t>(kTileRows, n - i0)),
-                                        static_cast<const char*>(w), row_bytes, j,
-                                        static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), blocks, y, m);
+        tile_vnni<Type, kTileRows, kTileCols>(tile, i0, static_cast<int>(std::min<int64_t>(kTileRows, n - i0)),
+                                              static_cast<const char*>(w), row_bytes, j,
+                                              static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), blocks, y, m);
   });
+}
+
+/** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile. */
+void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
+                           int64_t blocks, int64_t row_bytes) {
+  const int64_t stride = (k + 63) / 64 * 64;
+  Buffer<int8_t> xq(static_cast<size_t>(n * stride));
+  Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
+  Buffer<int32_t> xbias(static_cast<size_t>(n * stride / 4));
+  Buffer<float> xscale(static_cast<size_t>(n * stride / 4));
+  parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      prepare_tile_row(type, x + i * k, k, stride, xq.data() + i * stride, xd.data() + i * blocks,
+                       xbias.data() + i * stride / 4, xscale.data() + i * stride / 4);
+  });
+  const XTile tile{stride, xq.data(), xbias.data(), xscale.data()};
+  if (type == SR_Q8_0) return tile_tasks<SR_Q8_0>(tile, w, y, n, m, k, blocks, row_bytes);
+  tile_tasks<SR_Q4_0>(tile, w, y, n, m, k, blocks, row_bytes);
 }
 
 /** y = x·wᵀ one weight row at a time against up to 4 activation rows (decode, or no VNNI). */
@@ -385,7 +427,7 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
   if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
   const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
   // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
-  if (n >= 4 && has_vnni()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
+  if (n >= 4 && has_vnni_tile()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
   quantized_matmul_rows(type, x, w, y, n, m, k, blocks, row_bytes);
 }
 

@@ -17,6 +17,7 @@ public enum CpuFeatureFlags : uint
     Avx512Vnni = 1 << 7,
     Avx512Bf16 = 1 << 8,
     AvxVnni = 1 << 9,
+    Avx512Vbmi = 1 << 10,
 }
 
 /// <summary>The CPU as the native library sees it: feature bits and brand string.</summary>
