@@ -58,16 +58,20 @@ inline void barrier() { region_barrier(); }
 /** This thread's index in the current parallel region (0 outside one): for per-thread scratch. */
 inline int thread_index() { return region_thread(); }
 
-/** 64-byte aligned heap buffer (RAII). */
+/** 64-byte aligned scratch memory from this thread's cache of freed blocks (scratch_cache.cpp) or the heap; release
+ *  returns it to the releasing thread's cache (or frees it). Throws std::bad_alloc. */
+void* scratch_acquire(size_t bytes, size_t* capacity);
+void scratch_release(void* data, size_t capacity);
+
+/** 64-byte aligned scratch buffer (RAII) for one kernel call, uninitialized; see scratch_acquire. */
 template <class T>
 class Buffer {
  public:
   explicit Buffer(size_t count) : count_(count) {
     size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes));
-    if (data_ == nullptr) throw std::bad_alloc();
+    data_ = static_cast<T*>(scratch_acquire(bytes == 0 ? 64 : bytes, &capacity_));
   }
-  ~Buffer() { std::free(data_); }
+  ~Buffer() { scratch_release(data_, capacity_); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   T* data() { return data_; }
@@ -78,6 +82,7 @@ class Buffer {
  private:
   T* data_;
   size_t count_;
+  size_t capacity_ = 0;
 };
 
 /** CPU features (SR_CPU_* bits), probed once, masked by sr_set_max_isa. */

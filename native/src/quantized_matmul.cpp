@@ -17,32 +17,13 @@
 #include "kquant.h"
 #include "panel_backward.h"
 #include "parallel.h"
+#include "quant_activations.h"
 #include "quant_blocks.h"
 #include "status.h"
 #include "stream_rows.h"
 
 namespace sr {
 namespace {
-
-// ---------------- activations: int8 per 32-block with an fp32 scale ----------------
-
-/** x [k] → q [k] int8 and d [k/32] (ggml Q8_0 rounding, scale kept in fp32). */
-void quantize_activations(const float* x, int64_t k, int8_t* q, float* d) {
-  for (int64_t b = 0; b < k / QK; ++b) {
-    const float* xb = x + b * QK;
-    float amax = 0.0f;
-    for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
-    for (int j = 0; j < QK; ++j) q[b * QK + j] = static_cast<int8_t>(std::round(xb[j] * id));
-  }
-}
-
-/** Q4_0 with VNNI: bias[l] = −8 × (q[4l] + … + q[4l + 3]), the per-int32-lane term that removes the stored nibbles'
- *  offset of 8 from a vpdpbusd of nibbles and activations (used as its accumulator). */
-void q4_lane_bias(const int8_t* q, int64_t lanes, int32_t* bias) {
-  for (int64_t l = 0; l < lanes; ++l) bias[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
-}
 
 // ---------------- int8 block dot products: up to 4 activation rows against one weight row ----------------
 
@@ -335,9 +316,9 @@ void prepare_tile_row(int32_t type, const float* x, int64_t k, int64_t stride, i
                       float* scale) {
   std::fill(q + k, q + stride, static_cast<int8_t>(0));
   quantize_activations(x, k, q, d);
-  for (int64_t l = 0; l < stride / 4; ++l) scale[l] = l * 4 < k ? d[l * 4 / QK] : 0.0f;
-  const int32_t shift = type == SR_Q8_0 ? 128 : 8;
-  for (int64_t l = 0; l < stride / 4; ++l) bias[l] = -shift * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+  for (int64_t b = 0; b < k / QK; ++b) std::fill(scale + b * QK / 4, scale + (b + 1) * QK / 4, d[b]);  // 8 lanes a block
+  std::fill(scale + k / 4, scale + stride / 4, 0.0f);
+  lane_bias(q, stride / 4, type == SR_Q8_0 ? 128 : 8, bias);
 }
 
 /** Tasks of 32 weight rows (a panel that stays in L2) against every activation row, R × C at a time. */
@@ -389,7 +370,7 @@ void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y
     for (int64_t i = b; i < e; ++i) {
       int8_t* q = xq.data() + i * k;
       quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
-      if (q4_vnni) q4_lane_bias(q, k / 4, xbias.data() + i * k / 4);
+      if (q4_vnni) lane_bias(q, k / 4, 8, xbias.data() + i * k / 4);
     }
   });
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {

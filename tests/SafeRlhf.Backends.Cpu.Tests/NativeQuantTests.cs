@@ -21,16 +21,26 @@ public sealed class NativeQuantTests
         return (q, d);
     }
 
+    /// <summary>With <paramref name="ties"/>, every other block of each activation row has max |x| = 127 (so d = 1) and
+    /// values at exact halves, where rounding half away from zero and half to even differ: on every row, in both
+    /// the decode (fewer than 4 rows) and the tile (4 or more) paths.</summary>
     [Theory]
-    [InlineData(DType.Q8_0, 7, 13, 96)] [InlineData(DType.Q4_0, 7, 13, 96)] [InlineData(DType.Q8_0, 4, 8, 32)]
-    [InlineData(DType.Q4_0, 9, 6, 160)] [InlineData(DType.Q8_0, 5, 37, 512)] [InlineData(DType.Q4_0, 1, 5, 64)]
-    public void QuantizedMatMulIsTheExactInt8ProductUpToFloatSummation(DType dtype, int n, int m, int k)
+    [InlineData(DType.Q8_0, 7, 13, 96, false)] [InlineData(DType.Q4_0, 7, 13, 96, false)] [InlineData(DType.Q8_0, 4, 8, 32, false)]
+    [InlineData(DType.Q4_0, 9, 6, 160, false)] [InlineData(DType.Q8_0, 5, 37, 512, false)] [InlineData(DType.Q4_0, 1, 5, 64, false)]
+    [InlineData(DType.Q8_0, 6, 9, 128, true)] [InlineData(DType.Q4_0, 6, 9, 128, true)] [InlineData(DType.Q4_0, 2, 9, 128, true)]
+    [InlineData(DType.Q8_0, 1, 9, 128, true)]
+    public void QuantizedMatMulIsTheExactInt8ProductUpToFloatSummation(DType dtype, int n, int m, int k, bool ties)
     {
         // The independent model of the kernel: activations rounded to int8 per 32-block as ggml's Q8_0 does
         // (d = amax/127, q = round half away from zero of x/d), exact integer block dot products, then the scaled
         // block sums added in double. Only the kernel's float summation order may differ.
         var rng = new Rng((ulong)(n * 17 + m * 3 + k));
         var x = Random(rng, n * k, -2, 2);
+        if (ties)
+            for (int i = 0; i < n; i++)
+                for (int b = 0; b < k / 32; b += 2)
+                    for (int j = 0; j < 32; j++)
+                        x[i * k + b * 32 + j] = j == 0 ? 127f : j - 16.5f + i;
         var w = Random(rng, m * k);
         byte[] blocks = dtype == DType.Q8_0 ? GgmlQuantizers.QuantizeQ8(w) : GgmlQuantizers.QuantizeQ4(w);
         int rowBytes = k / 32 * (dtype == DType.Q8_0 ? 34 : 18);
