@@ -217,10 +217,11 @@ inline WeightStep weight_step_q8(const char* row, int64_t b, bool second) {
   return {_mm512_xor_si512(join256(lo, hi), _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_cvtph_ps(d)};
 }
 
-/** Q4_0 blocks b and b + 1 of a row: the 36 stored bytes in one masked load (no read past the row), the nibbles
+/** Q4_0 blocks b and b + 1 of a row: the 36 stored bytes in one load (masked near the row's end: in_row says that
+ *  64 bytes from block b lie in the row, and then second is true), the nibbles
  *  permuted into x's element order — [low of b, high of b, low of b + 1, high of b + 1] — and the two fp16 scales
  *  into lanes 0–7 and 8–15. A missing second block reads as zero bytes: nibbles 0 and scale 0. */
-inline WeightStep weight_step_q4(const char* row, int64_t b, bool second) {
+inline WeightStep weight_step_q4(const char* row, int64_t b, bool second, bool in_row) {
   // Byte j of 128-bit lane L takes stored byte 2 + j (block b) or 20 + j (block b + 1): its qs after the 2-byte d.
   const __m512i pick = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
                                        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
@@ -228,8 +229,9 @@ inline WeightStep weight_step_q4(const char* row, int64_t b, bool second) {
                                        17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
   // Words 0–7 take d of block b (word 0), words 8–15 d of block b + 1 (word 9, byte 18).
   const __m256i scales = _mm256_set_epi16(9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __mmask64 bytes = second ? 0xFFFFFFFFFull : 0x3FFFFull;
-  __m512i raw = _mm512_maskz_loadu_epi8(bytes, row + b * static_cast<int64_t>(sizeof(BlockQ4)));
+  // A plain 64-byte load where the row has 64 bytes left (a byte-masked load is several times slower here).
+  const char* at = row + b * static_cast<int64_t>(sizeof(BlockQ4));
+  __m512i raw = in_row ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi8(second ? 0xFFFFFFFFFull : 0x3FFFFull, at);
   __m512i packed = _mm512_permutexvar_epi8(pick, raw);
   __m512i nibbles = _mm512_mask_blend_epi64(0xCC, packed, _mm512_srli_epi16(packed, 4));
   __m256i d = _mm256_permutexvar_epi16(scales, _mm512_castsi512_si256(raw));
@@ -237,8 +239,8 @@ inline WeightStep weight_step_q4(const char* row, int64_t b, bool second) {
 }
 
 template <int32_t Type>
-inline WeightStep weight_step(const char* row, int64_t b, bool second) {
-  return Type == SR_Q8_0 ? weight_step_q8(row, b, second) : weight_step_q4(row, b, second);
+inline WeightStep weight_step(const char* row, int64_t b, bool second, bool in_row) {
+  return Type == SR_Q8_0 ? weight_step_q8(row, b, second) : weight_step_q4(row, b, second, in_row);
 }
 
 /** y[i0 .. i0+ni) × [j0 .. j0+nj) (ni ≤ R, nj ≤ C) over all k/32 blocks. The loops run over full R × C tiles; rows
@@ -265,10 +267,10 @@ void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_by
     #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 2) {
-    const bool second = b + 1 < blocks;
+    const bool second = b + 1 < blocks, in_row = b + 4 <= blocks;  // 4 Q4_0 blocks are 72 bytes
     WeightStep ws[C];
     #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second);
+    for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second, in_row);
     const int64_t off = b * QK;  // byte offset of the step in an activation row
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -287,8 +289,8 @@ void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_by
   for (int r = 0; r < R; ++r)
     #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) sums[r][c] = _mm512_reduce_add_ps(acc[r][c]);
-  for (int r = 0; r < ni; ++r)
-    for (int c = 0; c < nj; ++c) y[(i0 + r) * m + j0 + c] = sums[r][c];
+  for (int r = 0; r < ni && r < R; ++r)
+    for (int c = 0; c < nj && c < C; ++c) y[(i0 + r) * m + j0 + c] = sums[r][c];
 }
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
@@ -322,20 +324,18 @@ void prepare_tile_row(int32_t type, const float* x, int64_t k, int64_t stride, i
 }
 
 /** Tasks of 32 weight rows (a panel that stays in L2) against every activation row, R × C at a time. */
-template <int32_t Type>
+template <int32_t Type, int R, int C>
 void tile_tasks(const XTile& tile, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t blocks,
                 int64_t row_bytes) {
   constexpr int64_t kRowsPerTask = 32;
-  constexpr int kTileRows = 4, kTileCols = 4;
   int64_t tasks = (m + kRowsPerTask - 1) / kRowsPerTask;
   int threads = static_cast<double>(n) * m * k < 1e5 ? 1 : num_threads();
   parallel_tasks(tasks, threads, [&](int64_t task, int) {
     int64_t j0 = task * kRowsPerTask, j1 = std::min(m, j0 + kRowsPerTask);
-    for (int64_t i0 = 0; i0 < n; i0 += kTileRows)
-      for (int64_t j = j0; j < j1; j += kTileCols)
-        tile_vnni<Type, kTileRows, kTileCols>(tile, i0, static_cast<int>(std::min<int64_t>(kTileRows, n - i0)),
-                                              static_cast<const char*>(w), row_bytes, j,
-                                              static_cast<int>(std::min<int64_t>(kTileCols, j1 - j)), blocks, y, m);
+    for (int64_t i0 = 0; i0 < n; i0 += R)
+      for (int64_t j = j0; j < j1; j += C)
+        tile_vnni<Type, R, C>(tile, i0, static_cast<int>(std::min<int64_t>(R, n - i0)), static_cast<const char*>(w),
+                              row_bytes, j, static_cast<int>(std::min<int64_t>(C, j1 - j)), blocks, y, m);
   });
 }
 
@@ -353,8 +353,8 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
                        xbias.data() + i * stride / 4, xscale.data() + i * stride / 4);
   });
   const XTile tile{stride, xq.data(), xbias.data(), xscale.data()};
-  if (type == SR_Q8_0) return tile_tasks<SR_Q8_0>(tile, w, y, n, m, k, blocks, row_bytes);
-  tile_tasks<SR_Q4_0>(tile, w, y, n, m, k, blocks, row_bytes);
+  if (type == SR_Q8_0) return tile_tasks<SR_Q8_0, 4, 4>(tile, w, y, n, m, k, blocks, row_bytes);
+  tile_tasks<SR_Q4_0, 4, 4>(tile, w, y, n, m, k, blocks, row_bytes);
 }
 
 /** y = x·wᵀ one weight row at a time against up to 4 activation rows (decode, or no VNNI). */
