@@ -57,9 +57,10 @@ SR_API sr_status sr_cpu_features(uint32_t* features, char* brand, int32_t brand_
 SR_API sr_status sr_set_num_threads(int32_t threads);
 SR_API sr_status sr_get_num_threads(int32_t* threads);
 
-enum { SR_ISA_SCALAR = 0, SR_ISA_AVX2 = 1, SR_ISA_AVX512 = 2 };
+enum { SR_ISA_SCALAR = 0, SR_ISA_AVX2 = 1, SR_ISA_AVX512 = 2, SR_ISA_AVX512_NO_VBMI = 3 };
 /** Caps the instruction set the GEMM and quantized dot-product kernels dispatch to (for testing the
- *  narrower paths on a wide machine); SR_ISA_AVX512 (the default) uses the best the CPU has. Row kernels
+ *  narrower paths on a wide machine); SR_ISA_AVX512 (the default) uses the best the CPU has;
+ *  SR_ISA_AVX512_NO_VBMI everything but AVX-512 VBMI (the quantized matmul's register tile needs it). Row kernels
  *  compiled as target clones always use the best available. */
 SR_API sr_status sr_set_max_isa(int32_t level);
 

@@ -48,6 +48,7 @@ extern "C" SR_API sr_status sr_set_max_isa(int32_t level) {
     case SR_ISA_SCALAR: mask = SR_CPU_SSE42; break;
     case SR_ISA_AVX2: mask = SR_CPU_SSE42 | SR_CPU_AVX2 | SR_CPU_FMA | SR_CPU_F16C | SR_CPU_AVXVNNI; break;
     case SR_ISA_AVX512: mask = ~0u; break;
+    case SR_ISA_AVX512_NO_VBMI: mask = ~static_cast<uint32_t>(SR_CPU_AVX512VBMI); break;
     default: return sr::fail(SR_INVALID_ARGUMENT, "sr_set_max_isa: unknown level " + std::to_string(level));
   }
   sr::g_isa_mask.store(mask, std::memory_order_relaxed);

@@ -1,10 +1,10 @@
 // QuantizedMatMul: y = x·wᵀ and dx = dy·w with the weight w kept in a storage type — ggml blocks (Q8_0, Q4_0;
 // quant_blocks.h), K-quant super-blocks (Q4_K, Q5_K, Q6_K; kquant.cpp) or BF16 (bf16_matmul.cpp) — and fp32
-// activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly and multiplied with int8
-// dot products (an AVX-512 VNNI 4×4 tile from 4 rows; below that one weight row at a time: Q4_0 two blocks per
-// 512-bit VNNI step, Q8_0 one block per 256-bit step; AVX2 or scalar code without VNNI); the backward dequantizes w
-// panel by panel into the fp32 GEMM. The K-quant and BF16 weights pass through the same entry points to their own
-// files.
+// activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly (quant_activations.h)
+// and multiplied with int8 dot products: an AVX-512 VNNI register tile of activation rows × weight rows where the CPU
+// has VNNI and VBMI; otherwise one weight row at a time (AVX-512 VNNI or AVX2 one block per 256-bit step, or scalar
+// code). The backward dequantizes w panel by panel into the fp32 GEMM. The K-quant and BF16 weights pass through the
+// same entry points to their own files.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,7 +30,6 @@ namespace {
 struct XRows {
   const int8_t* q[4];
   const float* d[4];
-  const int32_t* bias[4];  // Q4_0 with VNNI: −8 × (sum of 4 consecutive x bytes) per int32 lane; else null
   int count;
 };
 
@@ -132,47 +131,6 @@ inline __m512i join256(__m256i lo, __m256i hi) {
   return _mm512_mask_inserti64x4(zero, 0xFF, _mm512_mask_inserti64x4(zero, 0xFF, zero, lo, 0), hi, 1);
 }
 
-/** Q4_0 weight row against up to 4 activation rows, two blocks (64 weights) per 512-bit step: the stored nibbles
- *  are the unsigned dpbusd operand and the activations' lane bias (−8 × their 4-byte sums, passed in as the
- *  accumulator) removes the offset of 8 exactly, so each block's integer dot product is exact; the scaled block sums
- *  accumulate in fp32 lanes. An odd last block goes through dot_vnni. */
-void dot_vnni_q4(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
-  const BlockQ4* blk = static_cast<const BlockQ4*>(w);
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  const int64_t pairs = blocks / 2;
-  for (int64_t p = 0; p < pairs; ++p) {
-    const BlockQ4* b0 = blk + 2 * p;
-    __m256i packed = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b0[1].qs), reinterpret_cast<const __m128i*>(b0[0].qs));
-    __m256i lo = _mm256_and_si256(packed, low4);                          // [low nibbles of b0 | of b1]
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);    // [high nibbles of b0 | of b1]
-    __m512i both = join256(lo, hi);
-    __m512i wv = _mm512_maskz_shuffle_i64x2(0xFF, both, both, _MM_SHUFFLE(3, 1, 2, 0));  // [lo b0, hi b0, lo b1, hi b1]: x's order
-    const float d0 = _cvtsh_ss(b0[0].d), d1 = _cvtsh_ss(b0[1].d);
-    for (int r = 0; r < x.count; ++r) {
-      const int64_t at = 2 * p * QK;
-      __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.bias[r] + at / 4), wv, _mm512_loadu_si512(x.q[r] + at));
-      __m512 scale = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0 * x.d[r][2 * p]), _mm512_set1_ps(d1 * x.d[r][2 * p + 1]));
-      acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, dot), scale, acc[r]);
-    }
-  }
-  float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  if (blocks % 2 != 0) {
-    XRows last = x;
-    for (int r = 0; r < x.count; ++r) {
-      last.q[r] = x.q[r] + (blocks - 1) * QK;
-      last.d[r] = x.d[r] + (blocks - 1);
-    }
-    dot_vnni(type, blk + (blocks - 1), 1, last, tail);
-  }
-  for (int r = 0; r < x.count; ++r) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[r]);
-    float sum = 0.0f;
-    for (int l = 0; l < 16; ++l) sum += lanes[l];
-    out[r] = sum + tail[r];
-  }
-}
 #pragma GCC pop_options
 
 // ---------------- AVX-512 VNNI tile: 4 activation rows × 4 weight rows, two 32-blocks (64 int8) per step ----------------
@@ -217,11 +175,10 @@ inline WeightStep weight_step_q8(const char* row, int64_t b, bool second) {
   return {_mm512_xor_si512(join256(lo, hi), _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_cvtph_ps(d)};
 }
 
-/** Q4_0 blocks b and b + 1 of a row: the 36 stored bytes in one load (masked near the row's end: in_row says that
- *  64 bytes from block b lie in the row, and then second is true), the nibbles
+/** Q4_0 blocks b and b + 1 of a row: the 36 stored bytes in one load, the nibbles
  *  permuted into x's element order — [low of b, high of b, low of b + 1, high of b + 1] — and the two fp16 scales
  *  into lanes 0–7 and 8–15. A missing second block reads as zero bytes: nibbles 0 and scale 0. */
-inline WeightStep weight_step_q4(const char* row, int64_t b, bool second, bool in_row) {
+inline WeightStep weight_step_q4(const char* row, int64_t b, bool second, bool plain) {
   // Byte j of 128-bit lane L takes stored byte 2 + j (block b) or 20 + j (block b + 1): its qs after the 2-byte d.
   const __m512i pick = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
                                        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
@@ -229,9 +186,10 @@ inline WeightStep weight_step_q4(const char* row, int64_t b, bool second, bool i
                                        17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
   // Words 0–7 take d of block b (word 0), words 8–15 d of block b + 1 (word 9, byte 18).
   const __m256i scales = _mm256_set_epi16(9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
-  // A plain 64-byte load where the row has 64 bytes left (a byte-masked load is several times slower here).
+  // plain: both blocks present and 64 bytes inside the matrix, so one plain load (the bytes past the pair, of the next
+  // blocks or row, are dropped by the permutation); otherwise a byte-masked load, which costs tens of cycles here.
   const char* at = row + b * static_cast<int64_t>(sizeof(BlockQ4));
-  __m512i raw = in_row ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi8(second ? 0xFFFFFFFFFull : 0x3FFFFull, at);
+  __m512i raw = plain ? _mm512_loadu_si512(at) : _mm512_maskz_loadu_epi8(second ? 0xFFFFFFFFFull : 0x3FFFFull, at);
   __m512i packed = _mm512_permutexvar_epi8(pick, raw);
   __m512i nibbles = _mm512_mask_blend_epi64(0xCC, packed, _mm512_srli_epi16(packed, 4));
   __m256i d = _mm256_permutexvar_epi16(scales, _mm512_castsi512_si256(raw));
@@ -239,8 +197,8 @@ inline WeightStep weight_step_q4(const char* row, int64_t b, bool second, bool i
 }
 
 template <int32_t Type>
-inline WeightStep weight_step(const char* row, int64_t b, bool second, bool in_row) {
-  return Type == SR_Q8_0 ? weight_step_q8(row, b, second) : weight_step_q4(row, b, second, in_row);
+inline WeightStep weight_step(const char* row, int64_t b, bool second, bool plain) {
+  return Type == SR_Q8_0 ? weight_step_q8(row, b, second) : weight_step_q4(row, b, second, plain);
 }
 
 /** y[i0 .. i0+ni) × [j0 .. j0+nj) (ni ≤ R, nj ≤ C) over all k/32 blocks. The loops run over full R × C tiles; rows
@@ -248,6 +206,7 @@ inline WeightStep weight_step(const char* row, int64_t b, bool second, bool in_r
 template <int32_t Type, int R, int C>
 void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_bytes, int64_t j0, int nj,
                int64_t blocks, float* y, int64_t m) {
+  const char* end = w + m * row_bytes;
   const int8_t* xq[R];
   const int32_t* xb[R];
   const float* xs[R];
@@ -267,10 +226,12 @@ void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_by
     #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 2) {
-    const bool second = b + 1 < blocks, in_row = b + 4 <= blocks;  // 4 Q4_0 blocks are 72 bytes
+    const bool second = b + 1 < blocks;
+    // Q4_0: the weight rows ascend (clamped ones repeat the last), so the last row bounds the 64-byte reads of all.
+    const bool plain = second && wr[C - 1] + b * static_cast<int64_t>(sizeof(BlockQ4)) + 64 <= end;
     WeightStep ws[C];
     #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second, in_row);
+    for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second, plain);
     const int64_t off = b * QK;  // byte offset of the step in an activation row
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -339,6 +300,17 @@ void tile_tasks(const XTile& tile, const void* w, float* y, int64_t n, int64_t m
   });
 }
 
+/** The tile shape by the number of activation rows: 4 × 4 (prefill, training), 3 × 4 and 2 × 4 (small batches), and
+ *  for one row (decode) 1 × 8, eight weight rows streaming at once. */
+template <int32_t Type>
+void tile_tasks_for(const XTile& tile, const void* w, float* y, int64_t n, int64_t m, int64_t k, int64_t blocks,
+                    int64_t row_bytes) {
+  if (n >= 4) return tile_tasks<Type, 4, 4>(tile, w, y, n, m, k, blocks, row_bytes);
+  if (n == 3) return tile_tasks<Type, 3, 4>(tile, w, y, n, m, k, blocks, row_bytes);
+  if (n == 2) return tile_tasks<Type, 2, 4>(tile, w, y, n, m, k, blocks, row_bytes);
+  tile_tasks<Type, 1, 8>(tile, w, y, n, m, k, blocks, row_bytes);
+}
+
 /** y = x·wᵀ with the VNNI tile: activations quantized per 32-block as for the other paths, laid out for the tile. */
 void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
                            int64_t blocks, int64_t row_bytes) {
@@ -353,25 +325,18 @@ void quantized_matmul_vnni(int32_t type, const float* x, const void* w, float* y
                        xbias.data() + i * stride / 4, xscale.data() + i * stride / 4);
   });
   const XTile tile{stride, xq.data(), xbias.data(), xscale.data()};
-  if (type == SR_Q8_0) return tile_tasks<SR_Q8_0, 4, 4>(tile, w, y, n, m, k, blocks, row_bytes);
-  tile_tasks<SR_Q4_0, 4, 4>(tile, w, y, n, m, k, blocks, row_bytes);
+  if (type == SR_Q8_0) return tile_tasks_for<SR_Q8_0>(tile, w, y, n, m, k, blocks, row_bytes);
+  tile_tasks_for<SR_Q4_0>(tile, w, y, n, m, k, blocks, row_bytes);
 }
 
 /** y = x·wᵀ one weight row at a time against up to 4 activation rows (decode, or no VNNI). */
 void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
                            int64_t blocks, int64_t row_bytes) {
-  // Q4_0 with VNNI: two blocks per 512-bit step, the nibble offset removed through the activations' lane bias.
-  const bool q4_vnni = type == SR_Q4_0 && has_vnni();
-  const DotFn dot = q4_vnni ? dot_vnni_q4 : select_dot();
+  const DotFn dot = select_dot();
   Buffer<int8_t> xq(static_cast<size_t>(n * k));
   Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
-  Buffer<int32_t> xbias(q4_vnni ? static_cast<size_t>(n * k / 4) : 1);
   parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      int8_t* q = xq.data() + i * k;
-      quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
-      if (q4_vnni) lane_bias(q, k / 4, 8, xbias.data() + i * k / 4);
-    }
+    for (int64_t i = b; i < e; ++i) quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
   });
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
     XRows rows{};
@@ -379,7 +344,6 @@ void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y
     for (int r = 0; r < count; ++r) {
       rows.q[r] = xq.data() + (i0 + r) * k;
       rows.d[r] = xd.data() + (i0 + r) * blocks;
-      rows.bias[r] = q4_vnni ? xbias.data() + (i0 + r) * k / 4 : nullptr;
     }
     dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, rows, out);
   });
@@ -407,8 +371,8 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
   if (is_bf16(type)) return bf16_matmul(type == SR_BF16_DOT, x, static_cast<const uint16_t*>(w), y, n, m, k);
   if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
   const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
-  // Four or more activation rows: the VNNI tile (prefill, training); fewer (decode): one weight row at a time.
-  if (n >= 4 && has_vnni_tile()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
+  // The VNNI tile where the CPU has it; otherwise one weight row at a time (AVX-512 VNNI, AVX2 or scalar).
+  if (has_vnni_tile()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
   quantized_matmul_rows(type, x, w, y, n, m, k, blocks, row_bytes);
 }
 

@@ -4,14 +4,15 @@ using static SafeRlhf.Backends.Cpu.Tests.NativeCheck;
 
 namespace SafeRlhf.Backends.Cpu.Tests;
 
-/// <summary>The narrower GEMM micro-kernels (AVX2 6×16, scalar 4×4) and quantized dot products (AVX2, scalar),
-/// which an AVX-512 machine would otherwise never run, against the reference. The ISA cap is process-wide;
+/// <summary>The narrower GEMM micro-kernels (AVX2 6×16, scalar 4×4) and quantized dot products (AVX2, scalar, and
+/// AVX-512 VNNI one row at a time where VBMI is missing), which an AVX-512 machine would otherwise never run, against
+/// the reference; the quantized product at 29 and at 3 activation rows. The ISA cap is process-wide;
 /// every path is exact to the same tolerance, so concurrently running tests stay valid.</summary>
 [Collection(nameof(NativeIsaTests))]
 public sealed class NativeIsaTests
 {
     [Theory]
-    [InlineData(NativeIsa.Scalar)] [InlineData(NativeIsa.Avx2)] [InlineData(NativeIsa.Avx512)]
+    [InlineData(NativeIsa.Scalar)] [InlineData(NativeIsa.Avx2)] [InlineData(NativeIsa.Avx512NoVbmi)] [InlineData(NativeIsa.Avx512)]
     public void GemmAndQuantizedMatMulOnEveryIsa(NativeIsa isa)
     {
         var rng = new Rng((ulong)isa + 40);
@@ -36,19 +37,21 @@ public sealed class NativeIsaTests
                 Close(results[0], results[1], 1e-4, 1e-5, $"MatMul on {isa}");
             }
             foreach (var dtype in new[] { DType.Q8_0, DType.Q4_0 })
-            {
-                using var w = On(NativeDevice, bv, n, k);
-                using var wq = Tensor.Zeros(NativeDevice, dtype, n, k);
-                NativeDevice.Backend.Quantize(w, wq);
-                using var x = On(NativeDevice, av, m, k);
-                using var y = Zeros(NativeDevice, m, n);
-                NativeDevice.Backend.QuantizedMatMul(x, wq, y);
-                using var wr = Tensor.FromBytes(ReferenceDevice, dtype, wq.ToBytes(), n, k);
-                using var xr = On(ReferenceDevice, av, m, k);
-                using var yr = Zeros(ReferenceDevice, m, n);
-                ReferenceDevice.Backend.QuantizedMatMul(xr, wr, yr);
-                Assert.True(NormalisedMse(y.ToFloatArray(), yr.ToFloatArray()) < 1e-4, $"{dtype} on {isa}");
-            }
+                foreach (int rows in new[] { m, 3 })
+                {
+                    var xv = av[..(rows * k)];
+                    using var w = On(NativeDevice, bv, n, k);
+                    using var wq = Tensor.Zeros(NativeDevice, dtype, n, k);
+                    NativeDevice.Backend.Quantize(w, wq);
+                    using var x = On(NativeDevice, xv, rows, k);
+                    using var y = Zeros(NativeDevice, rows, n);
+                    NativeDevice.Backend.QuantizedMatMul(x, wq, y);
+                    using var wr = Tensor.FromBytes(ReferenceDevice, dtype, wq.ToBytes(), n, k);
+                    using var xr = On(ReferenceDevice, xv, rows, k);
+                    using var yr = Zeros(ReferenceDevice, rows, n);
+                    ReferenceDevice.Backend.QuantizedMatMul(xr, wr, yr);
+                    Assert.True(NormalisedMse(y.ToFloatArray(), yr.ToFloatArray()) < 1e-4, $"{dtype} on {isa}, {rows} rows");
+                }
         }
         finally
         {

@@ -24,6 +24,8 @@ public enum NativeIsa
     Scalar = 0,
     Avx2 = 1,
     Avx512 = 2,
+    /// <summary>AVX-512 without VBMI (Skylake-X / Cascade Lake class): the quantized matmul's one-row kernels.</summary>
+    Avx512NoVbmi = 3,
 }
 
 /// <summary>A native kernel returned an error status; the message carries the native error text.</summary>
