@@ -52,7 +52,17 @@ public static partial class AttentionKernels
     /// <summary>One group per (query tile of Br rows, head, batch); see <see cref="OnlineSoftmaxTile"/>.</summary>
     [Kernel]
     public static void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
-        ArrayView<float> o, ArrayView<float> lse, AttentionParams p)
+        ArrayView<float> o, ArrayView<float> lse, AttentionParams p) =>
+        ForwardTile(q, new F32KeyValues(k, v), mask, o, lse, p);
+
+    /// <summary><see cref="Forward"/> with BF16 keys and values (a BF16 KV cache), widened to fp32 as they are loaded.</summary>
+    [Kernel]
+    public static void ForwardBf16Kv(ArrayView<float> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> mask,
+        ArrayView<float> o, ArrayView<float> lse, AttentionParams p) =>
+        ForwardTile(q, new Bf16KeyValues(k, v), mask, o, lse, p);
+
+    private static void ForwardTile<TKv>(ArrayView<float> q, TKv kv, ArrayView<float> mask, ArrayView<float> o, ArrayView<float> lse,
+        AttentionParams p) where TKv : struct, IKeyValueRows
     {
         var tile = new OnlineSoftmaxTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
         int t0 = Grid.IdxX * p.Br, h = Grid.IdxY, b = Grid.IdxZ;
@@ -61,7 +71,7 @@ public static partial class AttentionKernels
         long qStride = (long)p.H * p.D;
         tile.Start(q, p.QRow(b, t0, h), qStride, rows);
         // keys past the causal frontier of the tile's last query are never visible
-        tile.Accumulate(k, v, mask, p, b, hk, t0, 1, rows, 0, XMath.Min(p.S, p.S - p.T + t0 + rows));
+        tile.Accumulate(kv, mask, p, b, hk, t0, 1, rows, 0, XMath.Min(p.S, p.S - p.T + t0 + rows));
         for (int e = Group.IdxX; e < rows * p.D; e += Group.DimX)
         {
             int r = e / p.D, i = e % p.D;

@@ -49,29 +49,46 @@ public sealed partial class GpuBackend
         return new AttentionParams(b, t, s, h, hkv, d, tile, keyTile == 0 ? tile : keyTile, keyMask is not null, (float)scale, kvBatchStride);
     }
 
+    /// <summary>k and v fp32, or both BF16 (a BF16 KV cache: read as stored and widened to fp32 in the kernels, which
+    /// accumulate in fp32).</summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
         int d = q.Dim(3);
         var (br, bc) = ForwardTiles(d);
+        bool bf16Kv = KeyValueStorage(k, v) == DType.BF16;
         bool inPlace = k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis && k.Shape.FirstAxisStride == v.Shape.FirstAxisStride;
         long kvStride = inPlace ? k.Shape.FirstAxisStride : 0;
         var p = AttentionShape(q, k, v, keyMask, o, br, scale, kvStride, bc);
         if (q.Numel == 0) return;
+        var kvType = bf16Kv ? DType.BF16 : DType.F32;
         using var sq = In(q);
-        using var sk = inPlace ? InBatchStrided(k) : In(k);
-        using var sv = inPlace ? InBatchStrided(v) : In(v);
+        using var sk = new Staged(this, k, kvType, read: true, write: false, batchStrided: inPlace);
+        using var sv = new Staged(this, v, kvType, read: true, write: false, batchStrided: inPlace);
         using var sm = keyMask is null ? null : In(keyMask);
         using var so = Out(o);
         using var sl = Out(lse);
         var mask = sm?.F32 ?? sq.F32;
         if (p.T == 1 && DecodeSplit(p, kvStride) is { } split)
         {
-            DecodeAttention(q.Device, split, sq.F32, sk.F32, sv.F32, mask, so.F32, sl.F32);
+            DecodeAttention(q.Device, split, sq.F32, sk.Bytes, sv.Bytes, bf16Kv, mask, so.F32, sl.F32);
             return;
         }
         var config = new KernelConfig(new Index3D((p.T + br - 1) / br, p.H, p.B), new Index3D(AttentionGroup, 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(AttentionParams.ForwardSharedFloats(br, bc, p.D)));
-        _kernels.AttentionForward.Value(config, sq.F32, sk.F32, sv.F32, mask, so.F32, sl.F32, p);
+        if (bf16Kv)
+            _kernels.AttentionForwardBf16Kv.Value(config, sq.F32, sk.Bytes.Cast<ushort>(), sv.Bytes.Cast<ushort>(), mask, so.F32, sl.F32, p);
+        else
+            _kernels.AttentionForward.Value(config, sq.F32, sk.F32, sv.F32, mask, so.F32, sl.F32, p);
+    }
+
+    /// <summary>The storage of an attention's keys and values: F32 (any other compute type is staged as fp32), or BF16
+    /// when both are BF16. Mixed storage is refused.</summary>
+    private static DType KeyValueStorage(Tensor k, Tensor v)
+    {
+        bool kb = k.DType == DType.BF16, vb = v.DType == DType.BF16;
+        if (kb != vb)
+            throw new TensorDTypeException($"Attention: k {k.DType} {k.Shape} and v {v.DType} {v.Shape} must both be BF16 (a BF16 KV cache) or neither");
+        return kb ? DType.BF16 : DType.F32;
     }
 
     public void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor dOut,
@@ -85,6 +102,8 @@ public sealed partial class GpuBackend
         RequireSameDims("AttentionBackward", k, dk);
         RequireSameDims("AttentionBackward", v, dv);
         if (q.Numel == 0 && k.Numel == 0) return;
+        if (KeyValueStorage(k, v) == DType.BF16)
+            throw new TensorDTypeException("AttentionBackward: BF16 keys and values (a BF16 KV cache) serve inference only; training attention runs in fp32");
         using var sq = In(q);
         using var sk = In(k);
         using var sv = In(v);
