@@ -124,6 +124,22 @@ public sealed class Bf16KvCacheTests(GpuFixture fixture) : GpuTestBase(fixture)
         Assert.Equal(lse32, lse16);
     }
 
+    /// <summary>A whole model decoding through a BF16 cache (prefill, then one token per step through the decode
+    /// kernels): the same greedy tokens as the reference backend with a BF16 cache.</summary>
+    [Fact]
+    public void GreedyDecodingThroughABf16CacheMatchesTheReference()
+    {
+        var config = new LlamaConfig { Dim = 32, HiddenDim = 48, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 40, SeqLen = 32 };
+        List<int> Run(Device d)
+        {
+            using var scope = new TensorScope();
+            using var model = LlamaModel.Create(config, d, new Rng(7));
+            model.KvCacheStorage = KvCacheType.BF16;
+            return Generator.Generate(model, [1, 2, 3], 12, new SamplingOptions { Temperature = 0 });
+        }
+        Assert.Equal(Run(Ref), Run(Gpu));
+    }
+
     [Fact]
     public void GradientsThroughABf16CacheAreRefused()
     {
