@@ -78,6 +78,7 @@ public static class BenchModelCommand
         var parameters = model.NamedParameters().ToList();
         string types = string.Join("+", parameters.Where(p => p.Tensor.Rank >= 2).GroupBy(p => p.Tensor.DType)
             .OrderByDescending(g => g.Sum(p => p.Tensor.Numel)).Select(g => g.Key.ToString()));
+        if (model.KvCacheStorage == KvCacheType.BF16) types += " (KV cache BF16)";
         long count = parameters.Sum(p => p.Tensor.Numel);
         int[] tokens = Prompt(model.Config.VocabSize, prompt);
         var results = new List<Result>();
