@@ -73,3 +73,28 @@ public sealed class Bf16BoundTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Bf16Rounding.F32SumFactor(1 << 24));
     }
 }
+
+/// <summary>The KV cache type as a config value: the pipeline's kv_cache enum reads "f32" and "bf16" and names a bad value;
+/// the RL configs check their string the same way.</summary>
+public sealed class KvCacheConfigTests
+{
+    [Theory]
+    [InlineData("f32", Llama.KvCacheType.F32)]
+    [InlineData("bf16", Llama.KvCacheType.BF16)]
+    public void PipelineConfigReadsTheCacheType(string value, Llama.KvCacheType expected)
+    {
+        var options = ConfigLoader.Load(new Rlhf.Pipeline.PipelineOptions(), null, [$"kv_cache={value}"]);
+        Assert.Equal(expected, options.KvCache);
+        Assert.Contains($"\"kv_cache\": \"{value}\"", ConfigLoader.Describe(options));
+    }
+
+    [Fact]
+    public void ABadCacheTypeIsNamed()
+    {
+        var e = Assert.ThrowsAny<Exception>(() => ConfigLoader.Load(new Rlhf.Pipeline.PipelineOptions(), null, ["kv_cache=f16"]));
+        Assert.Contains("kv_cache", e.Message);
+        var rl = new Stages.EvalConfig { KvCache = "BF16 " };
+        Assert.Equal(Llama.KvCacheType.BF16, rl.KvCacheStorage());
+        Assert.Contains("config: 'kv_cache': unknown KV cache type 'q4'", Assert.Throws<CliException>(() => (rl with { KvCache = "q4" }).KvCacheStorage()).Message);
+    }
+}
