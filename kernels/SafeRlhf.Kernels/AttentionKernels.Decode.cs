@@ -15,7 +15,17 @@ public static partial class AttentionKernels
     /// <summary>Grid: (splits, Hkv·⌈rep/Br⌉, B) with rep = H/Hkv; row r of group g is query head hk·rep + g·Br + r.</summary>
     [Kernel]
     public static void DecodePartial(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
-        ArrayView<float> oPart, ArrayView<float> lsePart, AttentionParams p)
+        ArrayView<float> oPart, ArrayView<float> lsePart, AttentionParams p) =>
+        DecodeRange(q, new F32KeyValues(k, v), mask, oPart, lsePart, p);
+
+    /// <summary><see cref="DecodePartial"/> with BF16 keys and values (a BF16 KV cache), widened to fp32 as they are loaded.</summary>
+    [Kernel]
+    public static void DecodePartialBf16Kv(ArrayView<float> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> mask,
+        ArrayView<float> oPart, ArrayView<float> lsePart, AttentionParams p) =>
+        DecodeRange(q, new Bf16KeyValues(k, v), mask, oPart, lsePart, p);
+
+    private static void DecodeRange<TKv>(ArrayView<float> q, TKv kv, ArrayView<float> mask, ArrayView<float> oPart,
+        ArrayView<float> lsePart, AttentionParams p) where TKv : struct, IKeyValueRows
     {
         var tile = new OnlineSoftmaxTile(SharedMemory.GetDynamic<float>(), p.Br, p.Bc, p.D);
         int rep = p.H / p.Hkv, rowGroups = (rep + p.Br - 1) / p.Br;
@@ -26,7 +36,7 @@ public static partial class AttentionKernels
         int kvFrom = split * p.SplitKeys, kvTo = XMath.Min(p.S, kvFrom + p.SplitKeys);
         // T = 1: the query heads of one token are adjacent rows of D floats
         tile.Start(q, p.QRow(b, 0, h0), p.D, rows);
-        tile.Accumulate(k, v, mask, p, b, hk, 0, 0, rows, kvFrom, kvTo);
+        tile.Accumulate(kv, mask, p, b, hk, 0, 0, rows, kvFrom, kvTo);
         long rowBase = (long)b * p.H + h0;
         for (int e = Group.IdxX; e < rows * p.D; e += Group.DimX)
         {

@@ -49,29 +49,30 @@ public readonly struct OnlineSoftmaxTile
         Group.Barrier();
     }
 
-    /// <summary>Streams keys [kvFrom, kvTo) of KV head <paramref name="hk"/>: row r is query t0 + r·tStep
-    /// (tStep 0: every row is the same query position, as for the query heads of one KV head in decoding).</summary>
-    public void Accumulate(ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask, AttentionParams p,
-        int b, int hk, int t0, int tStep, int rows, int kvFrom, int kvTo)
+    /// <summary>Streams keys [kvFrom, kvTo) of KV head <paramref name="hk"/> from <paramref name="kv"/> (fp32 or BF16
+    /// storage, see <see cref="IKeyValueRows"/>): row r is query t0 + r·tStep (tStep 0: every row is the same query
+    /// position, as for the query heads of one KV head in decoding).</summary>
+    public void Accumulate<TKv>(TKv kv, ArrayView<float> mask, AttentionParams p,
+        int b, int hk, int t0, int tStep, int rows, int kvFrom, int kvTo) where TKv : struct, IKeyValueRows
     {
         for (int s0 = kvFrom; s0 < kvTo; s0 += _bc)
         {
-            LoadKeys(k, v, p, b, hk, s0, kvTo);
+            LoadKeys(kv, p, b, hk, s0, kvTo);
             Scores(mask, p, b, t0, tStep, rows, s0, kvTo);
             Softmax();
             WeightedValues();
         }
     }
 
-    private void LoadKeys(ArrayView<float> k, ArrayView<float> v, AttentionParams p, int b, int hk, int s0, int kvTo)
+    private void LoadKeys<TKv>(TKv kv, AttentionParams p, int b, int hk, int s0, int kvTo) where TKv : struct, IKeyValueRows
     {
         for (int e = Group.IdxX; e < _bc * _d; e += Group.DimX)
         {
             int c = e / _d, i = e % _d;
             bool inside = s0 + c < kvTo;
             long at = inside ? p.KRow(b, s0 + c, hk) + i : 0;
-            _ks[c * _ld + i] = inside ? k[at] : 0f;
-            _vs[c * _ld + i] = inside ? v[at] : 0f;
+            _ks[c * _ld + i] = inside ? kv.Key(at) : 0f;
+            _vs[c * _ld + i] = inside ? kv.Value(at) : 0f;
         }
         Group.Barrier();
     }

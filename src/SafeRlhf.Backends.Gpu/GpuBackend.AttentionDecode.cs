@@ -38,9 +38,10 @@ public sealed partial class GpuBackend
     private const int MinDecodeSplitKeys = 128;
 
     /// <summary>Two launches: <see cref="AttentionKernels.DecodePartial"/> into pooled partials, then
-    /// <see cref="AttentionKernels.DecodeCombine"/> into o [B, 1, H, D] and lse [B, H, 1].</summary>
-    private void DecodeAttention(SafeRlhf.Tensors.Device device, AttentionParams p, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
-        ArrayView<float> mask, ArrayView<float> o, ArrayView<float> lse)
+    /// <see cref="AttentionKernels.DecodeCombine"/> into o [B, 1, H, D] and lse [B, H, 1]. k and v are fp32, or BF16 when
+    /// <paramref name="bf16Kv"/> (<see cref="AttentionKernels.DecodePartialBf16Kv"/>).</summary>
+    private void DecodeAttention(SafeRlhf.Tensors.Device device, AttentionParams p, ArrayView<float> q, ArrayView<byte> k, ArrayView<byte> v,
+        bool bf16Kv, ArrayView<float> mask, ArrayView<float> o, ArrayView<float> lse)
     {
         int splits = p.Splits, rep = p.H / p.Hkv, rowGroups = (rep + p.Br - 1) / p.Br;
         // every partial is written by exactly one group (rows past the last head of a row group are not stored)
@@ -50,7 +51,10 @@ public sealed partial class GpuBackend
         var lseView = Raw(lsePart).Cast<float>();
         var config = new KernelConfig(new Index3D(splits, p.Hkv * rowGroups, p.B), new Index3D(AttentionGroup, 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(AttentionParams.ForwardSharedFloats(p.Br, p.Bc, p.D)));
-        _kernels.AttentionDecodePartial.Value(config, q, k, v, mask, oView, lseView, p);
+        if (bf16Kv)
+            _kernels.AttentionDecodePartialBf16Kv.Value(config, q, k.Cast<ushort>(), v.Cast<ushort>(), mask, oView, lseView, p);
+        else
+            _kernels.AttentionDecodePartial.Value(config, q, k.Cast<float>(), v.Cast<float>(), mask, oView, lseView, p);
         _kernels.AttentionDecodeCombine.Value(Linear((long)p.B * p.H * p.D), oView, lseView, o, lse, p);
     }
 }

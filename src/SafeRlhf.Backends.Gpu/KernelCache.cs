@@ -40,12 +40,13 @@ internal sealed class KernelCache
         Gather = Load(() => _acc.LoadStreamKernel<ArrayView<byte>, ArrayView<int>, ArrayView<byte>, ArrayView<int>, GatherParams>(GatherKernels.Gather));
         ScatterAdd = Load(() => _acc.LoadStreamKernel<ArrayView<byte>, ArrayView<int>, ArrayView<float>, ArrayView<int>, GatherParams>(GatherKernels.ScatterAdd));
         AttentionForward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.Forward));
+        AttentionForwardBf16Kv = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.ForwardBf16Kv));
         AttentionDelta = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardDelta));
-        AttentionKeyValue = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardKeyValue));
+        AttentionBackward = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.Backward));
         AttentionDecodePartial = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.DecodePartial));
+        AttentionDecodePartialBf16Kv = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.DecodePartialBf16Kv));
         AttentionDecodeCombine = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.DecodeCombine));
         Sample = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>(SamplingKernels.Sample));
-        AttentionQuery = Load(() => _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>(AttentionKernels.BackwardQuery));
     }
 
 #pragma warning disable CS0649 // incremented through the expression tree of CountingLaunches
@@ -95,10 +96,11 @@ internal sealed class KernelCache
     public Lazy<Action<KernelConfig, ArrayView<byte>, ArrayView<int>, ArrayView<byte>, ArrayView<int>, GatherParams>> Gather { get; }
     public Lazy<Action<KernelConfig, ArrayView<byte>, ArrayView<int>, ArrayView<float>, ArrayView<int>, GatherParams>> ScatterAdd { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionForward { get; }
+    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionForwardBf16Kv { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDelta { get; }
-    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionKeyValue { get; }
-    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionQuery { get; }
+    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionBackward { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDecodePartial { get; }
+    public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDecodePartialBf16Kv { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionParams>> AttentionDecodeCombine { get; }
     public Lazy<Action<KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<int>, ArrayView<double>, ArrayView<int>, SampleParams>> Sample { get; }
 }

@@ -19,6 +19,31 @@ public static class CommonOptions
                       $"else ${SafeRlhf.Backends.Cpu.Native.ThreadCount.OpenMpVariable}, else the cores this process may use)",
     };
 
+    /// <summary>How generation stores its KV cache: f32 (default, as computed) or bf16 (rounded to BF16, see
+    /// <see cref="Llama.KvCacheType"/>).</summary>
+    public static Option<string> KvCache() => new("--kv-cache")
+    {
+        Description = "KV cache storage: f32 (default: keys and values as computed) or bf16 (rounded to BF16: half the cache memory, " +
+                      "attention accumulates in fp32; devices cuda, ilgpu-cpu and reference)",
+        DefaultValueFactory = _ => "f32",
+    };
+
+    /// <summary>The <see cref="Llama.KvCacheType"/> named by a `--kv-cache` value (or config key), or a <see cref="CliException"/>
+    /// naming <paramref name="where"/>.</summary>
+    public static Llama.KvCacheType ParseKvCache(string? value, string where = "--kv-cache")
+    {
+        try { return Llama.KvCacheTypes.Parse(value, where); }
+        catch (ArgumentException e) { throw new CliException(e.Message); }
+    }
+
+    /// <summary>The operand precision of dense matmuls on the cuda device (see <see cref="DeviceFactory.ParseMatMulInputs"/>).</summary>
+    public static Option<string> MatMulInputs() => new("--matmul-inputs")
+    {
+        Description = "Dense matmul operands: f32 (default) or bf16 (cuBLAS BF16 tensor cores with fp32 accumulation, fp32 master weights; " +
+                      "--device cuda only)",
+        DefaultValueFactory = _ => "f32",
+    };
+
     public static Option<string?> Config() => new("--config") { Description = "JSON config file (keys as in the run's config.json)" };
 
     public static Option<string[]> Set() => new("--set")

@@ -14,9 +14,11 @@ public static class DeviceFactory
     public const string DefaultName = "cpu";
 
     /// <summary>Creates the device; for cpu, <paramref name="threads"/> is the `--threads` value (0: automatic, see
-    /// <see cref="ResolveThreads"/>).</summary>
-    public static Device Create(string name, int threads = 0)
+    /// <see cref="ResolveThreads"/>); <paramref name="matmulInputs"/> is the `--matmul-inputs` value (bf16 only on cuda).</summary>
+    public static Device Create(string name, int threads = 0, string matmulInputs = "f32")
     {
+        var inputs = ParseMatMulInputs(matmulInputs, name);
+        if (inputs == MatMulInputs.BF16) return CreateCudaBf16();
         switch (name)
         {
             case "cpu":
@@ -33,6 +35,27 @@ public static class DeviceFactory
             default:
                 throw new CliException($"--device: unknown device '{name}' (valid: {string.Join(", ", Names)})");
         }
+    }
+
+    /// <summary>The operand precision named by a `--matmul-inputs` value for device <paramref name="device"/>: f32 on every
+    /// device; bf16 (cuBLAS BF16 GEMMs, <see cref="MatMulInputs.BF16"/>) only on cuda, refused with a
+    /// <see cref="CliException"/> elsewhere rather than run in fp32.</summary>
+    public static MatMulInputs ParseMatMulInputs(string? value, string device) => value switch
+    {
+        "f32" => MatMulInputs.F32,
+        "bf16" when device == "cuda" => MatMulInputs.BF16,
+        "bf16" => throw new CliException($"--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not '{device}' " +
+                                         "(leave out --matmul-inputs or use f32)"),
+        _ => throw new CliException($"--matmul-inputs: unknown operand precision '{value}' (valid: f32, bf16)"),
+    };
+
+    /// <summary>cuda with cuBLAS GEMMs reading BF16 operands; a clear error when no GPU or no libcublas is there.</summary>
+    private static Device CreateCudaBf16()
+    {
+        if (!GpuBackend.IsCudaAvailable)
+            throw new CliException("--device cuda: no CUDA device is available on this machine (use --device cpu)");
+        try { return new Device(GpuBackend.CreateCuda(gemm: GemmEngine.CuBlas, inputs: MatMulInputs.BF16).WithDeferredErrorChecks()); }
+        catch (Backends.Gpu.CuBlas.CuBlasUnavailableException e) { throw new CliException($"--matmul-inputs bf16: {e.Message}"); }
     }
 
     /// <summary>The native thread count for a `--threads` value: the value itself when positive, otherwise

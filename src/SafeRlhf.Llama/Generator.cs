@@ -20,7 +20,7 @@ public static class Generator
         var sequence = new List<int>(promptIds);
         var generated = new List<int>();
         using var noGrad = GradMode.NoGrad();
-        using var cache = new KvCache(device, model.Config, 1, capacity, model.TokEmbeddings.Weight.DType);
+        using var cache = new KvCache(device, model.Config, 1, capacity, model.KvCacheStorage.Storage(model.TokEmbeddings.Weight.DType));
         var input = promptIds.ToArray();
         while (generated.Count < maxNewTokens)
         {

@@ -3,7 +3,8 @@ using SafeRlhf.Tensors.Autograd;
 
 namespace SafeRlhf.Llama;
 
-/// <summary>Keys and values of every layer for incremental decoding: [B, capacity, Hkv, D] per layer.</summary>
+/// <summary>Keys and values of every layer for incremental decoding: [B, capacity, Hkv, D] per layer, in the model's compute
+/// type or BF16 (<see cref="KvCacheType"/>; the copy into a BF16 cache rounds to nearest even).</summary>
 public sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;

@@ -29,6 +29,10 @@ public sealed class LlamaModel : Module
     /// <summary>The classifier, or null when it is tied to the token embedding.</summary>
     public Linear? Output { get; }
 
+    /// <summary>How the KV caches made for this model by generation and rollouts store keys and values (an inference
+    /// setting, not saved with the weights; default <see cref="KvCacheType.F32"/>).</summary>
+    public KvCacheType KvCacheStorage { get; set; } = KvCacheType.F32;
+
     /// <summary>Gradient checkpointing: keep only each block's input during training and recompute the block's
     /// activations in the backward pass (see <see cref="Recompute"/>).</summary>
     public bool GradientCheckpointing { get; set; }

@@ -7,7 +7,8 @@ namespace SafeRlhf.Llama;
 /// <summary>Timed inference passes, measured the way llama.cpp's llama-bench measures them: a prefill runs a whole
 /// prompt through the model in one forward pass into an empty KV cache and takes the logits of its last position; a
 /// decode runs one token at a time from an empty KV cache, each step taking the logits to the host and picking the
-/// next token greedily. Both run without gradients; each call owns its cache and temporaries.</summary>
+/// next token greedily. Both run without gradients; each call owns its cache (stored as the model's
+/// <see cref="LlamaModel.KvCacheStorage"/> says) and temporaries.</summary>
 public static class Throughput
 {
     /// <summary>Seconds to prefill <paramref name="prompt"/> (token ids) in one pass.</summary>
@@ -16,7 +17,7 @@ public static class Throughput
         if (prompt.Length == 0) throw new ArgumentException("prefill: the prompt is empty", nameof(prompt));
         var device = model.Device;
         using var noGrad = GradMode.NoGrad();
-        using var cache = new KvCache(device, model.Config, 1, prompt.Length);
+        using var cache = new KvCache(device, model.Config, 1, prompt.Length, model.KvCacheStorage.Storage(DType.F32));
         var watch = Stopwatch.StartNew();
         using (new TensorScope())
         {
@@ -34,7 +35,7 @@ public static class Throughput
         if (tokens <= 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "decode: at least one token");
         var device = model.Device;
         using var noGrad = GradMode.NoGrad();
-        using var cache = new KvCache(device, model.Config, 1, tokens);
+        using var cache = new KvCache(device, model.Config, 1, tokens, model.KvCacheStorage.Storage(DType.F32));
         int next = firstToken;
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < tokens; i++)

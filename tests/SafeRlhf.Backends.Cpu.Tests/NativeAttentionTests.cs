@@ -75,4 +75,26 @@ public sealed class NativeAttentionTests
         Close(grads[0][2], grads[1][2], 5e-5, 2e-4, "dv");
         foreach (var set in outs.Concat(grads)) foreach (var x in set) x.Dispose();
     }
+
+    /// <summary>BF16 keys and values (a BF16 KV cache) have no native kernel: a typed error naming the option, not an
+    /// fp32 fallback; the reference backend reads them as stored.</summary>
+    [Fact]
+    public void Bf16KeysAndValuesAreRefusedNamingTheOption()
+    {
+        using var _ = Tensors.Autograd.GradMode.NoGrad();
+        var rng = new Rng(5);
+        foreach (var dev in new[] { NativeDevice, ReferenceDevice })
+        {
+            using var q = Tensor.FromArray(dev, Random(rng, 16), 1, 1, 2, 8);
+            using var k = Tensor.FromArray(dev, Random(rng, 48), 1, 3, 2, 8);
+            using var kb = k.Cast(DType.BF16);
+            if (ReferenceEquals(dev, NativeDevice))
+            {
+                var e = Assert.Throws<BackendNotSupportedException>(() => Ops.Attention(q, kb, kb));
+                Assert.Contains("BF16 KV cache (--kv-cache bf16", e.Message);
+            }
+            else
+                Assert.Equal(16, Ops.Attention(q, kb, kb).Numel);
+        }
+    }
 }

@@ -35,6 +35,21 @@ public sealed class BenchModelCommandTests
     }
 
     [Fact]
+    public void Bf16KvCacheIsReportedAndRefusedOnTheNativeCpu()
+    {
+        var (code, output, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"),
+            "-p", "4", "-n", "3", "-r", "1", "--device", "reference", "--kv-cache", "bf16", "--json");
+        Assert.True(code == 0, err);
+        var results = JsonDocument.Parse(output).RootElement.EnumerateArray().ToList();
+        Assert.Equal(2, results.Count);
+        Assert.All(results, r => Assert.Equal("F32 (KV cache BF16)", r.GetProperty("types").GetString()));
+        var (cpu, _, cpuErr) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"),
+            "-p", "4", "-n", "0", "-r", "1", "--device", "cpu", "--kv-cache", "bf16");
+        Assert.Equal(1, cpu);
+        Assert.Contains("BF16 KV cache (--kv-cache bf16", cpuErr);
+    }
+
+    [Fact]
     public void TheTableHasOneRowPerTest()
     {
         var (code, output, err) = CliHarness.Run("bench-model", "--model", Assets.Require("models/stories260K.bin"), "-p", "8", "-n", "0", "-r", "1");

@@ -64,6 +64,50 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
+    public void KvCacheOptionKeepsF32ExactAndRefusesBf16OnTheNativeCpu()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Assets.Glob("golden", "stories260K_llama2c_*.json").First()));
+        var golden = doc.RootElement;
+        var expected = golden.GetProperty("greedy_continuation_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+        string[] common = ["--model", Assets.Require("models/stories260K.bin"), "--prompt", golden.GetProperty("prompt").GetString()!,
+            "--max-new-tokens", expected.Length.ToString(), "--temperature", "0", "--json"];
+        int[] Ids(string json) => JsonDocument.Parse(json).RootElement.GetProperty("generated_ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+
+        // f32 (explicit) is the default path: llama2.c's greedy tokens
+        var f32 = Generate([.. common, "--kv-cache", "f32"]);
+        Assert.True(f32.Code == 0, f32.Error);
+        Assert.Equal(expected, Ids(f32.Out));
+
+        // bf16 runs where attention reads BF16 keys and values (the reference device here)
+        var bf16 = Generate([.. common, "--kv-cache", "bf16", "--device", "reference"]);
+        Assert.True(bf16.Code == 0, bf16.Error);
+        Assert.Equal(expected.Length, Ids(bf16.Out).Length);
+
+        // the native CPU backend refuses it by name instead of running fp32
+        var cpu = Generate([.. common, "--kv-cache", "bf16", "--device", "cpu"]);
+        Assert.Equal(1, cpu.Code);
+        Assert.Contains("BF16 KV cache (--kv-cache bf16", cpu.Error);
+        Assert.Equal("", cpu.Out);
+
+        var unknown = Generate([.. common, "--kv-cache", "q8"]);
+        Assert.Equal(1, unknown.Code);
+        Assert.Contains("--kv-cache: unknown KV cache type 'q8' (valid: f32, bf16)", unknown.Error);
+    }
+
+    [Theory]
+    [InlineData("cpu", "bf16", "--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not 'cpu'")]
+    [InlineData("ilgpu-cpu", "bf16", "--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not 'ilgpu-cpu'")]
+    [InlineData("cpu", "fp8", "--matmul-inputs: unknown operand precision 'fp8' (valid: f32, bf16)")]
+    public void MatMulInputsBf16IsRefusedOffCuda(string device, string inputs, string message)
+    {
+        var (code, stdout, stderr) = Generate("--model", Assets.Require("models/stories260K.bin"), "--prompt", "Lily", "--max-new-tokens", "2",
+            "--device", device, "--matmul-inputs", inputs);
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr);
+        Assert.Equal("", stdout);
+    }
+
+    [Fact]
     public void StreamedTextIsThePromptAndTheJsonText()
     {
         string model = Assets.Require("models/stories260K.bin");

@@ -35,4 +35,25 @@ public sealed class PlanCommandTests
         Assert.Equal(1, code2);
         Assert.Contains("no-such-model", err2);
     }
+
+    [Fact]
+    public void ABf16KvCacheCountsTwoBytesPerElement()
+    {
+        long RolloutKvBytes(string kvCache)
+        {
+            var (code, output, err) = CliHarness.Run(["plan", "--stage", "ppo", "--model", "llama-7b", "--layers", "2", "--base", "q4_0",
+                "--lora-rank", "4", "--batch", "2", "--prompt-length", "8", "--new-tokens", "4", "--kv-cache", kvCache, "--json"]);
+            Assert.True(code == 0, err);
+            var plan = JsonDocument.Parse(output).RootElement;
+            Assert.Equal(kvCache, plan.GetProperty("kv_cache").GetString());
+            return plan.GetProperty("phase_kv_cache_bytes").GetProperty("rollout").GetInt64();
+        }
+        // the rollout's cache: 2 layers × (K and V) × batch 2 × 12 positions × 32 KV heads × 128, at 4 or 2 bytes
+        long elements = 2L * 2 * 2 * 12 * 32 * 128;
+        Assert.Equal(elements * 4, RolloutKvBytes("f32"));
+        Assert.Equal(elements * 2, RolloutKvBytes("bf16"));
+        var (bad, _, badErr) = CliHarness.Run(["plan", "--stage", "ppo", "--model", "llama-7b", "--kv-cache", "f16"]);
+        Assert.Equal(1, bad);
+        Assert.Contains("--kv-cache: unknown KV cache type 'f16' (valid: f32, bf16)", badErr);
+    }
 }

@@ -243,6 +243,10 @@ public sealed class RlCommandTests : IDisposable
         var config = RlConfig(Model, "r", "c", PkuData(3), 1);
         AssertCleanFailure(Cli("ppo-lag", "--config", Json("bad.json", config), "--set", "rl.gamma=2", "--out", Path.Combine(_dir, "run")), "rl.gamma");
         AssertCleanFailure(Cli("arena", "--out", Path.Combine(_dir, "run2")), "--config");
+        AssertCleanFailure(Cli("ppo", "--config", Json("kv.json", config), "--set", "kv_cache=f16", "--out", Path.Combine(_dir, "run3")),
+            "config: 'kv_cache': unknown KV cache type 'f16' (valid: f32, bf16)");
+        AssertCleanFailure(Cli("ppo", "--config", Json("mm.json", config), "--device", "cpu", "--matmul-inputs", "bf16", "--out", Path.Combine(_dir, "run4")),
+            "--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not 'cpu'");
     }
 
     [Fact]

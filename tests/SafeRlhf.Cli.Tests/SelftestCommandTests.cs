@@ -52,4 +52,12 @@ public sealed class SelftestCommandTests
         Assert.Equal(1, code);
         Assert.Contains("--gemm cublas: cuBLAS runs only on --device cuda", err);
     }
+
+    [Fact]
+    public void Bf16MatMulInputsAreOnlyForCuda()
+    {
+        var (code, _, err) = CliHarness.Run("selftest", "--device", "ilgpu-cpu", "--matmul-inputs", "bf16");
+        Assert.Equal(1, code);
+        Assert.Contains("--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not 'ilgpu-cpu'", err);
+    }
 }

@@ -159,6 +159,15 @@ public sealed class StageCommandTests : IDisposable
         AssertCleanFailure(Cli("sft", "--config", config, "--out", Path.Combine(_dir, "run")), "max_length");
     }
 
+    [Fact]
+    public void Bf16MatMulInputsOffCudaAreNamed()
+    {
+        string config = Config("ok.json", AlpacaData(), steps: 2);
+        AssertCleanFailure(Cli("sft", "--config", config, "--device", "ilgpu-cpu", "--matmul-inputs", "bf16", "--out", Path.Combine(_dir, "run")),
+            "--matmul-inputs bf16: BF16 matmul inputs run on cuBLAS tensor cores with --device cuda only, not 'ilgpu-cpu'");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "run")), "no run folder for a refused device");
+    }
+
     [Theory]
     [InlineData("trainer_state.json", "{ \"format\": ")]
     [InlineData("model.safetensors", "not a safetensors file")]

@@ -67,6 +67,7 @@ public sealed unsafe partial class NativeBackend
 
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
+        if (k.DType == DType.BF16 || v.DType == DType.BF16) throw Bf16KvCacheUnsupported();
         if (!AttentionNative(q, k, v, keyMask, o, lse, o, batchStridedKv: true))
             throw Unsupported("Attention", q, k, v, keyMask, o, lse);
         long kvBatchStride = k.Shape.FirstAxisStride;
@@ -91,6 +92,11 @@ public sealed unsafe partial class NativeBackend
                 (float*)pdo, (float*)pdq, (float*)pdk, (float*)pdv, q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3),
                 (float)scale), "sr_attention_backward_f32");
     }
+
+    /// <summary>The error for BF16 keys and values: the native kernels read an fp32 KV cache only.</summary>
+    public static BackendNotSupportedException Bf16KvCacheUnsupported() =>
+        new("cpu: a BF16 KV cache (--kv-cache bf16, config 'kv_cache': \"bf16\") is not supported by the native CPU backend, whose " +
+            "attention reads fp32 keys and values; use --kv-cache f32, or a device that supports it (cuda, ilgpu-cpu, reference)");
 
     /// <summary>Validates attention shapes (throws on a mismatch) and says whether the native kernel applies.</summary>
     private static bool AttentionNative(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor outLike,

@@ -17,6 +17,8 @@ public sealed partial class ReferenceBackend
 
     private static AttentionDims DimsOf(Tensor q, Tensor k) => new(q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3));
 
+    /// <summary>k and v may be BF16 (a BF16 KV cache): read as stored, widened exactly, and accumulated in double like fp32
+    /// inputs, so this is the oracle of the BF16 kernels given the same rounded keys and values.</summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
         var a = DimsOf(q, k);

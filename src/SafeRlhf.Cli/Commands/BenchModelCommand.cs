@@ -30,11 +30,13 @@ public static class BenchModelCommand
         var repsOption = new Option<int>("-r", "--repetitions") { Description = "Timed repetitions of each test after the warm-up", DefaultValueFactory = _ => 3 };
         var deviceOption = CommonOptions.Device();
         var threadsOption = CommonOptions.Threads();
+        var kvCacheOption = CommonOptions.KvCache();
+        var matmulOption = CommonOptions.MatMulInputs();
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON array of results instead of the table" };
         var profileOption = new Option<bool>("--profile") { Description = "After the timed runs, one more run of each test per op (calls, ms, share, GB/s)" };
         var command = new Command("bench-model", "Prefill and decode tokens/s of a model file (like llama.cpp's llama-bench)")
         {
-            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, jsonOption, profileOption,
+            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, kvCacheOption, matmulOption, jsonOption, profileOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -44,7 +46,8 @@ public static class BenchModelCommand
             if (prompt == 0 && decode == 0) throw new CliException("-p and -n are both 0: nothing to measure");
             if (reps < 1) throw new CliException($"-r/--repetitions: must be ≥ 1, got {reps}");
             int threads = DeviceFactory.ResolveThreads(parse.GetValue(threadsOption));
-            var inner = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            var kvCache = CommonOptions.ParseKvCache(parse.GetValue(kvCacheOption));
+            var inner = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption), parse.GetValue(matmulOption)!);
             // Only with --profile does the per-op profiler sit between the model and the backend (disabled during the
             // timed runs, enabled for the one profiled run of each test).
             var profiler = parse.GetValue(profileOption) ? new ProfilingBackend(inner.Backend) { Enabled = false } : null;
@@ -52,6 +55,7 @@ public static class BenchModelCommand
             string path = parse.GetValue(modelOption)!;
             using var weights = StageData.OpenModel(path);
             using var model = LlamaLoader.FromWeightFile(weights, device, LlamaLoadOptions.FrozenStorage);
+            model.KvCacheStorage = kvCache;
             var results = Run(model, path, inner.Name, threads, prompt, decode, reps);
             if (parse.GetValue(jsonOption))
                 Console.WriteLine(JsonSerializer.Serialize(results, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
@@ -74,6 +78,7 @@ public static class BenchModelCommand
         var parameters = model.NamedParameters().ToList();
         string types = string.Join("+", parameters.Where(p => p.Tensor.Rank >= 2).GroupBy(p => p.Tensor.DType)
             .OrderByDescending(g => g.Sum(p => p.Tensor.Numel)).Select(g => g.Key.ToString()));
+        if (model.KvCacheStorage == KvCacheType.BF16) types += " (KV cache BF16)";
         long count = parameters.Sum(p => p.Tensor.Numel);
         int[] tokens = Prompt(model.Config.VocabSize, prompt);
         var results = new List<Result>();

@@ -13,12 +13,13 @@ public static class PipelineCommand
         var seedOption = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 1 };
         var deviceOption = CommonOptions.Device();
         var threadsOption = CommonOptions.Threads();
+        var matmulOption = CommonOptions.MatMulInputs();
         var quietOption = CommonOptions.Quiet();
         var configOption = CommonOptions.Config();
         var setOption = CommonOptions.Set();
         var command = new Command("pipeline", "Run SFT, reward and cost models, PPO, PPO-Lagrangian and reward shaping on the built-in task, then evaluate")
         {
-            outOption, seedOption, deviceOption, threadsOption, quietOption, configOption, setOption,
+            outOption, seedOption, deviceOption, threadsOption, matmulOption, quietOption, configOption, setOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -27,7 +28,7 @@ public static class PipelineCommand
             // The effective config is saved as config.json in the run folder; --verbose also prints it.
             if (parse.GetValue(CliRunner.VerboseOption) && !parse.GetValue(quietOption))
                 Console.WriteLine($"effective config:\n{ConfigLoader.Describe(options)}");
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption), parse.GetValue(matmulOption)!);
             var run = RunFolder.Create(parse.GetValue(outOption), "pipeline");
             run.SaveConfig(options);
             var comm = new SafeRlhf.Tensors.Distributed.TimedCommunicator(Distributed.ProcessRanks.Comm);

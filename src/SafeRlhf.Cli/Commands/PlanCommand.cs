@@ -26,10 +26,11 @@ public static class PlanCommand
         var newTokensOption = new Option<int>("--new-tokens") { Description = "RL: generated tokens per response", DefaultValueFactory = _ => 256 };
         var recomputeOption = new Option<string>("--gradient-checkpointing") { Description = "on, off or auto (on from 100M weights)", DefaultValueFactory = _ => "auto" };
         var jsonOption = new Option<bool>("--json") { Description = "One JSON object instead of the table" };
+        var kvCacheOption = CommonOptions.KvCache();
         var command = new Command("plan", "Plan the peak memory of one training step on the meta device (no data, any model size)")
         {
             stageOption, modelOption, layersOption, baseOption, loraRankOption, loraTargetsOption, batchOption, promptOption,
-            newTokensOption, recomputeOption, jsonOption,
+            newTokensOption, recomputeOption, kvCacheOption, jsonOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -47,6 +48,7 @@ public static class PlanCommand
                 Batch = parse.GetValue(batchOption),
                 PromptLength = parse.GetValue(promptOption),
                 NewTokens = parse.GetValue(newTokensOption),
+                KvCache = CommonOptions.ParseKvCache(parse.GetValue(kvCacheOption)),
                 GradientCheckpointing = parse.GetValue(recomputeOption) switch
                 {
                     "on" => true,

@@ -22,6 +22,7 @@ public static partial class RlCommands
 
         using var weights = StageData.OpenModel(config.Policy);
         using var policy = StageData.Build(weights, device);
+        policy.KvCacheStorage = config.KvCacheStorage();
         var tokenizer = StageData.Tokenizer(config.Tokenizer, weights, policy.Config);
         CheckContext(config, policy.Config, "policy");
         if (config.Pairs is not null && config.MaxLength > policy.Config.SeqLen)
@@ -88,6 +89,7 @@ public static partial class RlCommands
         using var weightsB = StageData.OpenModel(config.PolicyB);
         using var policyA = StageData.Build(weightsA, device);
         using var policyB = StageData.Build(weightsB, device);
+        policyA.KvCacheStorage = policyB.KvCacheStorage = config.KvCacheStorage();
         var tokenizer = StageData.Tokenizer(config.Tokenizer, weightsA, policyA.Config);
         if (tokenizer.VocabSize > policyB.Config.VocabSize)
             throw new CliException($"config: 'policy_b' has {policyB.Config.VocabSize} tokens, the tokenizer {tokenizer.VocabSize}: both policies must share a vocabulary");

@@ -63,10 +63,11 @@ public static partial class RlCommands
 
     // ---------------- command plumbing ----------------
 
-    /// <summary>`--device` and `--threads` of one command.</summary>
-    private sealed record DeviceOptions(Option<string> Device, Option<int> Threads)
+    /// <summary>`--device`, `--threads` and `--matmul-inputs` of one command.</summary>
+    private sealed record DeviceOptions(Option<string> Device, Option<int> Threads, Option<string> MatMulInputs)
     {
-        public Device Create(ParseResult parse) => DeviceFactory.Create(parse.GetValue(Device)!, parse.GetValue(Threads));
+        public Device Create(ParseResult parse) =>
+            DeviceFactory.Create(parse.GetValue(Device)!, parse.GetValue(Threads), parse.GetValue(MatMulInputs)!);
     }
 
     private static (Command, Option<string?>, Option<string[]>, Option<string?>, DeviceOptions, Option<bool>) Skeleton(string name, string description)
@@ -76,9 +77,10 @@ public static partial class RlCommands
         var outOption = new Option<string?>("--out") { Description = $"Run folder (default: runs/{name}-<time>)" };
         var deviceOption = CommonOptions.Device();
         var threadsOption = CommonOptions.Threads();
+        var matmulOption = CommonOptions.MatMulInputs();
         var quietOption = CommonOptions.Quiet();
-        var command = new Command(name, description) { configOption, setOption, outOption, deviceOption, threadsOption, quietOption };
-        return (command, configOption, setOption, outOption, new DeviceOptions(deviceOption, threadsOption), quietOption);
+        var command = new Command(name, description) { configOption, setOption, outOption, deviceOption, threadsOption, matmulOption, quietOption };
+        return (command, configOption, setOption, outOption, new DeviceOptions(deviceOption, threadsOption, matmulOption), quietOption);
     }
 
     private static T Load<T>(ParseResult parse, Option<string?> config, Option<string[]> set, T defaults, string required) where T : RlInputsConfig
@@ -138,6 +140,7 @@ public static partial class RlCommands
         // Under LoRA the actor, the reward and cost models and the critics hold one copy of each frozen base matrix.
         var shared = new FrozenWeightCache();
         var actor = StageData.Build(actorWeights, device, config.Lora, shared);
+        actor.KvCacheStorage = config.KvCacheStorage();
         var scoreBase = config.ScoreBase is null ? null : StageData.OpenModel(config.ScoreBase);
         var baseWeights = scoreBase ?? actorWeights;
         var models = new RlModelSet

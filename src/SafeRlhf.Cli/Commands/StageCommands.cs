@@ -37,9 +37,13 @@ public static class StageCommands
         var outOption = new Option<string?>("--out") { Description = $"Run folder (default: runs/{stage}-<time>)" };
         var deviceOption = CommonOptions.Device();
         var threadsOption = CommonOptions.Threads();
+        var matmulOption = CommonOptions.MatMulInputs();
         var resumeOption = CommonOptions.Resume();
         var quietOption = CommonOptions.Quiet();
-        var command = new Command(stage, description + StageKeys) { configOption, setOption, outOption, deviceOption, threadsOption, resumeOption, quietOption };
+        var command = new Command(stage, description + StageKeys)
+        {
+            configOption, setOption, outOption, deviceOption, threadsOption, matmulOption, resumeOption, quietOption,
+        };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
             string? resume = parse.GetValue(resumeOption);
@@ -48,7 +52,7 @@ public static class StageCommands
                 "'model' and 'data'");
             var config = (T)ConfigLoader.Load(defaults(), configFile, parse.GetValue(setOption) ?? []).WithAbsolutePaths();
             config.Validate();
-            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption));
+            var device = DeviceFactory.Create(parse.GetValue(deviceOption)!, parse.GetValue(threadsOption), parse.GetValue(matmulOption)!);
             return new StageRun<T>(stage, config, device, quiet).Execute(outPath, resume is not null);
         }));
         return command;

@@ -21,6 +21,12 @@ public abstract record RlInputsConfig
     /// <summary>Most tokens of a templated prompt (with BOS); longer prompts are skipped.</summary>
     public int MaxPromptLength { get; init; } = 128;
     public ulong Seed { get; init; } = 1;
+    /// <summary>How the rollouts' KV cache stores keys and values: "f32" (default, as computed) or "bf16" (rounded to
+    /// BF16: half the cache memory; devices cuda, ilgpu-cpu and reference, see <see cref="Llama.KvCacheType"/>).</summary>
+    public string KvCache { get; init; } = "f32";
+
+    /// <summary>The checked <see cref="KvCache"/>.</summary>
+    public Llama.KvCacheType KvCacheStorage() => CommonOptions.ParseKvCache(KvCache, "config: 'kv_cache'");
 
     /// <summary>The checked <see cref="ChatTemplate"/>.</summary>
     public Rlhf.Data.ChatTemplate Template() => ChatTemplates.Parse(ChatTemplate, "config: 'chat_template'");
@@ -29,6 +35,7 @@ public abstract record RlInputsConfig
     public virtual void Validate()
     {
         Template();
+        KvCacheStorage();
         if (string.IsNullOrWhiteSpace(RewardModel))
             throw new CliException("config: 'reward_model' is required (a score model written by `saferlhf reward`)");
         if (string.IsNullOrWhiteSpace(CostModel))

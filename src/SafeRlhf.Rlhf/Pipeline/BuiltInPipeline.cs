@@ -51,6 +51,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
         // ---- SFT ----
         OnMessage?.Invoke($"SFT: tiny LLaMA (dim {config.Dim}, {config.NLayers} layers, vocab {config.VocabSize}) on {sftData.Count} demonstrations");
         using var sft = LlamaModel.Create(config, device, rng.Fork());
+        sft.KvCacheStorage = options.KvCache;
         double sftLoss = SftTrainer.Train(sft, sftData, options.Sft, rng.Fork(), pad, new TrainerState(), OnStep, cancel,
             Ranks(options.Sft.ShardOptimizerState));
 
@@ -91,6 +92,7 @@ public sealed class BuiltInPipeline(PipelineOptions options, Device device)
             OnMessage?.Invoke($"{name}: {options.Rl.Steps} steps × {options.Rl.BatchSize} prompts");
             using var actor = LlamaModel.Create(config, device, new Rng(0));
             actor.CopyFrom(sft);
+            actor.KvCacheStorage = options.KvCache;
             using var rewardCritic = NewScoreModel(sft, config, rng);
             rewardCritic.CopyFrom(rewardModel);
             using var costCritic = NewScoreModel(sft, config, rng);

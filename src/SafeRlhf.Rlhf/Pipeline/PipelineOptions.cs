@@ -7,6 +7,8 @@ namespace SafeRlhf.Rlhf.Pipeline;
 public sealed record PipelineOptions
 {
     public ulong Seed { get; init; } = 1;
+    /// <summary>How the rollouts and evaluations store their KV cache (<see cref="KvCacheType"/>; config "f32" or "bf16").</summary>
+    public KvCacheType KvCache { get; init; } = KvCacheType.F32;
     /// <summary>Share of harmful requests among SFT demonstrations, preference pairs, RL and evaluation prompts.</summary>
     public double HarmfulShare { get; init; } = 0.5;
     public double LabelNoise { get; init; } = 0.1;

@@ -1,3 +1,4 @@
+using SafeRlhf.Llama;
 using SafeRlhf.Tensors;
 using SafeRlhf.Tensors.Meta;
 
@@ -28,7 +29,8 @@ public sealed record MemoryPlan(PlanSettings Settings, long PeakReservedBytes, l
                     $"vocab {c.VocabSize} ({c.ParameterCount / 1e9:0.00} B weights)");
         w.WriteLine($"      base {s.BaseType}, " + (s.LoraRank > 0 ? $"LoRA rank {s.LoraRank} on {string.Join(",", s.LoraTargets)}" : "full fine-tuning") +
                     $", batch {s.Batch}, " + (s.IsRl ? $"{s.PromptLength} prompt + {s.NewTokens} new tokens" : $"{s.PromptLength} tokens") +
-                    $", gradient checkpointing {(s.GradientCheckpointing is { } g ? g ? "on" : "off" : "auto")}");
+                    $", gradient checkpointing {(s.GradientCheckpointing is { } g ? g ? "on" : "off" : "auto")}" +
+                    (s.IsRl ? $", KV cache {s.KvCache.Name()} ({s.KvCache.Storage(DType.F32).ByteCount(1)} bytes per element)" : ""));
         w.WriteLine($"peak {Gib(PeakReservedBytes).Trim()} reserved ({Gib(PeakLiveBytes).Trim()} live at most; {Allocations} allocations; " +
                     "size classes of the cpu and cuda pools)");
         w.WriteLine("at the peak:");
@@ -53,12 +55,14 @@ public sealed record MemoryPlan(PlanSettings Settings, long PeakReservedBytes, l
         ["batch"] = Settings.Batch,
         ["prompt_length"] = Settings.PromptLength,
         ["new_tokens"] = Settings.IsRl ? Settings.NewTokens : 0,
+        ["kv_cache"] = Settings.KvCache.Name(),
         ["weight_bytes"] = AtPeak[MemoryCategory.Weights],
         ["peak_reserved_bytes"] = PeakReservedBytes,
         ["peak_live_bytes"] = PeakLiveBytes,
         ["at_peak"] = AtPeak.ToDictionary(p => p.Key.ToString(), p => p.Value),
         ["waste_at_peak"] = WasteAtPeak,
         ["phases"] = Phases.ToDictionary(p => p.Phase, p => p.ReservedBytes),
+        ["phase_kv_cache_bytes"] = Phases.ToDictionary(p => p.Phase, p => p.LiveByCategory[MemoryCategory.KvCache]),
         ["allocations"] = Allocations,
     };
 }

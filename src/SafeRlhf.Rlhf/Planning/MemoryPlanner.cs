@@ -25,6 +25,8 @@ public sealed record PlanSettings
     public int NewTokens { get; init; } = 256;
     /// <summary>Recompute block activations in the backward pass (null: the trainers' default by model size).</summary>
     public bool? GradientCheckpointing { get; init; }
+    /// <summary>How the RL stages' rollouts store their KV cache (BF16: 2 bytes per element).</summary>
+    public KvCacheType KvCache { get; init; } = KvCacheType.F32;
 
     public static readonly string[] Stages = ["sft", "reward", "cost", "dpo", "ppo", "ppo-lag"];
 
@@ -127,6 +129,7 @@ public static class MemoryPlanner
                 default:
                 {
                     var actor = Policy(trainable: true);
+                    actor.KvCacheStorage = s.KvCache;
                     var reference = lora ? null : Policy(trainable: false);
                     var mode = s.Stage == "ppo" ? RlMode.Ppo : RlMode.PpoLagrangian;
                     var options = new PpoOptions

@@ -26,7 +26,7 @@ public static class Rollout
         int capacity = p + maxNewTokens;
         ulong batchSeed = rng.NextUInt64();
         var samplers = Enumerable.Range(0, b).Select(i => new Sampler(sampling with { Seed = RowSeed(batchSeed, firstRow + i) })).ToArray();
-        using var cache = new KvCache(device, actor.Config, b, capacity, dtype);
+        using var cache = new KvCache(device, actor.Config, b, capacity, actor.KvCacheStorage.Storage(dtype));
 
         var mask = new List<double>[b];
         var responses = new List<int>[b];
