@@ -1,9 +1,9 @@
 // QuantizedMatMul: y = x·wᵀ and dx = dy·w with the weight w kept in a storage type — ggml blocks (Q8_0, Q4_0;
 // quant_blocks.h), K-quant super-blocks (Q4_K, Q5_K, Q6_K; kquant.cpp) or BF16 (bf16_matmul.cpp) — and fp32
 // activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly (quant_activations.h)
-// and multiplied with int8 dot products: an AVX-512 VNNI register tile of activation rows × weight rows where the CPU
-// has VNNI and VBMI; otherwise one weight row at a time (AVX-512 VNNI or AVX2 one block per 256-bit step, or scalar
-// code). The backward dequantizes w panel by panel into the fp32 GEMM. The K-quant and BF16 weights pass through the
+// and multiplied with int8 dot products: from 32 rows the column-lane GEMM of quant_gemm.cpp; below that an AVX-512
+// VNNI register tile of activation rows × weight rows where the CPU has VNNI and VBMI; otherwise one weight row at a
+// time (AVX-512 VNNI or AVX2 one block per 256-bit step, or scalar code). The backward dequantizes w panel by panel into the fp32 GEMM. The K-quant and BF16 weights pass through the
 // same entry points to their own files.
 #include <immintrin.h>
 
@@ -18,6 +18,7 @@
 #include "panel_backward.h"
 #include "parallel.h"
 #include "quant_activations.h"
+#include "quant_gemm.h"
 #include "quant_blocks.h"
 #include "status.h"
 #include "stream_rows.h"
@@ -371,7 +372,11 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
   if (is_bf16(type)) return bf16_matmul(type == SR_BF16_DOT, x, static_cast<const uint16_t*>(w), y, n, m, k);
   if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
   const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
-  // The VNNI tile where the CPU has it; otherwise one weight row at a time (AVX-512 VNNI, AVX2 or scalar).
+  // Many rows: the column-lane GEMM (quant_gemm.cpp); fewer: the VNNI tile where the CPU has it; otherwise one
+  // weight row at a time (AVX-512 VNNI, AVX2 or scalar).
+  // Measured crossover: 32 rows (at 16 the panel repacking costs more than the lanes save).
+  constexpr int64_t kGemmRows = 32;
+  if (n >= kGemmRows && has_quant_gemm()) return quant_gemm(type, x, w, y, n, m, k);
   if (has_vnni_tile()) return quantized_matmul_vnni(type, x, w, y, n, m, k, blocks, row_bytes);
   quantized_matmul_rows(type, x, w, y, n, m, k, blocks, row_bytes);
 }

@@ -22,13 +22,15 @@ public sealed class NativeQuantTests
     }
 
     /// <summary>With <paramref name="ties"/>, every other block of each activation row has max |x| = 127 (so d = 1) and
-    /// values at exact halves, where rounding half away from zero and half to even differ: on every row, in both
-    /// the decode (fewer than 4 rows) and the tile (4 or more) paths.</summary>
+    /// values at exact halves, where rounding half away from zero and half to even differ: on every row, in each
+    /// path (one row, the register tile below 32 rows, the column-lane GEMM from 32 rows; edges of both).</summary>
     [Theory]
     [InlineData(DType.Q8_0, 7, 13, 96, false)] [InlineData(DType.Q4_0, 7, 13, 96, false)] [InlineData(DType.Q8_0, 4, 8, 32, false)]
     [InlineData(DType.Q4_0, 9, 6, 160, false)] [InlineData(DType.Q8_0, 5, 37, 512, false)] [InlineData(DType.Q4_0, 1, 5, 64, false)]
     [InlineData(DType.Q8_0, 6, 9, 128, true)] [InlineData(DType.Q4_0, 6, 9, 128, true)] [InlineData(DType.Q4_0, 2, 9, 128, true)]
     [InlineData(DType.Q8_0, 1, 9, 128, true)]
+    [InlineData(DType.Q8_0, 40, 37, 96, false)] [InlineData(DType.Q4_0, 33, 21, 160, false)]
+    [InlineData(DType.Q4_0, 35, 17, 128, true)] [InlineData(DType.Q8_0, 32, 16, 64, true)]
     public void QuantizedMatMulIsTheExactInt8ProductUpToFloatSummation(DType dtype, int n, int m, int k, bool ties)
     {
         // The independent model of the kernel: activations rounded to int8 per 32-block as ggml's Q8_0 does

@@ -77,9 +77,10 @@ public sealed class QuantizedConformanceTests
     }
 
     /// <summary>(N, M, weight blocks along K): empty N and M, one element row, decode-sized N, N = 9 and N = 17 (the ILGPU
-    /// backend's batched GEMV takes up to 15 rows, its GEMM 16 or more), odd M.
+    /// backend's batched GEMV takes up to 15 rows, its GEMM 16 or more), N = 33 (the native column-lane GEMM takes 32
+    /// rows or more), odd M.
     /// BF16 takes 15 columns for a "block" so that K is odd.</summary>
-    private static readonly (int N, int M, int Blocks)[] MatMulShapes = [(0, 5, 1), (2, 0, 1), (1, 1, 1), (1, 7, 2), (3, 13, 3), (9, 6, 2), (17, 5, 1)];
+    private static readonly (int N, int M, int Blocks)[] MatMulShapes = [(0, 5, 1), (2, 0, 1), (1, 1, 1), (1, 7, 2), (3, 13, 3), (9, 6, 2), (17, 5, 1), (33, 18, 3)];
 
     /// <summary>|a|·|b| summed like the product: the scale of its fp32 rounding error.</summary>
     private static double Magnitude(double[] a, double[] b, int m, int n, int k, bool transB) =>
