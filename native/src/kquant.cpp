@@ -1,5 +1,5 @@
 // ggml K-quant weights (Q4_K, Q5_K, Q6_K) under the quantized linear layer. Each super-block is decoded to fp32 (a
-// scalar decoder that follows the layout), then:
+// scalar decoder that follows the layout, compiled per ISA; Q4_K and Q6_K also AVX-512 ones with the same bits), then:
 //   forward, few activation rows (decode): tasks of 32 weight rows, every super-block decoded once into a 256-float
 //            buffer and dotted with each activation row (AVX-512 / AVX2 FMA, or scalar) — the weight is read once;
 //   forward, many rows (prefill, training) and the backward dx = dy·w: panels of the weight decoded to fp32 and
@@ -16,6 +16,7 @@
 #include "panel_backward.h"
 #include "parallel.h"
 #include "status.h"
+#include "vmath.h"
 
 namespace sr {
 namespace {
@@ -37,8 +38,10 @@ inline void scale_min(const uint8_t* q, int j, int* sc, int* mn) {
   }
 }
 
-/** Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]). */
-void decode_affine(const uint8_t* __restrict b, bool five, float* __restrict x) {
+/** Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]).
+ *  Compiled per ISA (SR_CLONES). Every product here is exact in fp32 (an fp16 scale times a 6-bit scale times a
+ *  5-bit weight: at most 22 significant bits), so a clone that contracts d·q − m into an FMA gives the same bits. */
+SR_CLONES void decode_affine(const uint8_t* __restrict b, bool five, float* __restrict x) {
   const float d = f16(b), dmin = f16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
@@ -62,7 +65,7 @@ void decode_affine(const uint8_t* __restrict b, bool five, float* __restrict x) 
 
 /** Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], d). The 16 group scales d·sc are formed first (the same fp32
  *  product ggml forms), then each weight is one product; restrict lets the stores not reload the block. */
-void decode_q6(const uint8_t* __restrict b, float* __restrict x) {
+SR_CLONES void decode_q6(const uint8_t* __restrict b, float* __restrict x) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
@@ -82,9 +85,69 @@ void decode_q6(const uint8_t* __restrict b, float* __restrict x) {
       }
 }
 
+#pragma GCC push_options
+#pragma GCC target("avx2,avx512f,avx512bw,avx512vl")
+// GCC 12 reports the undefined pass-through operand inside its own unmasked AVX-512 intrinsics as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+/** decode_affine for Q4_K with AVX-512: the same scalar scales, then 16 weights per step as (d·s)·q − dmin·m (exact
+ *  products, one rounding of the difference: the same bits as decode_affine). */
+void decode_q4k_avx512(const uint8_t* __restrict b, float* __restrict x) {
+  const float d = f16(b), dmin = f16(b + 2);
+  const uint8_t* scales = b + 4;
+  const uint8_t* qs = b + 16;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int c = 0; c < 4; ++c) {
+    int s0, m0, s1, m1;
+    scale_min(scales, 2 * c, &s0, &m0);
+    scale_min(scales, 2 * c + 1, &s1, &m1);
+    const __m512 d0 = _mm512_set1_ps(d * s0), o0 = _mm512_set1_ps(dmin * m0);
+    const __m512 d1 = _mm512_set1_ps(d * s1), o1 = _mm512_set1_ps(dmin * m1);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+    const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+    for (int half = 0; half < 2; ++half) {
+      const __m128i l = half == 0 ? _mm256_castsi256_si128(lo) : _mm256_extracti128_si256(lo, 1);
+      const __m128i h = half == 0 ? _mm256_castsi256_si128(hi) : _mm256_extracti128_si256(hi, 1);
+      const __m512 ql = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(l)), qh = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(h));
+      _mm512_storeu_ps(x + 64 * c + 16 * half, _mm512_sub_ps(_mm512_mul_ps(d0, ql), o0));
+      _mm512_storeu_ps(x + 64 * c + 32 + 16 * half, _mm512_sub_ps(_mm512_mul_ps(d1, qh), o1));
+    }
+  }
+}
+
+/** decode_q6 with AVX-512: 32 weights per step from the low nibbles (ql) and 2-bit tops (qh), each s·(q − 32) with
+ *  the same fp32 group scales s = d·sc (the same bits as decode_q6). */
+void decode_q6_avx512(const uint8_t* __restrict b, float* __restrict x) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = f16(b + 208);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3), offset = _mm256_set1_epi8(32);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
+    const __m256i top = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
+    const __m256i low[4] = {_mm256_and_si256(a, low4), _mm256_and_si256(c, low4),
+                            _mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_and_si256(_mm256_srli_epi16(c, 4), low4)};
+    for (int p = 0; p < 4; ++p) {
+      const __m256i t = _mm256_and_si256(_mm256_srli_epi16(top, 2 * p), two);
+      const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low[p], _mm256_slli_epi16(t, 4)), offset);  // −32 … 31
+      for (int half = 0; half < 2; ++half) {
+        const __m128i part = half == 0 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+        const __m512 s = _mm512_set1_ps(d * sc[8 * h + 2 * p + half]);
+        _mm512_storeu_ps(x + 128 * h + 32 * p + 16 * half, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(part))));
+      }
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
 void decode_block(int32_t type, const uint8_t* b, float* x) {
-  if (type == SR_Q6_K) decode_q6(b, x);
-  else decode_affine(b, type == SR_Q5_K, x);
+  if (type == SR_Q6_K) return has_avx512() ? decode_q6_avx512(b, x) : decode_q6(b, x);
+  if (type == SR_Q4_K && has_avx512()) return decode_q4k_avx512(b, x);
+  decode_affine(b, type == SR_Q5_K, x);
 }
 
 // ---------------- dot of one decoded super-block with up to 4 activation rows ----------------
@@ -119,6 +182,9 @@ void dot256_avx2(const float* w, const float* const* x, int rows, float* acc) {
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 void dot256_avx512(const float* w, const float* const* x, int rows, float* acc) {
   __m512 wv[16];
   for (int u = 0; u < 16; ++u) wv[u] = _mm512_loadu_ps(w + 16 * u);
@@ -128,13 +194,10 @@ void dot256_avx512(const float* w, const float* const* x, int rows, float* acc) 
       a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x[r] + 16 * u), wv[u], a0);
       a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x[r] + 16 * u + 16), wv[u + 1], a1);
     }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, _mm512_add_ps(a0, a1));
-    float total = 0.0f;
-    for (float lane : lanes) total += lane;
-    acc[r] += total;
+    acc[r] += _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));  // a tree: 16 sequential adds were the loop's latency
   }
 }
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 Dot256 select_dot256() {
