@@ -187,6 +187,38 @@ void backward(const Dims& d, const float* q, const float* k, const float* v, con
     score_grad(s, dp, bq, bk, delta.data() + (b * d.H + h) * d.T + t0, scale);
   };
 
+  // One pass when every thread can own whole (b, kv head) pairs: a task walks its key blocks and, for each query block,
+  // recomputes p and ds once and adds dv += pᵀ·dO, dk += dsᵀ·q and dq += ds·k (the task owns those dq rows too).
+  if (d.B * d.Hkv >= threads) {
+    parallel_tasks(d.B * d.Hkv, threads, [&](int64_t task, int thread) {
+      float* s = scratch.data() + thread * per_thread;
+      float* dp = s + BQ * BK;
+      const int64_t hk = task % d.Hkv, b = task / d.Hkv;
+      for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
+        for (int64_t t = 0; t < d.T; ++t)
+          for (int64_t c = 0; c < d.D; ++c) const_cast<float*>(d.q_at(dq, b, t, h))[c] = 0.0f;
+      for (int64_t s0 = 0; s0 < d.S; s0 += BK) {
+        const int64_t bk = std::min<int64_t>(BK, d.S - s0);
+        float* dk_blk = const_cast<float*>(d.k_at(dk, b, s0, hk));
+        float* dv_blk = const_cast<float*>(d.k_at(dv, b, s0, hk));
+        for (int64_t j = 0; j < bk; ++j)
+          for (int64_t c = 0; c < d.D; ++c) dk_blk[j * d.k_row() + c] = dv_blk[j * d.k_row() + c] = 0.0f;
+        const int64_t t_first = std::max<int64_t>(0, s0 - (d.S - d.T));  // first query that can see key s0
+        for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
+          for (int64_t t0 = t_first / BQ * BQ; t0 < d.T; t0 += BQ) {
+            const int64_t bq = std::min<int64_t>(BQ, d.T - t0);
+            recompute(b, h, t0, bq, s0, bk, s, dp);
+            matmul_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
+            matmul_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
+            matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, hk), d.k_row(), false, 1.0f,
+                       const_cast<float*>(d.q_at(dq, b, t0, h)), d.q_row(), 1);
+          }
+      }
+    });
+    return;
+  }
+
+  // Otherwise two passes, parallel over key blocks and then over query blocks.
   // Pass 1: each key block of each (b, kv head) accumulates dk, dv over every query head of its group.
   parallel_tasks(d.B * d.Hkv * kblocks, threads, [&](int64_t task, int thread) {
     float* s = scratch.data() + thread * per_thread;

@@ -23,6 +23,9 @@ public sealed class AttentionConformanceTests
         (1, 1, 13, 4, 2, 8, false, 0),                                      // 13 = 8 + 5 keys, GQA 2 heads per KV head
         (2, 1, 19, 6, 2, 12, true, 24),                                     // masked, in a cache, a fully padded batch row
         (2, 1, 17, 8, 1, 5, true, 0),                                       // 8 query heads per KV head: two row groups of 4
+        // several native blocks (96 queries, 128 keys): the one-pass backward (B·Hkv ≥ threads) and the two-pass one
+        (2, 130, 133, 4, 2, 4, true, 0),
+        (1, 130, 130, 2, 1, 8, false, 0),
     ];
 
     private static double[]? Mask(int b, int s, bool masked)
