@@ -165,97 +165,99 @@ void output_dots(const Dims& d, const float* d_out, const float* o, float* delta
     }
 }
 
+/** The inputs of one backward call and the per-thread scratch: s/p [BQ, BK] and dp/ds [BQ, BK] per thread. */
+struct Backward {
+  const Dims& d;
+  const float *q, *k, *v, *mask, *lse, *d_out, *delta;
+  float scale;
+  int threads;
+  float* scratch;
+  static constexpr int64_t kPerThread = 2 * BQ * BK;
+
+  /** Recomputes p (into s) and ds (into dp) for query block [t0, t0+bq) × key block [s0, s0+bk). */
+  void recompute(int64_t b, int64_t h, int64_t t0, int64_t bq, int64_t s0, int64_t bk, float* s, float* dp) const {
+    const int64_t hk = h / d.group();
+    matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s, bk, 1);
+    mask_scores(d, s, bq, bk, t0, s0, mask == nullptr ? nullptr : mask + b * d.S);
+    probabilities(s, bq, bk, lse + (b * d.H + h) * d.T + t0, 1);
+    matmul_f32(bq, bk, d.D, 1.0f, d.q_at(d_out, b, t0, h), d.q_row(), false, d.k_at(v, b, s0, hk), d.k_row(), true, 0.0f, dp,
+               bk, 1);
+    score_grad(s, dp, bq, bk, delta + (b * d.H + h) * d.T + t0, scale);
+  }
+
+  /** dk, dv of key block [s0, s0+bk) of (b, hk) := 0, then += pᵀ·dO and dsᵀ·q over every query block of the group's
+   *  heads that sees it; with dq, also dq += ds·k for those query blocks. */
+  void key_block(int64_t b, int64_t hk, int64_t s0, float* dq, float* dk, float* dv, float* s, float* dp) const {
+    const int64_t bk = std::min<int64_t>(BK, d.S - s0);
+    float* dk_blk = const_cast<float*>(d.k_at(dk, b, s0, hk));
+    float* dv_blk = const_cast<float*>(d.k_at(dv, b, s0, hk));
+    for (int64_t j = 0; j < bk; ++j)
+      for (int64_t c = 0; c < d.D; ++c) dk_blk[j * d.k_row() + c] = dv_blk[j * d.k_row() + c] = 0.0f;
+    const int64_t t_first = std::max<int64_t>(0, s0 - (d.S - d.T));  // first query that can see key s0
+    for (int64_t h = hk * d.group(); h < (hk + 1) * d.group(); ++h)
+      for (int64_t t0 = t_first / BQ * BQ; t0 < d.T; t0 += BQ) {
+        const int64_t bq = std::min<int64_t>(BQ, d.T - t0);
+        recompute(b, h, t0, bq, s0, bk, s, dp);
+        matmul_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
+        matmul_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
+        if (dq != nullptr)
+          matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, hk), d.k_row(), false, 1.0f,
+                     const_cast<float*>(d.q_at(dq, b, t0, h)), d.q_row(), 1);
+      }
+  }
+
+  /** A task per (b, kv head) walks its key blocks and adds dV, dK and dQ from one recomputation per block pair (the
+   *  task owns its heads' dq rows): 5 block products per pair. */
+  void one_pass(float* dq, float* dk, float* dv) const {
+    parallel_tasks(d.B * d.Hkv, threads, [&](int64_t task, int thread) {
+      float* s = scratch + thread * kPerThread;
+      const int64_t hk = task % d.Hkv, b = task / d.Hkv;
+      for (int64_t h = hk * d.group(); h < (hk + 1) * d.group(); ++h)
+        for (int64_t t = 0; t < d.T; ++t)
+          for (int64_t c = 0; c < d.D; ++c) const_cast<float*>(d.q_at(dq, b, t, h))[c] = 0.0f;
+      for (int64_t s0 = 0; s0 < d.S; s0 += BK) key_block(b, hk, s0, dq, dk, dv, s, s + BQ * BK);
+    });
+  }
+
+  /** Parallel over key blocks (dk, dv), then over query blocks (dq = ds·k over the key blocks each sees): 7 block
+   *  products per pair, for fewer (b, kv head) pairs than threads. */
+  void two_passes(float* dq, float* dk, float* dv) const {
+    const int64_t qblocks = blocks(d.T, BQ), kblocks = blocks(d.S, BK);
+    parallel_tasks(d.B * d.Hkv * kblocks, threads, [&](int64_t task, int thread) {
+      float* s = scratch + thread * kPerThread;
+      const int64_t kb = task % kblocks, hk = (task / kblocks) % d.Hkv, b = task / (kblocks * d.Hkv);
+      key_block(b, hk, kb * BK, nullptr, dk, dv, s, s + BQ * BK);
+    });
+    parallel_tasks(d.B * d.H * qblocks, threads, [&](int64_t task, int thread) {
+      float* s = scratch + thread * kPerThread;
+      float* dp = s + BQ * BK;
+      const int64_t qb = task % qblocks, h = (task / qblocks) % d.H, b = task / (qblocks * d.H);
+      const int64_t t0 = qb * BQ, bq = std::min<int64_t>(BQ, d.T - t0);
+      float* dq_blk = const_cast<float*>(d.q_at(dq, b, t0, h));
+      for (int64_t i = 0; i < bq; ++i)
+        for (int64_t c = 0; c < d.D; ++c) dq_blk[i * d.q_row() + c] = 0.0f;
+      const int64_t key_end = std::min<int64_t>(d.S, d.limit(t0 + bq - 1) + 1);
+      for (int64_t s0 = 0; s0 < key_end; s0 += BK) {
+        const int64_t bk = std::min<int64_t>(BK, key_end - s0);
+        recompute(b, h, t0, bq, s0, bk, s, dp);
+        matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, h / d.group()), d.k_row(), false, 1.0f, dq_blk,
+                   d.q_row(), 1);
+      }
+    });
+  }
+};
+
 void backward(const Dims& d, const float* q, const float* k, const float* v, const float* mask, const float* o,
               const float* lse, const float* d_out, float* dq, float* dk, float* dv, float scale) {
   int threads = num_threads();
   if (static_cast<double>(d.T) * d.S * d.D * d.H * d.B < 1e5) threads = 1;
   Buffer<float> delta(static_cast<size_t>(d.B * d.H * d.T));
   output_dots(d, d_out, o, delta.data());
-  // per thread: s/p [BQ, BK], dp/ds [BQ, BK]
-  int64_t per_thread = 2 * BQ * BK;
-  Buffer<float> scratch(static_cast<size_t>(threads) * per_thread);
-  const int64_t qblocks = blocks(d.T, BQ), kblocks = blocks(d.S, BK), group = d.group();
-
-  // Recomputes p (into s) and ds (into dp) for query block [t0, t0+bq) × key block [s0, s0+bk).
-  auto recompute = [&](int64_t b, int64_t h, int64_t t0, int64_t bq, int64_t s0, int64_t bk, float* s, float* dp) {
-    int64_t hk = h / group;
-    matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s, bk, 1);
-    mask_scores(d, s, bq, bk, t0, s0, mask == nullptr ? nullptr : mask + b * d.S);
-    probabilities(s, bq, bk, lse + (b * d.H + h) * d.T + t0, 1);
-    matmul_f32(bq, bk, d.D, 1.0f, d.q_at(d_out, b, t0, h), d.q_row(), false, d.k_at(v, b, s0, hk), d.k_row(), true, 0.0f, dp,
-             bk, 1);
-    score_grad(s, dp, bq, bk, delta.data() + (b * d.H + h) * d.T + t0, scale);
-  };
-
-  // One pass when every thread can own whole (b, kv head) pairs: a task walks its key blocks and, for each query block,
-  // recomputes p and ds once and adds dv += pᵀ·dO, dk += dsᵀ·q and dq += ds·k (the task owns those dq rows too).
-  if (d.B * d.Hkv >= threads) {
-    parallel_tasks(d.B * d.Hkv, threads, [&](int64_t task, int thread) {
-      float* s = scratch.data() + thread * per_thread;
-      float* dp = s + BQ * BK;
-      const int64_t hk = task % d.Hkv, b = task / d.Hkv;
-      for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
-        for (int64_t t = 0; t < d.T; ++t)
-          for (int64_t c = 0; c < d.D; ++c) const_cast<float*>(d.q_at(dq, b, t, h))[c] = 0.0f;
-      for (int64_t s0 = 0; s0 < d.S; s0 += BK) {
-        const int64_t bk = std::min<int64_t>(BK, d.S - s0);
-        float* dk_blk = const_cast<float*>(d.k_at(dk, b, s0, hk));
-        float* dv_blk = const_cast<float*>(d.k_at(dv, b, s0, hk));
-        for (int64_t j = 0; j < bk; ++j)
-          for (int64_t c = 0; c < d.D; ++c) dk_blk[j * d.k_row() + c] = dv_blk[j * d.k_row() + c] = 0.0f;
-        const int64_t t_first = std::max<int64_t>(0, s0 - (d.S - d.T));  // first query that can see key s0
-        for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
-          for (int64_t t0 = t_first / BQ * BQ; t0 < d.T; t0 += BQ) {
-            const int64_t bq = std::min<int64_t>(BQ, d.T - t0);
-            recompute(b, h, t0, bq, s0, bk, s, dp);
-            matmul_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
-            matmul_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
-            matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, hk), d.k_row(), false, 1.0f,
-                       const_cast<float*>(d.q_at(dq, b, t0, h)), d.q_row(), 1);
-          }
-      }
-    });
-    return;
-  }
-
-  // Otherwise two passes, parallel over key blocks and then over query blocks.
-  // Pass 1: each key block of each (b, kv head) accumulates dk, dv over every query head of its group.
-  parallel_tasks(d.B * d.Hkv * kblocks, threads, [&](int64_t task, int thread) {
-    float* s = scratch.data() + thread * per_thread;
-    float* dp = s + BQ * BK;
-    int64_t kb = task % kblocks, hk = (task / kblocks) % d.Hkv, b = task / (kblocks * d.Hkv);
-    int64_t s0 = kb * BK, bk = std::min<int64_t>(BK, d.S - s0);
-    float* dk_blk = const_cast<float*>(d.k_at(dk, b, s0, hk));
-    float* dv_blk = const_cast<float*>(d.k_at(dv, b, s0, hk));
-    for (int64_t j = 0; j < bk; ++j)
-      for (int64_t c = 0; c < d.D; ++c) dk_blk[j * d.k_row() + c] = dv_blk[j * d.k_row() + c] = 0.0f;
-    int64_t t_first = std::max<int64_t>(0, s0 - (d.S - d.T));  // first query that can see key s0
-    for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
-      for (int64_t t0 = t_first / BQ * BQ; t0 < d.T; t0 += BQ) {
-        int64_t bq = std::min<int64_t>(BQ, d.T - t0);
-        recompute(b, h, t0, bq, s0, bk, s, dp);
-        // dv += pᵀ·dO, dk += dsᵀ·q
-        matmul_f32(bk, d.D, bq, 1.0f, s, bk, true, d.q_at(d_out, b, t0, h), d.q_row(), false, 1.0f, dv_blk, d.k_row(), 1);
-        matmul_f32(bk, d.D, bq, 1.0f, dp, bk, true, d.q_at(q, b, t0, h), d.q_row(), false, 1.0f, dk_blk, d.k_row(), 1);
-      }
-  });
-
-  // Pass 2: each query block accumulates dq = ds·k over the key blocks it sees.
-  parallel_tasks(d.B * d.H * qblocks, threads, [&](int64_t task, int thread) {
-    float* s = scratch.data() + thread * per_thread;
-    float* dp = s + BQ * BK;
-    int64_t qb = task % qblocks, h = (task / qblocks) % d.H, b = task / (qblocks * d.H);
-    int64_t t0 = qb * BQ, bq = std::min<int64_t>(BQ, d.T - t0);
-    float* dq_blk = const_cast<float*>(d.q_at(dq, b, t0, h));
-    for (int64_t i = 0; i < bq; ++i)
-      for (int64_t c = 0; c < d.D; ++c) dq_blk[i * d.q_row() + c] = 0.0f;
-    int64_t key_end = std::min<int64_t>(d.S, d.limit(t0 + bq - 1) + 1);
-    for (int64_t s0 = 0; s0 < key_end; s0 += BK) {
-      int64_t bk = std::min<int64_t>(BK, key_end - s0);
-      recompute(b, h, t0, bq, s0, bk, s, dp);
-      matmul_f32(bq, d.D, bk, 1.0f, dp, bk, false, d.k_at(k, b, s0, h / group), d.k_row(), false, 1.0f, dq_blk, d.q_row(), 1);
-    }
-  });
+  Buffer<float> scratch(static_cast<size_t>(threads) * Backward::kPerThread);
+  const Backward bw{d, q, k, v, mask, lse, d_out, delta.data(), scale, threads, scratch.data()};
+  // One pass when every thread can own whole (b, kv head) pairs; otherwise two.
+  if (d.B * d.Hkv >= threads) return bw.one_pass(dq, dk, dv);
+  bw.two_passes(dq, dk, dv);
 }
 
 sr_status check(const char* name, int64_t B, int64_t T, int64_t S, int64_t H, int64_t Hkv, int64_t D) {
