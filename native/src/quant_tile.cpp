@@ -114,7 +114,7 @@ void tile_vnni(const XTile& x, int64_t i0, int ni, const char* w, int64_t row_by
   for (int64_t b = 0; b < blocks; b += 2) {
     const bool second = b + 1 < blocks;
     // Q4_0: the weight rows ascend (clamped ones repeat the last), so the last row bounds the 64-byte reads of all.
-    const bool plain = second && wr[C - 1] + b * static_cast<int64_t>(sizeof(BlockQ4)) + 64 <= end;
+    const bool plain = Type == SR_Q4_0 && second && wr[C - 1] + b * static_cast<int64_t>(sizeof(BlockQ4)) + 64 <= end;
     WeightStep ws[C];
     #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) ws[c] = weight_step<Type>(wr[c], b, second, plain);
