@@ -9,12 +9,13 @@ static double now() { return std::chrono::duration<double>(std::chrono::steady_c
 // sr_quantized_matmul_f32 for one activation row over the weight matrices of a decode token, each matrix distinct, so
 // that they stream from memory: per layer 4 × (dim × dim), 2 × (hidden × dim), 1 × (dim × hidden). Best of 20 passes.
 // Usage: quant_gemv_stream_bench TYPE THREADS [LAYERS DIM HIDDEN] (default 12 768 2048, the 110M shape; TYPE 0 =
-// Q8_0, 1 = Q4_0). Built with -DSAFERLHF_BENCHMARKS=ON.
+// Q8_0, 1 = Q4_0, 7 and 8 the same with the rows interleaved by 16). Built with -DSAFERLHF_BENCHMARKS=ON.
 int main(int argc, char** argv) {
   if (argc < 3) { printf("usage: quant_gemv_stream_bench TYPE THREADS [LAYERS DIM HIDDEN]\n"); return 2; }
   int type = atoi(argv[1]); int threads = atoi(argv[2]); int layers = argc > 3 ? atoi(argv[3]) : 12; int dim = argc > 4 ? atoi(argv[4]) : 768, hid = argc > 5 ? atoi(argv[5]) : 2048;
   sr_set_num_threads(threads);
-  int32_t bb; sr_quant_block_bytes(type, &bb);
+  const int file_type = type == SR_Q8_0_X16 ? SR_Q8_0 : type == SR_Q4_0_X16 ? SR_Q4_0 : type;
+  int32_t bb; sr_quant_block_bytes(file_type, &bb);
   struct M { int m, k; std::vector<char> w; };
   std::vector<M> mats;
   std::mt19937 g(1); std::normal_distribution<float> nd;
@@ -24,7 +25,12 @@ int main(int argc, char** argv) {
     for (auto& s : shapes) {
       M mm{s[0], s[1], std::vector<char>((size_t)s[0] * s[1] / 32 * bb)};
       std::vector<float> wf((size_t)s[0] * s[1]); for (auto& v : wf) v = nd(g) * 0.02f;
-      sr_quantize_f32(type, wf.data(), mm.w.data(), (int64_t)s[0] * s[1]);
+      sr_quantize_f32(file_type, wf.data(), mm.w.data(), (int64_t)s[0] * s[1]);
+      if (type != file_type) {
+        std::vector<char> packed(mm.w.size());
+        sr_interleave_rows(type, mm.w.data(), packed.data(), s[0], s[1]);
+        mm.w.swap(packed);
+      }
       total += mm.w.size(); mats.push_back(std::move(mm));
     }
   }

@@ -150,19 +150,30 @@ SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const
  * kquant.cpp, BF16 in bf16_matmul.cpp). "Quantized" names a weight kept in a reduced-precision storage type: ggml
  * blocks or BF16. */
 
-enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 = 5, SR_BF16_DOT = 6 };
+enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 = 5, SR_BF16_DOT = 6, SR_Q8_0_X16 = 7, SR_Q4_0_X16 = 8 };
 /** Q8_0 block: fp16 d, int8 q[32], x ≈ d·q. Q4_0 block: fp16 d, uint8 qs[16] (element j in the low
  *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). Q4_K, Q5_K, Q6_K: ggml's 256-weight
  *  super-blocks (144, 176, 210 bytes; kquant.cpp), read from files: dequantize and the two matmuls accept them
  *  (k and n a multiple of 256), quantize does not. Their matmul uses fp32 products of the decoded weights.
  *  SR_BF16: the upper 16 bits of an fp32 per weight, accepted by the two matmuls only; widened exactly, fp32
  *  products. SR_BF16_DOT (forward matmul only): the same weights through AVX-512 BF16 vdpbf16ps with x rounded to
- *  bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16. */
+ *  bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16.
+ *  SR_Q8_0_X16 / SR_Q4_0_X16: the same blocks with the rows interleaved in groups of 16 (m a multiple of 16), the
+ *  layout the column-lane product reads in place (quant_gemm.cpp). Group g (rows 16g .. 16g+15) takes the bytes
+ *  [g·B·S, (g+1)·B·S) with B = k/32 blocks per row and S = 16 × block bytes; in it, for each block b, 64-byte chunks
+ *  c = 0..3 (Q4_0) or 0..7 (Q8_0), chunk c holding for row r of the group, at bytes 4r .. 4r+3, the block's value
+ *  bytes qs[4c .. 4c+3] (Q8_0: each XOR 0x80, i.e. q + 128 unsigned); after the last block, the fp16 scales d of
+ *  block b, row r at index 16b + r. Accepted by the two matmuls, sr_interleave_rows and sr_dequantize_rows_f32. */
 SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes);
 /** Quantizes n floats (n a multiple of 32) into n/32 blocks. */
 SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n);
 /** Dequantizes n/32 blocks (n/256 for the K-quants) into n floats. */
 SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n);
+/** w [m, k] in SR_Q8_0 / SR_Q4_0 → the same weights as SR_Q8_0_X16 / SR_Q4_0_X16 (type names the interleaved type;
+ *  m a multiple of 16, k of 32); dst has the same size as src. */
+SR_API sr_status sr_interleave_rows(int32_t type, const void* src, void* dst, int64_t m, int64_t k);
+/** w [m, k] in any block type, file layout or interleaved → x [m, k] floats. */
+SR_API sr_status sr_dequantize_rows_f32(int32_t type, const void* w, float* x, int64_t m, int64_t k);
 /** y [n, m] = x [n, k] · wᵀ with w [m, k] in a storage type (k a multiple of its block); for Q8_0 / Q4_0, x is
  *  quantized to int8 per 32-block on the fly. */
 SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x, const void* w, float* y, int64_t n,

@@ -61,7 +61,9 @@ void dequantize_row(int32_t type, const void* w, int64_t blocks, float* x) {
   }
 }
 
-int64_t block_bytes(int32_t type) { return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 ? 34 : 18; }
+int64_t block_bytes(int32_t type) {
+  return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 || type == SR_Q8_0_X16 ? 34 : 18;
+}
 
 int64_t block_elements(int32_t type) { return is_kquant(type) ? QK_K : QK; }
 

@@ -1,15 +1,19 @@
-// Quantized GEMM with the output columns in the register lanes: each task repacks a panel of 16 weight rows so that
-// one 512-bit register holds 4 consecutive weights of a block for all 16 rows, as unsigned bytes (Q4_0: the nibbles;
-// Q8_0: w + 128). A block then takes 8 vpdpbusd per activation row, each against 4 activation bytes broadcast to
-// every lane, and the block's scales are applied once per 16 outputs:
+// The column-lane quantized product. Weights are taken in groups of 16 rows, interleaved (the layout of SR_Q8_0_X16 /
+// SR_Q4_0_X16, saferlhf.h): for block b, 64-byte chunk c holds for each row r of the group (32-bit lane r) the bytes
+// 4c .. 4c+3 of that row's block — Q4_0: 4 chunks of packed nibbles (the low nibbles are weights 4c .. 4c+3, the
+// high ones 16+4c .. 16+4c+3); Q8_0: 8 chunks of w + 128 as unsigned bytes — and after all blocks' chunks the
+// group's fp16 scales, block-major (16 per block). A block then takes 8 vpdpbusd per activation row, each against 4
+// activation bytes broadcast to every lane, and its scales are applied once per 16 outputs:
 //   y[r, c] += d_w[c, b] · d_x[r, b] · (Σ_j u[c, j] · x[r, j] − shift · Σ_j x[r, j])
-// with shift 8 (Q4_0) or 128 (Q8_0); the integer sums are exact, so this is the same product as the row kernels up
-// to the fp32 order of the block sums. The repacking costs one pass over the panel and is shared by all n rows.
+// with shift 8 (Q4_0) or 128 (Q8_0). The integer sums are exact, so this is the row kernels' product up to the fp32
+// order of the block sums. Weights stored interleaved are read in place (decode reads each weight byte once, no
+// unpacking work per row); file-layout weights are interleaved one group per task per call.
 #include "quant_gemm.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "parallel.h"
@@ -19,44 +23,10 @@
 namespace sr {
 namespace {
 
-constexpr int kCols = 16;   // weight rows per panel: one per 32-bit lane
-constexpr int kRows = 8;    // activation rows per register tile
+constexpr int kRows = 8;  // activation rows per register tile
 
-/** Block b of weight row `row` as 32 unsigned bytes in element order, and its scale. */
-float unsigned_block(int32_t type, const char* row, int64_t b, uint8_t* u) {
-  if (type == SR_Q8_0) {
-    const BlockQ8* blk = reinterpret_cast<const BlockQ8*>(row) + b;
-    for (int j = 0; j < QK; ++j) u[j] = static_cast<uint8_t>(blk->qs[j] ^ 0x80);
-    return half_to_float(blk->d);
-  }
-  const BlockQ4* blk = reinterpret_cast<const BlockQ4*>(row) + b;
-  for (int j = 0; j < QK / 2; ++j) {
-    u[j] = blk->qs[j] & 0x0F;
-    u[j + QK / 2] = blk->qs[j] >> 4;
-  }
-  return half_to_float(blk->d);
-}
-
-/** Panel layout per block: 8 groups × 16 lanes × 4 bytes (group g, lane c: weights 4g..4g+3 of row c), then 16 fp32
- *  scales. Rows past m are zero (scale 0). */
-constexpr int64_t kPanelBlockBytes = QK * kCols + kCols * 4;
-
-void repack_panel(int32_t type, const char* w, int64_t row_bytes, int64_t j0, int cols, int64_t blocks, uint8_t* panel) {
-  alignas(64) uint8_t u[QK];
-  for (int64_t b = 0; b < blocks; ++b) {
-    uint8_t* out = panel + b * kPanelBlockBytes;
-    float* scales = reinterpret_cast<float*>(out + QK * kCols);
-    for (int c = 0; c < kCols; ++c) {
-      if (c >= cols) {
-        for (int g = 0; g < QK / 4; ++g) std::memset(out + g * 64 + c * 4, 0, 4);
-        scales[c] = 0.0f;
-        continue;
-      }
-      scales[c] = unsigned_block(type, w + (j0 + c) * row_bytes, b, u);
-      for (int g = 0; g < QK / 4; ++g) std::memcpy(out + g * 64 + c * 4, u + g * 4, 4);
-    }
-  }
-}
+/** Bytes of the quantized values of one block for a whole group (the scales follow all blocks). */
+constexpr int64_t group_block_bytes(bool q4) { return q4 ? 16 * kGroupRows : 32 * kGroupRows; }
 
 /** The activations: int8 q [n, k], scales d [n, blocks] and per-block bias −shift · Σ q [n, blocks]. */
 struct XBlocks {
@@ -67,35 +37,47 @@ struct XBlocks {
 };
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 // GCC 12 reports the undefined pass-through operand inside its own unmasked AVX-512 intrinsics as uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-/** y[i0 .. i0+ni) × [j0 .. j0+cols) from a repacked panel; rows past ni repeat the last and are not stored. */
-void panel_tile(const XBlocks& x, int64_t i0, int ni, const uint8_t* panel, int64_t j0, int cols, float* y, int64_t m) {
-  const int8_t* xq[kRows];
-  const float* xd[kRows];
-  const int32_t* xb[kRows];
+/** y[i0 .. i0+R) × [j0 .. j0+cols) from one interleaved group. */
+template <bool kQ4, int R>
+void group_tile(const XBlocks& x, int64_t i0, const uint8_t* group, int64_t j0, int cols, float* y, int64_t m) {
+  const int8_t* xq[R];
+  const float* xd[R];
+  const int32_t* xb[R];
   #pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t i = i0 + std::min(r, ni - 1);
-    xq[r] = x.q + i * x.k;
-    xd[r] = x.d + i * x.blocks;
-    xb[r] = x.bias + i * x.blocks;
+  for (int r = 0; r < R; ++r) {
+    xq[r] = x.q + (i0 + r) * x.k;
+    xd[r] = x.d + (i0 + r) * x.blocks;
+    xb[r] = x.bias + (i0 + r) * x.blocks;
   }
-  __m512 acc[kRows];
+  __m512 acc[R];
   #pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  constexpr int64_t qbytes = group_block_bytes(kQ4);
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + x.blocks * qbytes);
+  const __m512i low = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < x.blocks; ++b) {
-    const uint8_t* p = panel + b * kPanelBlockBytes;
-    __m512i wv[QK / 4];
+    const uint8_t* p = group + b * qbytes;
+    __m512i wv[QK / 4];  // wv[g]: weights 4g .. 4g+3 of the block for the 16 rows
+    if constexpr (kQ4) {
+      #pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        const __m512i v = _mm512_loadu_si512(p + c * 64);
+        wv[c] = _mm512_and_si512(v, low);
+        wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      }
+    } else {
+      #pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(p + c * 64);
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kGroupRows)));
     #pragma GCC unroll 8
-    for (int g = 0; g < QK / 4; ++g) wv[g] = _mm512_load_si512(p + g * 64);
-    const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(p + QK * kCols));
-    #pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       const int32_t* xr = reinterpret_cast<const int32_t*>(xq[r] + b * QK);
       __m512i even = _mm512_set1_epi32(xb[r][b]), odd = _mm512_setzero_si512();  // two chains halve the latency
       #pragma GCC unroll 8
@@ -103,49 +85,159 @@ void panel_tile(const XBlocks& x, int64_t i0, int ni, const uint8_t* panel, int6
         even = _mm512_dpbusd_epi32(even, wv[g], _mm512_set1_epi32(xr[g]));
         odd = _mm512_dpbusd_epi32(odd, wv[g + 1], _mm512_set1_epi32(xr[g + 1]));
       }
-      __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
       acc[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dw, _mm512_set1_ps(xd[r][b])), acc[r]);
     }
   }
   const __mmask16 valid = static_cast<__mmask16>((1u << cols) - 1);
-  for (int r = 0; r < ni && r < kRows; ++r) _mm512_mask_storeu_ps(y + (i0 + r) * m + j0, valid, acc[r]);
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (i0 + r) * m + j0, valid, acc[r]);
+}
+
+/** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
+template <bool kQ4>
+void group_rows(const XBlocks& x, int64_t n, const uint8_t* group, int64_t j0, int cols, float* y, int64_t m) {
+  int64_t i0 = 0;
+  for (; i0 + kRows <= n; i0 += kRows) group_tile<kQ4, kRows>(x, i0, group, j0, cols, y, m);
+  switch (n - i0) {
+    case 0: break;
+    case 1: group_tile<kQ4, 1>(x, i0, group, j0, cols, y, m); break;
+    case 2: group_tile<kQ4, 2>(x, i0, group, j0, cols, y, m); break;
+    case 3: group_tile<kQ4, 3>(x, i0, group, j0, cols, y, m); break;
+    case 4: group_tile<kQ4, 4>(x, i0, group, j0, cols, y, m); break;
+    case 5: group_tile<kQ4, 5>(x, i0, group, j0, cols, y, m); break;
+    case 6: group_tile<kQ4, 6>(x, i0, group, j0, cols, y, m); break;
+    default: group_tile<kQ4, 7>(x, i0, group, j0, cols, y, m); break;
+  }
 }
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+
+/** Activations quantized per 32-block with the bias of the weights' unsigned offset. */
+struct QuantizedX {
+  Buffer<int8_t> q;
+  Buffer<float> d;
+  Buffer<int32_t> bias;
+  QuantizedX(const float* x, int64_t n, int64_t k, int32_t shift)
+      : q(static_cast<size_t>(n * k)), d(static_cast<size_t>(n * (k / QK))), bias(static_cast<size_t>(n * (k / QK))) {
+    const int64_t blocks = k / QK;
+    parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        int8_t* qi = q.data() + i * k;
+        quantize_activations(x + i * k, k, qi, d.data() + i * blocks);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          int32_t s = 0;
+          for (int j = 0; j < QK; ++j) s += qi[blk * QK + j];
+          bias[static_cast<size_t>(i * blocks + blk)] = -shift * s;
+        }
+      }
+    });
+  }
+  XBlocks view(int64_t k) { return {q.data(), d.data(), bias.data(), k, k / QK}; }
+};
 
 }  // namespace
 
 bool has_quant_gemm() {
   uint32_t f = cpu_features();
-  return has_avx512() && (f & SR_CPU_AVX512VNNI) && has_avx2_fma();
+  return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
+}
+
+bool is_interleaved(int32_t type) { return type == SR_Q8_0_X16 || type == SR_Q4_0_X16; }
+
+int32_t file_type(int32_t type) {
+  return type == SR_Q8_0_X16 ? SR_Q8_0 : type == SR_Q4_0_X16 ? SR_Q4_0 : type;
+}
+
+void interleave_group(int32_t type, const void* w, int64_t j0, int rows, int64_t blocks, uint8_t* group) {
+  const bool q4 = file_type(type) == SR_Q4_0;
+  const int64_t bb = q4 ? 18 : 34, qbytes = group_block_bytes(q4), row_bytes = blocks * bb;
+  uint16_t* scales = reinterpret_cast<uint16_t*>(group + blocks * qbytes);
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint8_t* out = group + b * qbytes;
+    for (int r = 0; r < kGroupRows; ++r) {
+      if (r >= rows) {
+        for (int c = 0; c < qbytes / 64; ++c) std::memset(out + c * 64 + r * 4, 0, 4);
+        scales[b * kGroupRows + r] = 0;
+        continue;
+      }
+      const char* blk = static_cast<const char*>(w) + (j0 + r) * row_bytes + b * bb;
+      std::memcpy(&scales[b * kGroupRows + r], blk, 2);
+      const uint8_t* qs = reinterpret_cast<const uint8_t*>(blk + 2);
+      for (int c = 0; c < qbytes / 64; ++c)
+        for (int t = 0; t < 4; ++t) out[c * 64 + r * 4 + t] = q4 ? qs[c * 4 + t] : static_cast<uint8_t>(qs[c * 4 + t] ^ 0x80);
+    }
+  }
+}
+
+/** Block b of row j of interleaved weights as 32 signed weights in element order; returns the block's scale. */
+float interleaved_block(int32_t type, const void* w, int64_t blocks, int64_t j, int64_t b, int8_t* q) {
+  const bool q4 = file_type(type) == SR_Q4_0;
+  const int64_t qbytes = group_block_bytes(q4);
+  const uint8_t* group = static_cast<const uint8_t*>(w) + j / kGroupRows * blocks * (qbytes + 2 * kGroupRows);
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + blocks * qbytes);
+  const int r = static_cast<int>(j % kGroupRows);
+  const uint8_t* p = group + b * qbytes + r * 4;
+  for (int c = 0; c < qbytes / 64; ++c)
+    for (int t = 0; t < 4; ++t) {
+      const uint8_t u = p[c * 64 + t];
+      if (q4) {
+        q[c * 4 + t] = static_cast<int8_t>((u & 0x0F) - 8);
+        q[QK / 2 + c * 4 + t] = static_cast<int8_t>((u >> 4) - 8);
+      } else {
+        q[c * 4 + t] = static_cast<int8_t>(u ^ 0x80);
+      }
+    }
+  return half_to_float(scales[b * kGroupRows + r]);
+}
+
+void dequantize_interleaved(int32_t type, const void* w, int64_t blocks, int64_t j, int64_t b0, int64_t count, float* x) {
+  int8_t q[QK];
+  for (int64_t b = b0; b < b0 + count; ++b) {
+    const float d = interleaved_block(type, w, blocks, j, b, q);
+    for (int t = 0; t < QK; ++t) x[(b - b0) * QK + t] = static_cast<float>(q[t]) * d;
+  }
 }
 
 void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
+  const bool q4 = file_type(type) == SR_Q4_0, stored = is_interleaved(type);
+  const int64_t blocks = k / QK, group_bytes = blocks * (group_block_bytes(q4) + 2 * kGroupRows);
+  QuantizedX xq(x, n, k, q4 ? 8 : 128);
+  const XBlocks xb = xq.view(k);
+  const int64_t groups = (m + kGroupRows - 1) / kGroupRows;
+  parallel_tasks(groups, num_threads(), [&](int64_t task, int) {
+    const int64_t j0 = task * kGroupRows;
+    const int cols = static_cast<int>(std::min<int64_t>(kGroupRows, m - j0));
+    const uint8_t* group = static_cast<const uint8_t*>(w) + task * group_bytes;
+    Buffer<uint8_t> local(stored ? 0 : static_cast<size_t>(group_bytes));
+    if (!stored) {
+      interleave_group(type, w, j0, cols, blocks, local.data());
+      group = local.data();
+    }
+    if (q4) group_rows<true>(xb, n, group, j0, cols, y, m);
+    else group_rows<false>(xb, n, group, j0, cols, y, m);
+  });
+}
+
+void quant_gemm_interleaved_scalar(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
+  const int64_t blocks = k / QK;
   Buffer<int8_t> xq(static_cast<size_t>(n * k));
   Buffer<float> xd(static_cast<size_t>(n * blocks));
-  Buffer<int32_t> xbias(static_cast<size_t>(n * blocks));
-  const int32_t shift = type == SR_Q8_0 ? 128 : 8;
-  parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      int8_t* q = xq.data() + i * k;
-      quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        int32_t s = 0;
-        for (int j = 0; j < QK; ++j) s += q[blk * QK + j];
-        xbias[static_cast<size_t>(i * blocks + blk)] = -shift * s;
+  for (int64_t i = 0; i < n; ++i) quantize_activations_scalar(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
+  parallel_for(m, static_cast<double>(n * k), [&](int64_t jb, int64_t je) {
+    int8_t q[QK];
+    for (int64_t j = jb; j < je; ++j) {
+      for (int64_t i = 0; i < n; ++i) y[i * m + j] = 0.0f;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float dw = interleaved_block(type, w, blocks, j, b, q);
+        for (int64_t i = 0; i < n; ++i) {
+          const int8_t* xi = xq.data() + i * k + b * QK;
+          int32_t s = 0;
+          for (int t = 0; t < QK; ++t) s += static_cast<int32_t>(xi[t]) * q[t];
+          y[i * m + j] += static_cast<float>(s) * dw * xd[static_cast<size_t>(i * blocks + b)];
+        }
       }
     }
-  });
-  const XBlocks xb{xq.data(), xd.data(), xbias.data(), k, blocks};
-  const int64_t panels = (m + kCols - 1) / kCols;
-  parallel_tasks(panels, num_threads(), [&](int64_t task, int) {
-    const int64_t j0 = task * kCols;
-    const int cols = static_cast<int>(std::min<int64_t>(kCols, m - j0));
-    Buffer<uint8_t> panel(static_cast<size_t>(blocks * kPanelBlockBytes));
-    repack_panel(type, static_cast<const char*>(w), row_bytes, j0, cols, blocks, panel.data());
-    for (int64_t i0 = 0; i0 < n; i0 += kRows)
-      panel_tile(xb, i0, static_cast<int>(std::min<int64_t>(kRows, n - i0)), panel.data(), j0, cols, y, m);
   });
 }
 
