@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
       sr_quantize_f32(file_type, wf.data(), mm.w.data(), (int64_t)s[0] * s[1]);
       if (type != file_type) {
         std::vector<char> packed(mm.w.size());
-        sr_interleave_rows(type, mm.w.data(), packed.data(), s[0], s[1]);
+        sr_interleave_rows_q(type, mm.w.data(), packed.data(), s[0], s[1]);
         mm.w.swap(packed);
       }
       total += mm.w.size(); mats.push_back(std::move(mm));

@@ -10,7 +10,7 @@
 // sr_quantized_matmul_f32 at one shape, outside .NET: best time of `reps` calls, and the largest relative difference
 // from a double-precision model of the product (activations rounded per 32-block as the kernels do, exact integer
 // block dots) on a sample of outputs. Usage: quant_matmul_bench TYPE N M K [REPS] [THREADS], TYPE 0 = Q8_0, 1 = Q4_0,
-// 7 = Q8_0 and 8 = Q4_0 with the rows interleaved by 16 (sr_interleave_rows).
+// 7 = Q8_0 and 8 = Q4_0 with the rows interleaved by 16 (sr_interleave_rows_q).
 // Built with -DSAFERLHF_BENCHMARKS=ON; used to choose the kernels' tile shapes and row thresholds.
 static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 int main(int argc, char** argv) {
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   std::vector<float> wd(m * k); sr_dequantize_f32(file_type, w.data(), wd.data(), m * k);
   if (type != file_type) {
     std::vector<char> packed(w.size());
-    if (sr_interleave_rows(type, w.data(), packed.data(), m, k) != SR_OK) { printf("interleave failed\n"); return 1; }
+    if (sr_interleave_rows_q(type, w.data(), packed.data(), m, k) != SR_OK) { printf("interleave failed\n"); return 1; }
     w.swap(packed);
   }
   if (sr_quantized_matmul_f32(type, x.data(), w.data(), y.data(), n, m, k) != SR_OK) { printf("fail\n"); return 1; }

@@ -163,7 +163,7 @@ enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 
  *  [g·B·S, (g+1)·B·S) with B = k/32 blocks per row and S = 16 × block bytes; in it, for each block b, 64-byte chunks
  *  c = 0..3 (Q4_0) or 0..7 (Q8_0), chunk c holding for row r of the group, at bytes 4r .. 4r+3, the block's value
  *  bytes qs[4c .. 4c+3] (Q8_0: each XOR 0x80, i.e. q + 128 unsigned); after the last block, the fp16 scales d of
- *  block b, row r at index 16b + r. Accepted by the two matmuls, sr_interleave_rows and sr_dequantize_rows_f32. */
+ *  block b, row r at index 16b + r. Accepted by the two matmuls, sr_interleave_rows_q and sr_dequantize_f32_rows. */
 SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes);
 /** Quantizes n floats (n a multiple of 32) into n/32 blocks. */
 SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n);
@@ -171,9 +171,9 @@ SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int
 SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n);
 /** w [m, k] in SR_Q8_0 / SR_Q4_0 → the same weights as SR_Q8_0_X16 / SR_Q4_0_X16 (type names the interleaved type;
  *  m a multiple of 16, k of 32); dst has the same size as src. */
-SR_API sr_status sr_interleave_rows(int32_t type, const void* src, void* dst, int64_t m, int64_t k);
+SR_API sr_status sr_interleave_rows_q(int32_t type, const void* src, void* dst, int64_t m, int64_t k);
 /** w [m, k] in any block type, file layout or interleaved → x [m, k] floats. */
-SR_API sr_status sr_dequantize_rows_f32(int32_t type, const void* w, float* x, int64_t m, int64_t k);
+SR_API sr_status sr_dequantize_f32_rows(int32_t type, const void* w, float* x, int64_t m, int64_t k);
 /** y [n, m] = x [n, k] · wᵀ with w [m, k] in a storage type (k a multiple of its block); for Q8_0 / Q4_0, x is
  *  quantized to int8 per 32-block on the fly. */
 SR_API sr_status sr_quantized_matmul_f32(int32_t type, const float* x, const void* w, float* y, int64_t n,

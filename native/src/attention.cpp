@@ -2,6 +2,7 @@
 // The forward walks key blocks with an online softmax (running max m and sum l per query), so no T×S
 // score matrix is ever stored; block products go through the packed GEMM. The backward recomputes the
 // probabilities from the saved log-sum-exp in two race-free passes: key blocks own dk/dv, query blocks own dq.
+// One query per sequence (decode) skips the blocks: dot products and a two-pass softmax per head.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -119,7 +120,53 @@ SR_CLONES void finish_rows(float* o_block, const float* m, const float* l, int64
 
 int64_t blocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
 
+/** One query row (position t) of head h against its visible keys, as the decode step needs: scores by dot products,
+ *  a two-pass softmax and the weighted sum of the value rows; s holds S floats. No packed GEMM for a 1-row block. */
+SR_CLONES void attend_row(const Dims& d, const float* q, const float* k, const float* v, const float* mask_row, int64_t b,
+                          int64_t t, int64_t h, float scale, float* s, float* o, float* lse) {
+  const int64_t hk = h / d.group(), keys = std::min<int64_t>(d.S, d.limit(t) + 1);
+  const float* qr = d.q_at(q, b, t, h);
+  float m = kNegInf;
+  for (int64_t j = 0; j < keys; ++j) {
+    float x = mask_row != nullptr && mask_row[j] == 0.0f ? kNegInf : scale * dot(qr, d.k_at(k, b, j, hk), d.D);
+    s[j] = x;
+    m = x > m ? x : m;
+  }
+  float* orow = const_cast<float*>(d.q_at(o, b, t, h));
+  for (int64_t c = 0; c < d.D; ++c) orow[c] = 0.0f;
+  if (m == kNegInf) {  // no visible key
+    *lse = kNegInf;
+    return;
+  }
+  float l = 0.0f;
+  for (int64_t j = 0; j < keys; ++j) {
+    const float p = fast_exp(s[j] - m);
+    if (p == 0.0f) continue;
+    l += p;
+    const float* vr = d.k_at(v, b, j, hk);
+    for (int64_t c = 0; c < d.D; ++c) orow[c] += p * vr[c];
+  }
+  const float inv = 1.0f / l;
+  for (int64_t c = 0; c < d.D; ++c) orow[c] *= inv;
+  *lse = m + std::log(l);
+}
+
+/** The forward for one query position per sequence (decode): a task per (batch row, head). */
+void forward_decode(const Dims& d, const float* q, const float* k, const float* v, const float* mask, float* o, float* lse,
+                    float scale) {
+  const int64_t tasks = d.B * d.H;
+  int threads = static_cast<double>(tasks) * d.S * d.D < 2e5 ? 1 : num_threads();
+  if (threads > tasks) threads = static_cast<int>(tasks);
+  Buffer<float> scratch(static_cast<size_t>(threads * d.S + 1));
+  parallel_tasks(tasks, threads, [&](int64_t task, int thread) {
+    const int64_t b = task / d.H, h = task % d.H;
+    attend_row(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, 0, h, scale, scratch.data() + thread * d.S, o,
+               lse + b * d.H + h);
+  });
+}
+
 void forward(const Dims& d, const float* q, const float* k, const float* v, const float* mask, float* o, float* lse, float scale) {
+  if (d.T == 1) return forward_decode(d, q, k, v, mask, o, lse, scale);
   int threads = num_threads();
   int64_t qblocks = blocks(d.T, BQ);
   int64_t tasks = d.B * d.H * qblocks;

@@ -205,17 +205,24 @@ void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n
   QuantizedX xq(x, n, k, q4 ? 8 : 128);
   const XBlocks xb = xq.view(k);
   const int64_t groups = (m + kGroupRows - 1) / kGroupRows;
-  parallel_tasks(groups, num_threads(), [&](int64_t task, int) {
-    const int64_t j0 = task * kGroupRows;
-    const int cols = static_cast<int>(std::min<int64_t>(kGroupRows, m - j0));
-    const uint8_t* group = static_cast<const uint8_t*>(w) + task * group_bytes;
+  // Tasks of several groups: one group of a decode row is too little work to pay for the shared task counter's cache
+  // line moving between cores; 8 tasks per thread still let a thread that runs alone take over a busy core's share.
+  const int threads = num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, 8 * static_cast<int64_t>(threads));
+  parallel_tasks(tasks, threads, [&](int64_t task, int) {
+    const int64_t g0 = groups * task / tasks, g1 = groups * (task + 1) / tasks;
     Buffer<uint8_t> local(stored ? 0 : static_cast<size_t>(group_bytes));
-    if (!stored) {
-      interleave_group(type, w, j0, cols, blocks, local.data());
-      group = local.data();
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t j0 = g * kGroupRows;
+      const int cols = static_cast<int>(std::min<int64_t>(kGroupRows, m - j0));
+      const uint8_t* group = static_cast<const uint8_t*>(w) + g * group_bytes;
+      if (!stored) {
+        interleave_group(type, w, j0, cols, blocks, local.data());
+        group = local.data();
+      }
+      if (q4) group_rows<true>(xb, n, group, j0, cols, y, m);
+      else group_rows<false>(xb, n, group, j0, cols, y, m);
     }
-    if (q4) group_rows<true>(xb, n, group, j0, cols, y, m);
-    else group_rows<false>(xb, n, group, j0, cols, y, m);
   });
 }
 

@@ -36,6 +36,27 @@ public static class CommonOptions
         catch (ArgumentException e) { throw new CliException(e.Message); }
     }
 
+    /// <summary>How frozen Q8_0/Q4_0 matrices are laid out in memory (see <see cref="InterleaveRows"/>).</summary>
+    public static Option<string> WeightLayout() => new("--weight-layout")
+    {
+        Description = "Frozen Q8_0/Q4_0 matrices in memory: auto (default: interleaved where the device computes with it: cpu and reference; " +
+                      "file elsewhere), file (rows as stored) or interleaved (rows in groups of 16, read by the CPU product " +
+                      "without unpacking; same weights, products equal up to fp32 summation order)",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    /// <summary>Whether a `--weight-layout` value asks for row-interleaved weights on <paramref name="device"/>, or a
+    /// <see cref="CliException"/> for an unknown value or a device that cannot compute with them.</summary>
+    public static bool InterleaveRows(string? value, Tensors.Device device) => value switch
+    {
+        "auto" or null => Tensors.Ops.CanInterleaveRows(device),
+        "file" => false,
+        "interleaved" => Tensors.Ops.CanInterleaveRows(device)
+            ? true
+            : throw new CliException($"--weight-layout interleaved: device '{device.Name}' does not compute with row-interleaved weights (use the cpu device or --weight-layout file)"),
+        _ => throw new CliException($"--weight-layout: expected auto, file or interleaved, got '{value}'"),
+    };
+
     /// <summary>The operand precision of dense matmuls on the cuda device (see <see cref="DeviceFactory.ParseMatMulInputs"/>).</summary>
     public static Option<string> MatMulInputs() => new("--matmul-inputs")
     {

@@ -43,6 +43,8 @@ public static class OpNames
     public static IReadOnlyList<OpName> Optional { get; } =
     [
         new("Sample", "sample", InOps: false, Native: false, ["SamplingKernels.Sample"]),
+        // Q8_0/Q4_0 rows interleaved by 16, the layout the native CPU product reads in place.
+        new("InterleaveRows", "interleave_rows", InOps: true, Native: true, []),
     ];
 
     /// <summary>The <see cref="IBackend"/> members that move memory rather than compute an op.</summary>

@@ -34,4 +34,53 @@ public static class QuantBlocks
             block[2 + j] = (byte)(q0 | (q1 << 4));
         }
     }
+
+    /// <summary>Q8_0/Q4_0 matrix bytes [m, k] in the file layout (rows of blocks) → the same weights in the row-interleaved
+    /// layout of <paramref name="interleaved"/> (Q8_0x16 or Q4_0x16), the one definition of that layout: rows go in
+    /// groups of 16, group g filling bytes [g·B·S, (g+1)·B·S) with B = k/32 blocks per row and S = 16 × block bytes.
+    /// In a group, for each block b, 64-byte chunks c = 0..3 (Q4_0) or 0..7 (Q8_0): chunk c holds for row r of the
+    /// group, at bytes 4r .. 4r+3, the block's value bytes qs[4c .. 4c+3] (Q8_0: each XOR 0x80, q + 128 unsigned);
+    /// after the last block come the fp16 scales, that of block b, row r at index 16b + r.</summary>
+    public static void InterleaveRows(DType interleaved, ReadOnlySpan<byte> file, Span<byte> dst, int m, int k) =>
+        Permute(interleaved, file, dst, m, k, toInterleaved: true);
+
+    /// <summary>The inverse of <see cref="InterleaveRows"/>: row-interleaved bytes → the file layout.</summary>
+    public static void DeinterleaveRows(DType interleaved, ReadOnlySpan<byte> src, Span<byte> file, int m, int k) =>
+        Permute(interleaved, src, file, m, k, toInterleaved: false);
+
+    private static void Permute(DType interleaved, ReadOnlySpan<byte> src, Span<byte> dst, int m, int k, bool toInterleaved)
+    {
+        if (!interleaved.IsInterleaved()) throw new TensorDTypeException($"InterleaveRows: {interleaved} is not Q8_0x16 or Q4_0x16");
+        const int g16 = DTypeInfo.InterleavedRows;
+        if (m % g16 != 0 || k % DTypeInfo.QuantBlock != 0)
+            throw new TensorShapeException($"InterleaveRows: [{m}, {k}] needs rows a multiple of {g16} and columns of {DTypeInfo.QuantBlock}");
+        long bytes = interleaved.ByteCount((long)m * k);
+        if (src.Length < bytes || dst.Length < bytes)
+            throw new TensorShapeException($"InterleaveRows: {interleaved} [{m}, {k}] needs {bytes} bytes (source {src.Length}, destination {dst.Length})");
+        bool q8 = interleaved == DType.Q8_0x16;
+        int blockBytes = interleaved.BlockBytes(), valueBytes = blockBytes - 2, chunks = valueBytes / 4;
+        int blocks = k / DTypeInfo.QuantBlock;
+        long groupBytes = (long)g16 * blocks * blockBytes, valueRegion = (long)blocks * g16 * valueBytes;
+        for (int j = 0; j < m; j++)
+        {
+            long group = j / g16 * groupBytes;
+            int r = j % g16;
+            for (int b = 0; b < blocks; b++)
+            {
+                long file = ((long)j * blocks + b) * blockBytes;
+                long scale = group + valueRegion + 2L * (b * g16 + r);
+                Move(src, dst, file, scale, 2, 0, toInterleaved);
+                for (int c = 0; c < chunks; c++)
+                    Move(src, dst, file + 2 + 4 * c, group + (long)b * g16 * valueBytes + 64L * c + 4 * r, 4, q8 ? (byte)0x80 : (byte)0, toInterleaved);
+            }
+        }
+    }
+
+    /// <summary>Copies <paramref name="count"/> bytes between a file-layout offset and an interleaved offset, XOR
+    /// <paramref name="flip"/>.</summary>
+    private static void Move(ReadOnlySpan<byte> src, Span<byte> dst, long fileAt, long interleavedAt, int count, byte flip, bool toInterleaved)
+    {
+        long from = toInterleaved ? fileAt : interleavedAt, to = toInterleaved ? interleavedAt : fileAt;
+        for (int t = 0; t < count; t++) dst[(int)(to + t)] = (byte)(src[(int)(from + t)] ^ flip);
+    }
 }

@@ -5,13 +5,15 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>Flash attention (forward and backward) against the reference's one-row-at-a-time attention at sizes that cross
 /// the 96-query / 128-key block edges, with GQA, S &gt; T and padding masks. Every backend's attention at small, empty and
-/// odd sizes (fully masked queries included) is in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
+/// odd sizes (fully masked queries included) is in the conformance suite of SafeRlhf.Tensors.Tests. T = 1 takes the
+/// decode path (dot products per head, no blocks).</summary>
 public sealed class NativeAttentionTests
 {
     public static TheoryData<int, int, int, int, int, int, bool> Cases() => new()
     {
         // B, T, S, H, Hkv, D, mask
         { 1, 1, 260, 4, 1, 32, false },
+        { 3, 1, 37, 4, 2, 16, true },  // decode: one query per sequence, padded keys, GQA
         { 1, 130, 130, 2, 1, 16, true },
         { 1, 100, 260, 2, 2, 8, false },
         { 1, 200, 200, 1, 1, 128, false },

@@ -33,18 +33,46 @@ public sealed class NativeQuantTests
     [InlineData(DType.Q4_0, 35, 17, 128, true)] [InlineData(DType.Q8_0, 32, 16, 64, true)]
     public void QuantizedMatMulIsTheExactInt8ProductUpToFloatSummation(DType dtype, int n, int m, int k, bool ties)
     {
-        // The independent model of the kernel: activations rounded to int8 per 32-block as ggml's Q8_0 does
-        // (d = amax/127, q = round half away from zero of x/d), exact integer block dot products, then the scaled
-        // block sums added in double. Only the kernel's float summation order may differ.
+        // Only the kernel's float summation order may differ from the int8 model.
         var rng = new Rng((ulong)(n * 17 + m * 3 + k));
+        var x = Activations(rng, n, k, ties);
+        var w = Random(rng, m * k);
+        byte[] blocks = dtype == DType.Q8_0 ? GgmlQuantizers.QuantizeQ8(w) : GgmlQuantizers.QuantizeQ4(w);
+        var expected = Int8Model(dtype, x, blocks, n, m, k);
+        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
+        using var xt = On(NativeDevice, x, n, k);
+        using var y = Zeros(NativeDevice, n, m);
+        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
+        AssertInt8Model(expected, y.ToFloatArray(), m, k);
+    }
+
+    /// <summary>x [n, k] in [−2, 2); with <paramref name="ties"/>, every other block of each row has max |x| = 127 and
+    /// values at exact halves.</summary>
+    internal static float[] Activations(Rng rng, int n, int k, bool ties)
+    {
         var x = Random(rng, n * k, -2, 2);
         if (ties)
             for (int i = 0; i < n; i++)
                 for (int b = 0; b < k / 32; b += 2)
                     for (int j = 0; j < 32; j++)
                         x[i * k + b * 32 + j] = j == 0 ? 127f : j - 16.5f + i;
-        var w = Random(rng, m * k);
-        byte[] blocks = dtype == DType.Q8_0 ? GgmlQuantizers.QuantizeQ8(w) : GgmlQuantizers.QuantizeQ4(w);
+        return x;
+    }
+
+    /// <summary>Within the float summation error of <paramref name="k"/>/32 block sums of the int8 model.</summary>
+    internal static void AssertInt8Model(float[] expected, float[] actual, int m, int k)
+    {
+        double scale = expected.Max(v => Math.Abs(v));
+        for (int i = 0; i < actual.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= 2e-6 * scale * Math.Sqrt(k / 32.0),
+                $"y[{i / m}, {i % m}] = {actual[i]}, the int8 model gives {expected[i]}");
+    }
+
+    /// <summary>The independent model of the kernel: activations rounded to int8 per 32-block as ggml's Q8_0 does
+    /// (d = amax/127, q = round half away from zero of x/d), exact integer block dot products with the file-layout
+    /// weight blocks, then the scaled block sums added in double.</summary>
+    internal static float[] Int8Model(DType dtype, float[] x, byte[] blocks, int n, int m, int k)
+    {
         int rowBytes = k / 32 * (dtype == DType.Q8_0 ? 34 : 18);
         var expected = new float[n * m];
         for (int i = 0; i < n; i++)
@@ -73,14 +101,6 @@ public sealed class NativeQuantTests
                 expected[i * m + c] = (float)sum;
             }
         }
-        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
-        using var xt = On(NativeDevice, x, n, k);
-        using var y = Zeros(NativeDevice, n, m);
-        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
-        var actual = y.ToFloatArray();
-        double scale = expected.Max(v => Math.Abs(v));
-        for (int i = 0; i < actual.Length; i++)
-            Assert.True(Math.Abs(actual[i] - expected[i]) <= 2e-6 * scale * Math.Sqrt(k / 32.0),
-                $"y[{i / m}, {i % m}] = {actual[i]}, the int8 model gives {expected[i]}");
+        return expected;
     }
 }

@@ -40,7 +40,7 @@ public sealed partial class OpNameTests
     [Fact]
     public void OpsFunctionsCarryTheOpName()
     {
-        foreach (var op in OpNames.All.Where(o => o.InOps))
+        foreach (var op in OpNames.All.Concat(OpNames.Optional).Where(o => o.InOps))
             Assert.True(typeof(Ops).GetMethods(BindingFlags.Public | BindingFlags.Static).Any(m => m.Name == op.Name), $"Ops has no {op.Name}");
     }
 
@@ -59,7 +59,7 @@ public sealed partial class OpNameTests
         Assert.Equal(exports.Where(Op).Order(), bindings.Where(Op).Order());     // the communicator binds partly in the GPU backend
 
         var owned = new HashSet<string>(InfrastructureExports.Concat(exports.Where(e => InfrastructurePrefixes.Any(p => e.StartsWith(p, StringComparison.Ordinal)))));
-        foreach (var op in OpNames.All.Where(o => o.Native))
+        foreach (var op in OpNames.All.Concat(OpNames.Optional).Where(o => o.Native))
         {
             var mine = exports.Where(e => Regex.IsMatch(e, $"^sr_{op.Snake}_(forward_|backward_)?(f32|q)")).ToList();
             Assert.True(mine.Count > 0, $"{op.Name}: no sr_{op.Snake}_… export");

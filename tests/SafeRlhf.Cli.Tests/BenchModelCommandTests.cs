@@ -76,6 +76,41 @@ public sealed class BenchModelCommandTests
         }
     }
 
+    /// <summary>On the cpu device a Q4_0 file's matrices run row-interleaved by default (reported as Q4_0x16), as stored
+    /// with --weight-layout file; a device without the layout and an unknown value are refused naming the option.</summary>
+    [Fact]
+    public void WeightLayoutIsReportedAndChecked()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "saferlhf-layout-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var init = CliHarness.Run("init", "--preset", "tiny", "--quantize", "q4_0", "--out", dir, "--quiet");
+            Assert.True(init.Code == 0, init.Error);
+            string model = init.Out.Trim();
+            string Types(params string[] extra)
+            {
+                var (code, output, err) = CliHarness.Run(["bench-model", "--model", model, "-p", "4", "-n", "2", "-r", "1", "--json", .. extra]);
+                Assert.True(code == 0, err);
+                return JsonDocument.Parse(output).RootElement[0].GetProperty("types").GetString()!;
+            }
+            Assert.StartsWith("Q4_0x16", Types());
+            Assert.StartsWith("Q4_0+", Types("--weight-layout", "file"));
+            Assert.Equal(Types(), Types("--weight-layout", "interleaved"));
+            var (bad, _, badErr) = CliHarness.Run("bench-model", "--model", model, "--weight-layout", "packed");
+            Assert.Equal(1, bad);
+            Assert.Contains("--weight-layout", badErr);
+            var (gpu, _, gpuErr) = CliHarness.Run("bench-model", "--model", model, "-p", "4", "-n", "0", "-r", "1", "--device", "ilgpu-cpu",
+                "--weight-layout", "interleaved");
+            Assert.Equal(1, gpu);
+            Assert.Contains("--weight-layout interleaved", gpuErr);
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
     [Theory]
     [InlineData("-r", "0", "-r/--repetitions")]
     [InlineData("-p", "-1", "-p/--prompt-tokens")]

@@ -3,7 +3,7 @@ using SafeRlhf.Tensors;
 namespace SafeRlhf.Backends.Cpu.Native;
 
 // Matrix products, block quantization and the optimizer step.
-public sealed unsafe partial class NativeBackend
+public sealed unsafe partial class NativeBackend : IRowInterleaving
 {
     /// <summary>Row-major matrix view of a rank-3 operand: leading dimension and batch stride, or null when
     /// its last axis is not unit-stride (then the reference backend handles the product).</summary>
@@ -40,6 +40,8 @@ public sealed unsafe partial class NativeBackend
         DType.Q4_K => NativeMethods.Q4_K,
         DType.Q5_K => NativeMethods.Q5_K,
         DType.Q6_K => NativeMethods.Q6_K,
+        DType.Q8_0x16 => NativeMethods.Q8_0X16,
+        DType.Q4_0x16 => NativeMethods.Q4_0X16,
         _ => throw new TensorDTypeException($"{op}: {w.DType} is not a quantized dtype"),
     };
 
@@ -85,6 +87,17 @@ public sealed unsafe partial class NativeBackend
             Check(NativeMethods.sr_quantized_matmul_backward_f32(type, (float*)pdy, pw, (float*)pdx, n, m, k), "sr_quantized_matmul_backward_f32");
     }
 
+    public bool InterleavesRows => true;
+
+    public void InterleaveRows(Tensor w, Tensor dst)
+    {
+        if (!w.DType.IsQuantized() || dst.DType != w.DType.Interleaved() || w.Rank != 2 || !w.Shape.SameDims(dst.Shape)
+            || !w.IsContiguous || !dst.IsContiguous)
+            throw Unsupported("InterleaveRows", w, dst);
+        fixed (byte* pw = RawBytes(w), pd = RawBytes(dst))
+            Check(NativeMethods.sr_interleave_rows_q(QuantType(dst, "InterleaveRows"), pw, pd, w.Dim(0), w.Dim(1)), "sr_interleave_rows_q");
+    }
+
     public void Quantize(Tensor x, Tensor q)
     {
         if (q.DType.IsKQuant()) throw new TensorDTypeException($"Quantize: {q.DType} is read from files only (quantize to Q8_0 or Q4_0)");
@@ -105,7 +118,12 @@ public sealed unsafe partial class NativeBackend
             throw Unsupported("Dequantize", q, x);
         if (x.Numel == 0) return;
         fixed (byte* px = RawBytes(x), pq = RawBytes(q))
-            Check(NativeMethods.sr_dequantize_f32(type, pq, (float*)px, x.Numel), "sr_dequantize_f32");
+        {
+            if (q.DType.IsInterleaved())
+                Check(NativeMethods.sr_dequantize_f32_rows(type, pq, (float*)px, q.Dim(0), q.Dim(1)), "sr_dequantize_f32_rows");
+            else
+                Check(NativeMethods.sr_dequantize_f32(type, pq, (float*)px, x.Numel), "sr_dequantize_f32");
+        }
     }
 
     public double SumOfSquares(Tensor x)

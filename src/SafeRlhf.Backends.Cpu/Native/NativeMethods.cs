@@ -47,7 +47,7 @@ internal static unsafe partial class NativeMethods
 {
     private const string Lib = "saferlhf_native";
 
-    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4, BF16 = 5, BF16Dot = 6;
+    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4, BF16 = 5, BF16Dot = 6, Q8_0X16 = 7, Q4_0X16 = 8;
     public const int RopeInterleaved = 0, RopeHalf = 1;
 
     /// <summary>Throws when <paramref name="status"/> is not OK (reads sr_last_error on this thread).</summary>
@@ -111,6 +111,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quant_block_bytes(int type, out int bytes);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantize_f32(int type, float* x, void* blocks, long n);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_dequantize_f32(int type, void* blocks, float* x, long n);
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_interleave_rows_q(int type, void* src, void* dst, long m, long k);
+    [LibraryImport(Lib)] internal static partial NativeStatus sr_dequantize_f32_rows(int type, void* w, float* x, long m, long k);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_f32(int type, float* x, void* w, float* y, long n, long m, long k);
     [LibraryImport(Lib)] internal static partial NativeStatus sr_quantized_matmul_backward_f32(int type, float* dy, void* w, float* dx, long n, long m, long k);
 

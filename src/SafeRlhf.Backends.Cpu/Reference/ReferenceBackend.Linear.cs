@@ -4,7 +4,7 @@ using static SafeRlhf.Backends.Cpu.Reference.Elements;
 namespace SafeRlhf.Backends.Cpu.Reference;
 
 // Matrix products, quantization and the optimizer step.
-public sealed partial class ReferenceBackend
+public sealed partial class ReferenceBackend : IRowInterleaving
 {
     public void MatMul(Tensor a, Tensor b, Tensor c, bool transA, bool transB, bool accumulate)
     {
@@ -38,6 +38,15 @@ public sealed partial class ReferenceBackend
         }
     }
 
+    public bool InterleavesRows => true;
+
+    public void InterleaveRows(Tensor w, Tensor dst)
+    {
+        if (dst.DType != w.DType.Interleaved() || w.Rank != 2 || !w.Shape.SameDims(dst.Shape) || !w.IsContiguous || !dst.IsContiguous)
+            throw new TensorShapeException($"InterleaveRows: w {w.DType} {w.Shape} → dst {dst.DType} {dst.Shape}");
+        QuantBlocks.InterleaveRows(dst.DType, RawBytes(w), RawBytes(dst), w.Dim(0), w.Dim(1));
+    }
+
     public void Quantize(Tensor x, Tensor q)
     {
         var xs = Array.ConvertAll(Load(x), v => (float)v);
@@ -54,7 +63,13 @@ public sealed partial class ReferenceBackend
     {
         if (!q.IsContiguous) throw new TensorShapeException($"Dequantize: quantized tensor {q.Shape} must be contiguous");
         var xs = new float[q.Numel];
-        QuantizedBlocks.DequantizeRow(q.DType, RawBytes(q), xs);
+        if (q.DType.IsInterleaved())
+        {
+            var file = new byte[q.DType.ByteCount(q.Numel)];
+            QuantBlocks.DeinterleaveRows(q.DType, RawBytes(q), file, q.Dim(0), q.Dim(1));
+            QuantizedBlocks.DequantizeRow(q.DType.FileLayout(), file, xs);
+        }
+        else QuantizedBlocks.DequantizeRow(q.DType, RawBytes(q), xs);
         return xs;
     }
 

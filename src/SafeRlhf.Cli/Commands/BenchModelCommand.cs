@@ -12,7 +12,8 @@ namespace SafeRlhf.Cli.Commands;
 /// <summary>`saferlhf bench-model`: prefill and decode tokens/s of a model file, in the manner of llama.cpp's llama-bench
 /// (random prompt tokens, a prefill of -p tokens in one pass, a decode of -n tokens one at a time from an empty
 /// cache; a warm-up run first, then -r timed repetitions: mean ± standard deviation and the best). Matrices stay in
-/// the type the file stores them in, as llama.cpp keeps them. With --profile, one more run of each test goes through
+/// the type the file stores them in, as llama.cpp keeps them (on the cpu device Q8_0/Q4_0 rows interleaved by 16, as
+/// llama.cpp repacks Q4_0 on load; --weight-layout file keeps the file's layout). With --profile, one more run of each test goes through
 /// the per-op profiler and its table follows (where each millisecond of a token goes).</summary>
 public static class BenchModelCommand
 {
@@ -32,11 +33,13 @@ public static class BenchModelCommand
         var threadsOption = CommonOptions.Threads();
         var kvCacheOption = CommonOptions.KvCache();
         var matmulOption = CommonOptions.MatMulInputs();
+        var layoutOption = CommonOptions.WeightLayout();
         var jsonOption = new Option<bool>("--json") { Description = "Print one JSON array of results instead of the table" };
         var profileOption = new Option<bool>("--profile") { Description = "After the timed runs, one more run of each test per op (calls, ms, share, GB/s)" };
         var command = new Command("bench-model", "Prefill and decode tokens/s of a model file (like llama.cpp's llama-bench)")
         {
-            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, kvCacheOption, matmulOption, jsonOption, profileOption,
+            modelOption, promptOption, decodeOption, repsOption, deviceOption, threadsOption, kvCacheOption, matmulOption, layoutOption, jsonOption,
+            profileOption,
         };
         command.SetAction(parse => CliRunner.Run(parse, () =>
         {
@@ -54,7 +57,8 @@ public static class BenchModelCommand
             var device = profiler is null ? inner : new Device(profiler);
             string path = parse.GetValue(modelOption)!;
             using var weights = StageData.OpenModel(path);
-            using var model = LlamaLoader.FromWeightFile(weights, device, LlamaLoadOptions.FrozenStorage);
+            var load = LlamaLoadOptions.FrozenStorage with { InterleaveRows = CommonOptions.InterleaveRows(parse.GetValue(layoutOption), device) };
+            using var model = LlamaLoader.FromWeightFile(weights, device, load);
             model.KvCacheStorage = kvCache;
             var results = Run(model, path, inner.Name, threads, prompt, decode, reps);
             if (parse.GetValue(jsonOption))

@@ -41,6 +41,7 @@ public static class GenerateCommand
         public readonly Option<int> Threads = CommonOptions.Threads();
         public readonly Option<string> KvCache = CommonOptions.KvCache();
         public readonly Option<string> MatMulInputs = CommonOptions.MatMulInputs();
+        public readonly Option<string> WeightLayout = CommonOptions.WeightLayout();
         public readonly Option<bool> Keep = new("--keep-quantized")
         {
             Description = "Keep F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices as stored instead of converting them to F32",
@@ -59,7 +60,8 @@ public static class GenerateCommand
         var o = new Options();
         var command = new Command("generate", "Generate text from a LLaMA model")
         {
-            o.Model, o.Tokenizer, o.Prompt, o.Chat, o.Template, o.MaxNew, o.Temperature, o.TopP, o.Seed, o.Device, o.Threads, o.KvCache, o.MatMulInputs, o.Keep, o.Json,
+            o.Model, o.Tokenizer, o.Prompt, o.Chat, o.Template, o.MaxNew, o.Temperature, o.TopP, o.Seed, o.Device, o.Threads, o.KvCache, o.MatMulInputs, o.WeightLayout, o.Keep,
+            o.Json,
         };
         command.SetAction(parse => CliRunner.Run(parse, () => Run(parse, o)));
         return command;
@@ -77,7 +79,8 @@ public static class GenerateCommand
 
         var kvCache = CommonOptions.ParseKvCache(parse.GetValue(o.KvCache));
         var device = DeviceFactory.Create(parse.GetValue(o.Device)!, parse.GetValue(o.Threads), parse.GetValue(o.MatMulInputs)!);
-        var options = parse.GetValue(o.Keep) ? LlamaLoadOptions.FrozenStorage : new LlamaLoadOptions();
+        var options = (parse.GetValue(o.Keep) ? LlamaLoadOptions.FrozenStorage : new LlamaLoadOptions())
+            with { InterleaveRows = CommonOptions.InterleaveRows(parse.GetValue(o.WeightLayout), device) };
         using var weights = Open(location.WeightPath);
         using var model = Wrap(() => LlamaLoader.FromWeightFile(weights, device, options));
         model.KvCacheStorage = kvCache;

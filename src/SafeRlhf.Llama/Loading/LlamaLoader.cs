@@ -124,7 +124,22 @@ public static class LlamaLoader
             if (keepStorage && options.KeepStorage.Contains(raw.DType))
                 return Frozen(raw.DType, () => Tensor.FromBytes(device, raw.DType, raw.Data.Span, raw.Dims));
             return Dense(raw, path, device, options.ComputeType);
-            Tensor Frozen(DType type, Func<Tensor> load) => options.Shared?.Share(path, raw.Name, type, load) ?? load();
+            Tensor Frozen(DType type, Func<Tensor> load)
+            {
+                // Interleaving is a layout of the same blocks: the shared cache keys it as its own type.
+                if (options.InterleaveRows && type is DType.Q8_0 or DType.Q4_0 && raw.Dims.Length == 2
+                    && raw.Dims[0] % DTypeInfo.InterleavedRows == 0)
+                {
+                    var fileLayout = load;
+                    load = () =>
+                    {
+                        using var file = fileLayout();
+                        return Ops.InterleaveRows(file);
+                    };
+                    type = type.Interleaved();
+                }
+                return options.Shared?.Share(path, raw.Name, type, load) ?? load();
+            }
         }
         catch (Exception e) when (e is TensorShapeException or TensorDTypeException or ArgumentException or NotSupportedException)
         {

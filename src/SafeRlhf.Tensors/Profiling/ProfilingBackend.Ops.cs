@@ -92,6 +92,16 @@ public sealed partial class ProfilingBackend
         using (Time("Dequantize", x.Numel, B(q) + B(x))) Inner.Dequantize(q, x);
     }
 
+    public bool InterleavesRows => Inner is IRowInterleaving { InterleavesRows: true };
+
+    /// <summary>Forwards to the inner backend (recorded as "InterleaveRows").</summary>
+    public void InterleaveRows(Tensor w, Tensor dst)
+    {
+        if (Inner is not IRowInterleaving { InterleavesRows: true } inner)
+            throw new NotSupportedException($"InterleaveRows: backend '{Inner.Name}' does not compute with row-interleaved weights");
+        using (Time("InterleaveRows", 0, B(w) + B(dst))) inner.InterleaveRows(w, dst);
+    }
+
     // ---------------- fused neural-network ops ----------------
 
     public void Softmax(Tensor x, Tensor y, bool log)

@@ -26,7 +26,8 @@ public sealed record OpProfile(string Op, long Calls, double Seconds, double Flo
 /// CrossEntropy(Backward) 4·N·V; RmsNorm 4·n, backward 10·n; Rope 6·n; SwiGlu 6·n, backward 12·n;
 /// Softmax 4·n, backward 3·n; AdamW 15 per parameter; elementwise 1 per element (4 for Silu, Sigmoid and
 /// LogSigmoid), backward 2; ReduceSum n; copies, fills, gathers and host transfers 0 FLOPs.</para></summary>
-public sealed partial class ProfilingBackend : IBackend, IDeviceActivitySource, IBatchedSumOfSquares, IUninitializedAllocator, IDeviceSampler
+public sealed partial class ProfilingBackend : IBackend, IDeviceActivitySource, IBatchedSumOfSquares, IUninitializedAllocator, IDeviceSampler,
+    IRowInterleaving
 {
     private static readonly string[] UnaryNames = Enum.GetNames<UnaryOp>().Select(n => "Unary." + n).ToArray();
     private static readonly string[] UnaryBackwardNames = Enum.GetNames<UnaryOp>().Select(n => "UnaryBackward." + n).ToArray();

@@ -49,6 +49,29 @@ public sealed class LlamaLoaderTests
         Assert.Throws<ArgumentException>(() => LlamaCheckpoint.Save(original, path, new Dictionary<string, string> { ["llama_config"] = "x" }));
     }
 
+    /// <summary>InterleaveRows stores the frozen Q4_0 matrices whose rows come in 16s as Q4_0x16 (the classifier's 40 rows
+    /// stay Q4_0): the same logits up to the fp32 order of the block sums, and the same greedy tokens through the KV cache.</summary>
+    [Fact]
+    public void InterleavedRowsGiveTheFileLayoutsLogitsAndTokens()
+    {
+        var config = new LlamaConfig { Dim = 64, HiddenDim = 96, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 40, SeqLen = 32 };
+        using var dir = new TempDir();
+        using (var dense = LlamaModel.Create(config, Dev, new Rng(8)))
+            LlamaCheckpoint.Save(dense, dir.File("dense.safetensors"));
+        using var file = LlamaLoader.Load(dir.File("dense.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q4_0 });
+        using var packed = LlamaLoader.Load(dir.File("dense.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q4_0, InterleaveRows = true });
+        Assert.Equal(DType.Q4_0x16, packed.Layers[1].W2.Weight.DType);
+        Assert.Equal(DType.Q4_0x16, packed.Layers[0].Wk.Weight.DType);
+        Assert.Equal(DType.Q4_0, packed.Output!.Weight.DType);
+        int[] tokens = [1, 7, 3, 39, 12];
+        var expected = Logits(file, tokens);
+        var actual = Logits(packed, tokens);
+        double scale = expected.Max(Math.Abs);
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
+        var greedy = new SamplingOptions { Temperature = 0 };
+        Assert.Equal(Generator.Generate(file, tokens, 12, greedy, stopId: -1), Generator.Generate(packed, tokens, 12, greedy, stopId: -1));
+    }
+
     [Fact]
     public void QuantizedWeightsAndLoraAdaptersRoundTrip()
     {

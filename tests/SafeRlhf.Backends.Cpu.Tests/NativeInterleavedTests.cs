@@ -1,0 +1,148 @@
+using SafeRlhf.Backends.Cpu.Native;
+using SafeRlhf.Tensors;
+using SafeRlhf.TestSupport;
+using static SafeRlhf.Backends.Cpu.Tests.NativeCheck;
+
+namespace SafeRlhf.Backends.Cpu.Tests;
+
+/// <summary>Q8_0/Q4_0 weights with their rows interleaved by 16 (Q8_0x16, Q4_0x16): the native layout equals the C#
+/// definition byte for byte, and every product through it is the int8 model's, equal to the file layout's.</summary>
+[Collection(nameof(NativeIsaTests))]
+public sealed class NativeInterleavedTests
+{
+    private static byte[] Blocks(DType dtype, float[] w) => dtype == DType.Q8_0 ? GgmlQuantizers.QuantizeQ8(w) : GgmlQuantizers.QuantizeQ4(w);
+
+    [Theory]
+    [InlineData(DType.Q8_0)] [InlineData(DType.Q4_0)]
+    public void NativeLayoutIsTheDefinitionAndInverts(DType dtype)
+    {
+        int m = 48, k = 96, blocks = k / 32;
+        var file = Blocks(dtype, Random(new Rng(3), m * k));
+        using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
+        using var packed = Ops.InterleaveRows(w);
+        Assert.Equal(dtype.Interleaved(), packed.DType);
+        var bytes = packed.ToBytes();
+        var expected = new byte[file.Length];
+        QuantBlocks.InterleaveRows(dtype.Interleaved(), file, expected, m, k);
+        Assert.Equal(expected, bytes);
+        var back = new byte[file.Length];
+        QuantBlocks.DeinterleaveRows(dtype.Interleaved(), bytes, back, m, k);
+        Assert.Equal(file, back);
+
+        // Spot checks read from the layout's description: row 17 (group 1, lane 1), block 2.
+        int size = dtype.BlockBytes(), valueBytes = size - 2, group = 16 * blocks * size, row = 17, b = 2, r = row % 16;
+        int fileBlock = (row * blocks + b) * size;
+        int scaleAt = group + blocks * 16 * valueBytes + 2 * (b * 16 + r);
+        Assert.Equal(file[fileBlock..(fileBlock + 2)], bytes[scaleAt..(scaleAt + 2)]);
+        int chunk1 = group + b * 16 * valueBytes + 64 + 4 * r;  // chunk 1: value bytes 4 .. 7
+        for (int t = 0; t < 4; t++)
+            Assert.Equal((byte)(file[fileBlock + 2 + 4 + t] ^ (dtype == DType.Q8_0 ? 0x80 : 0)), bytes[chunk1 + t]);
+    }
+
+    /// <summary>Decode (1 row), the small-batch tiles, the 8-row tiles with a remainder and the prefill sizes: the int8
+    /// model, and from 32 rows the same bits as the file layout (one kernel reads both).</summary>
+    [Theory]
+    [InlineData(DType.Q4_0, 1, 32, 96, false)] [InlineData(DType.Q8_0, 1, 16, 128, true)] [InlineData(DType.Q4_0, 3, 48, 160, true)]
+    [InlineData(DType.Q8_0, 9, 32, 96, false)] [InlineData(DType.Q4_0, 17, 16, 64, false)] [InlineData(DType.Q8_0, 33, 48, 96, true)]
+    [InlineData(DType.Q4_0, 40, 32, 128, true)]
+    public void ProductIsTheInt8ModelAndTheFileLayoutsBits(DType dtype, int n, int m, int k, bool ties)
+    {
+        var rng = new Rng((ulong)(n * 31 + m + k));
+        var x = NativeQuantTests.Activations(rng, n, k, ties);
+        var file = Blocks(dtype, Random(rng, m * k));
+        using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
+        using var packed = Ops.InterleaveRows(w);
+        using var xt = On(NativeDevice, x, n, k);
+        using var y = Zeros(NativeDevice, n, m);
+        NativeDevice.Backend.QuantizedMatMul(xt, packed, y);
+        var actual = y.ToFloatArray();
+        NativeQuantTests.AssertInt8Model(NativeQuantTests.Int8Model(dtype, x, file, n, m, k), actual, m, k);
+        if (n >= 32)
+        {
+            using var yFile = Zeros(NativeDevice, n, m);
+            NativeDevice.Backend.QuantizedMatMul(xt, w, yFile);
+            Assert.Equal(yFile.ToFloatArray(), actual);
+        }
+    }
+
+    /// <summary>Without AVX-512 VNNI the interleaved product runs the scalar code, still the int8 model.</summary>
+    [Theory]
+    [InlineData(NativeIsa.Scalar)] [InlineData(NativeIsa.Avx2)]
+    public void ProductWithoutVnniIsTheInt8Model(NativeIsa isa)
+    {
+        var rng = new Rng((ulong)isa + 7);
+        int n = 5, m = 32, k = 96;
+        var x = NativeQuantTests.Activations(rng, n, k, ties: true);
+        foreach (var dtype in new[] { DType.Q8_0, DType.Q4_0 })
+        {
+            var file = Blocks(dtype, Random(rng, m * k));
+            using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
+            using var packed = Ops.InterleaveRows(w);
+            using var xt = On(NativeDevice, x, n, k);
+            using var y = Zeros(NativeDevice, n, m);
+            try
+            {
+                NativeBackend.SetMaxIsa(isa);
+                NativeDevice.Backend.QuantizedMatMul(xt, packed, y);
+            }
+            finally
+            {
+                NativeBackend.SetMaxIsa(NativeIsa.Avx512);
+            }
+            NativeQuantTests.AssertInt8Model(NativeQuantTests.Int8Model(dtype, x, file, n, m, k), y.ToFloatArray(), m, k);
+        }
+    }
+
+    /// <summary>Dequantize and the backward decode the interleaved rows to exactly the file layout's values, on the native
+    /// and on the reference backend (whose product then equals its file-layout product bit for bit).</summary>
+    [Theory]
+    [InlineData(DType.Q8_0)] [InlineData(DType.Q4_0)]
+    public void DequantizeBackwardAndReferenceMatchTheFileLayout(DType dtype)
+    {
+        int n = 6, m = 32, k = 64;
+        var rng = new Rng(11);
+        var file = Blocks(dtype, Random(rng, m * k));
+        var dy = Random(rng, n * m);
+        var x = Random(rng, n * k);
+        foreach (var dev in new[] { NativeDevice, ReferenceDevice })
+        {
+            using var w = Tensor.FromBytes(dev, dtype, file, m, k);
+            using var packed = Ops.InterleaveRows(w);
+            using var dense = Ops.Dequantize(w);
+            using var densePacked = Ops.Dequantize(packed);
+            Assert.Equal(dense.ToFloatArray(), densePacked.ToFloatArray());
+
+            using var dyt = On(dev, dy, n, m);
+            using var dx = Zeros(dev, n, k);
+            using var dxPacked = Zeros(dev, n, k);
+            dev.Backend.QuantizedMatMulBackward(dyt, w, dx);
+            dev.Backend.QuantizedMatMulBackward(dyt, packed, dxPacked);
+            Assert.Equal(dx.ToFloatArray(), dxPacked.ToFloatArray());
+            if (dev == ReferenceDevice)
+            {
+                using var xt = On(dev, x, n, k);
+                using var y = Zeros(dev, n, m);
+                using var yPacked = Zeros(dev, n, m);
+                dev.Backend.QuantizedMatMul(xt, w, y);
+                dev.Backend.QuantizedMatMul(xt, packed, yPacked);
+                Assert.Equal(y.ToFloatArray(), yPacked.ToFloatArray());
+            }
+        }
+    }
+
+    [Fact]
+    public void BadInputIsRefusedNamingIt()
+    {
+        var file = Blocks(DType.Q4_0, Random(new Rng(5), 24 * 64));
+        using var ragged = Tensor.FromBytes(NativeDevice, DType.Q4_0, file, 24, 64);
+        var e = Assert.Throws<TensorShapeException>(() => Ops.InterleaveRows(ragged));
+        Assert.Contains("multiple of 16", e.Message);
+        using var dense = Zeros(NativeDevice, 16, 64);
+        Assert.Throws<TensorDTypeException>(() => Ops.InterleaveRows(dense));
+        Assert.Throws<TensorDTypeException>(() => Ops.Quantize(dense, DType.Q4_0x16));
+        var meta = new Device(new SafeRlhf.Tensors.Meta.MetaBackend());
+        using var onMeta = Tensor.Zeros(meta, DType.Q4_0, 16, 64);
+        var ns = Assert.Throws<NotSupportedException>(() => Ops.InterleaveRows(onMeta));
+        Assert.Contains("row-interleaved", ns.Message);
+    }
+}
