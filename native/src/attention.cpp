@@ -120,48 +120,76 @@ SR_CLONES void finish_rows(float* o_block, const float* m, const float* l, int64
 
 int64_t blocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
 
-/** One query row (position t) of head h against its visible keys, as the decode step needs: scores by dot products,
- *  a two-pass softmax and the weighted sum of the value rows; s holds S floats. No packed GEMM for a 1-row block. */
-SR_CLONES void attend_row(const Dims& d, const float* q, const float* k, const float* v, const float* mask_row, int64_t b,
-                          int64_t t, int64_t h, float scale, float* s, float* o, float* lse) {
-  const int64_t hk = h / d.group(), keys = std::min<int64_t>(d.S, d.limit(t) + 1);
-  const float* qr = d.q_at(q, b, t, h);
-  float m = kNegInf;
-  for (int64_t j = 0; j < keys; ++j) {
-    float x = mask_row != nullptr && mask_row[j] == 0.0f ? kNegInf : scale * dot(qr, d.k_at(k, b, j, hk), d.D);
-    s[j] = x;
-    m = x > m ? x : m;
+/** The decode step's attention for heads [h0, h1) of batch row b, one query each (T = 1, every key visible but for the
+ *  mask): scores by dot products, a two-pass softmax, the weighted sum of the value rows. Keys and values are walked
+ *  position by position, reading the heads' parts of each cache row together, so the cache streams from memory in order
+ *  (the weights of a token evict it from the caches). s holds (h1 − h0)·S floats. */
+SR_CLONES void attend_heads(const Dims& d, const float* q, const float* k, const float* v, const float* mask_row, int64_t b,
+                            int64_t h0, int64_t h1, float scale, float* s, float* o, float* lse) {
+  const int64_t S = d.S, nh = h1 - h0;
+  // The heads' part of a cache row: prefetched a few rows ahead (the hardware prefetcher alone left the loads waiting).
+  const int64_t hk0 = h0 / d.group(), row_floats = ((h1 - 1) / d.group() - hk0 + 1) * d.D;
+  auto prefetch_row = [&](const float* base, int64_t j) {
+    if (j >= S) return;
+    const char* p = reinterpret_cast<const char*>(d.k_at(base, b, j, hk0));
+    for (int64_t off = 0; off < row_floats * 4; off += 64) __builtin_prefetch(p + off);
+  };
+  constexpr int64_t kAhead = 4;
+  for (int64_t j = 0; j < S; ++j) {
+    prefetch_row(k, j + kAhead);
+    const bool masked = mask_row != nullptr && mask_row[j] == 0.0f;
+    for (int64_t h = h0; h < h1; ++h)
+      s[(h - h0) * S + j] = masked ? kNegInf : scale * dot(d.q_at(q, b, 0, h), d.k_at(k, b, j, h / d.group()), d.D);
   }
-  float* orow = const_cast<float*>(d.q_at(o, b, t, h));
-  for (int64_t c = 0; c < d.D; ++c) orow[c] = 0.0f;
-  if (m == kNegInf) {  // no visible key
-    *lse = kNegInf;
-    return;
+  for (int64_t i = 0; i < nh; ++i) {
+    float* row = s + i * S;
+    float* orow = const_cast<float*>(d.q_at(o, b, 0, h0 + i));
+    for (int64_t c = 0; c < d.D; ++c) orow[c] = 0.0f;
+    const float m = S == 0 ? kNegInf : row_max(row, S);
+    if (m == kNegInf) {  // no visible key: probabilities 0, o = 0, lse = −inf
+      for (int64_t j = 0; j < S; ++j) row[j] = 0.0f;
+      lse[b * d.H + h0 + i] = kNegInf;
+      continue;
+    }
+    float l = 0.0f;
+    for (int64_t j = 0; j < S; ++j) {
+      row[j] = fast_exp(row[j] - m);
+      l += row[j];
+    }
+    lse[b * d.H + h0 + i] = m + std::log(l);
+    s[nh * S + i] = 1.0f / l;  // the sum is divided out after the value pass
   }
-  float l = 0.0f;
-  for (int64_t j = 0; j < keys; ++j) {
-    const float p = fast_exp(s[j] - m);
-    if (p == 0.0f) continue;
-    l += p;
-    const float* vr = d.k_at(v, b, j, hk);
-    for (int64_t c = 0; c < d.D; ++c) orow[c] += p * vr[c];
+  for (int64_t j = 0; j < S; ++j) {
+    prefetch_row(v, j + kAhead);
+    for (int64_t h = h0; h < h1; ++h) {
+      const float p = s[(h - h0) * S + j];
+      if (p == 0.0f) continue;
+      float* orow = const_cast<float*>(d.q_at(o, b, 0, h));
+      const float* vr = d.k_at(v, b, j, h / d.group());
+      for (int64_t c = 0; c < d.D; ++c) orow[c] += p * vr[c];
+    }
   }
-  const float inv = 1.0f / l;
-  for (int64_t c = 0; c < d.D; ++c) orow[c] *= inv;
-  *lse = m + std::log(l);
+  for (int64_t i = 0; i < nh; ++i) {
+    float* orow = const_cast<float*>(d.q_at(o, b, 0, h0 + i));
+    const float inv = s[nh * S + i];
+    for (int64_t c = 0; c < d.D; ++c) orow[c] *= inv;
+  }
 }
 
-/** The forward for one query position per sequence (decode): a task per (batch row, head). */
+/** The forward for one query position per sequence (decode): a task per batch row, its heads split into as many
+ *  contiguous ranges as it takes to give every thread work. */
 void forward_decode(const Dims& d, const float* q, const float* k, const float* v, const float* mask, float* o, float* lse,
                     float scale) {
-  const int64_t tasks = d.B * d.H;
-  int threads = static_cast<double>(tasks) * d.S * d.D < 2e5 ? 1 : num_threads();
+  int threads = static_cast<double>(d.B) * d.H * d.S * d.D < 3e4 ? 1 : num_threads();
+  const int64_t ranges = std::min<int64_t>(d.H, std::max<int64_t>(1, (threads + d.B - 1) / d.B));
+  const int64_t tasks = d.B * ranges;
   if (threads > tasks) threads = static_cast<int>(tasks);
-  Buffer<float> scratch(static_cast<size_t>(threads * d.S + 1));
+  const int64_t per_task = ((d.H + ranges - 1) / ranges) * (d.S + 1);
+  Buffer<float> scratch(static_cast<size_t>(threads * per_task + 1));
   parallel_tasks(tasks, threads, [&](int64_t task, int thread) {
-    const int64_t b = task / d.H, h = task % d.H;
-    attend_row(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, 0, h, scale, scratch.data() + thread * d.S, o,
-               lse + b * d.H + h);
+    const int64_t b = task / ranges, r = task % ranges, h0 = d.H * r / ranges, h1 = d.H * (r + 1) / ranges;
+    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, h0, h1, scale, scratch.data() + thread * per_task,
+                 o, lse);
   });
 }
 
