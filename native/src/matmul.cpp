@@ -1,7 +1,8 @@
 // fp32 GEMM: c = alpha · op(a) · op(b) + beta · c, batched, every transpose combination.
 // Blocked as in BLIS/GotoBLAS: for each NC-wide column block and KC-deep slice, op(b) is packed into
 // NR-wide panels shared by all threads; each thread packs its MC-row blocks of op(a) into MR-high
-// panels and runs a register-tiled micro-kernel (AVX-512 12×32, AVX2 6×16, scalar 4×4) over them.
+// panels and runs a register-tiled micro-kernel (AVX-512 12×32, AVX2 6×16, scalar 4×4) over them. Operands stored
+// across the panels (op(a) = a, op(b) = bᵀ) are packed by 16×16 register transposes.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -136,11 +137,58 @@ struct Operand {
   bool trans;
 };
 
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq")
+// GCC 12 reports the undefined pass-through operand inside its own unmasked AVX-512 intrinsics as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+/** dst[p·ldd + r] = src[r·ld + p] for p < 16 and r < rows ≤ 16: a 16×16 block transposed in registers (unpacks, then
+ *  128-bit lane shuffles); the output rows are `rows` floats wide. */
+void transpose16_avx512(const float* src, int64_t ld, int rows, float* dst, int64_t ldd) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
+  __m512 u[16];  // u[4g + j], lane L: column 4L + j of rows 4g .. 4g+3
+  for (int g = 0; g < 4; ++g) {
+    const __m512 t0 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), t1 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+    const __m512 t2 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), t3 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+  }
+  const __mmask16 width = static_cast<__mmask16>((1u << rows) - 1);
+  for (int j = 0; j < 4; ++j) {
+    const __m512 a0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), a1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+    const __m512 b0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), b1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+    _mm512_mask_storeu_ps(dst + (0 + j) * ldd, width, _mm512_shuffle_f32x4(a0, b0, 0x88));
+    _mm512_mask_storeu_ps(dst + (4 + j) * ldd, width, _mm512_shuffle_f32x4(a0, b0, 0xDD));
+    _mm512_mask_storeu_ps(dst + (8 + j) * ldd, width, _mm512_shuffle_f32x4(a1, b1, 0x88));
+    _mm512_mask_storeu_ps(dst + (12 + j) * ldd, width, _mm512_shuffle_f32x4(a1, b1, 0xDD));
+  }
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+/** dst[p·ldd + r] = src[r·ld + p] for p < depth and r < rows ≤ 16 (a transposing copy, the packing of operands stored
+ *  across the panel): 16×16 register blocks where AVX-512 is present, the scalar loop otherwise and for the tail. */
+void transpose_rows(const float* src, int64_t ld, int rows, int64_t depth, float* dst, int64_t ldd) {
+  int64_t p = 0;
+  if (has_avx512())
+    for (; p + 16 <= depth; p += 16) transpose16_avx512(src + p, ld, rows, dst + p * ldd, ldd);
+  for (int r = 0; r < rows; ++r)
+    for (int64_t q = p; q < depth; ++q) dst[q * ldd + r] = src[r * ld + q];
+}
+
 /** Packs rows [i0, i0+mc) × depth [p0, p0+kc) of op(a) into MR-high panels, zero-padding the last. */
 void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
   for (int64_t ib = 0; ib < mc; ib += mr) {
     int64_t rows = std::min<int64_t>(mr, mc - ib);
-    if (a.trans) {  // op(a)(i, p) = a[p, i]: rows of a are contiguous in i
+    if (!a.trans && mr <= 16) {  // op(a)(i, p) = a[i, p]: each row of the panel is a column of a
+      transpose_rows(a.data + (i0 + ib) * a.ld + p0, a.ld, static_cast<int>(rows), kc, dst, mr);
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t r = rows; r < mr; ++r) dst[p * mr + r] = 0.0f;
+    } else if (a.trans) {  // op(a)(i, p) = a[p, i]: rows of a are contiguous in i
       for (int64_t p = 0; p < kc; ++p) {
         const float* src = a.data + (p0 + p) * a.ld + i0 + ib;
         float* d = dst + p * mr;
@@ -172,6 +220,8 @@ void pack_b_panel(const Operand& b, int64_t p0, int64_t kc, int64_t j, int64_t c
       for (; c < cols; ++c) d[c] = src[c];
       for (; c < nr; ++c) d[c] = 0.0f;
     }
+  } else if (cols == nr && nr % 16 == 0) {  // op(b)(p, j) = b[j, p]: 16 columns at a time, transposed
+    for (int64_t c = 0; c < nr; c += 16) transpose_rows(b.data + (j + c) * b.ld + p0, b.ld, 16, kc, dst + c, nr);
   } else {
     for (int64_t c = 0; c < nr; ++c) {
       if (c < cols) {
