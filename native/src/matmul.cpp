@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "matmul.h"
@@ -188,6 +189,8 @@ void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, in
       transpose_rows(a.data + (i0 + ib) * a.ld + p0, a.ld, static_cast<int>(rows), kc, dst, mr);
       for (int64_t p = 0; p < kc; ++p)
         for (int64_t r = rows; r < mr; ++r) dst[p * mr + r] = 0.0f;
+    } else if (a.trans && rows == 12 && mr == 12) {  // full panels of the AVX-512 kernel: fixed-size row copies
+      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * mr, a.data + (p0 + p) * a.ld + i0 + ib, 12 * sizeof(float));
     } else if (a.trans) {  // op(a)(i, p) = a[p, i]: rows of a are contiguous in i
       for (int64_t p = 0; p < kc; ++p) {
         const float* src = a.data + (p0 + p) * a.ld + i0 + ib;
@@ -212,7 +215,13 @@ void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, in
 
 /** Packs depth [p0, p0+kc) × one NR-wide panel starting at column j of op(b), zero-padding past n. */
 void pack_b_panel(const Operand& b, int64_t p0, int64_t kc, int64_t j, int64_t cols, int nr, float* dst) {
-  if (!b.trans) {  // op(b)(p, j) = b[p, j]: contiguous in j
+  if (!b.trans && cols == nr && (nr == 32 || nr == 16)) {  // full panels: fixed-size row copies (inlined, no call)
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = b.data + (p0 + p) * b.ld + j;
+      if (nr == 32) std::memcpy(dst + p * nr, src, 32 * sizeof(float));
+      else std::memcpy(dst + p * nr, src, 16 * sizeof(float));
+    }
+  } else if (!b.trans) {  // op(b)(p, j) = b[p, j]: contiguous in j
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = b.data + (p0 + p) * b.ld + j;
       float* d = dst + p * nr;
