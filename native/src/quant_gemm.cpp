@@ -24,6 +24,7 @@ namespace sr {
 namespace {
 
 constexpr int kRows = 8;  // activation rows per register tile
+constexpr int64_t kPrefetchBlocks = 4;  // blocks ahead that decode prefetches
 
 /** Bytes of the quantized values of one block for a whole group (the scales follow all blocks). */
 constexpr int64_t group_block_bytes(bool q4) { return q4 ? 16 * kGroupRows : 32 * kGroupRows; }
@@ -63,6 +64,10 @@ void group_tile(const XBlocks& x, int64_t i0, const uint8_t* group, int64_t j0, 
   const __m512i low = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < x.blocks; ++b) {
     const uint8_t* p = group + b * qbytes;
+    if constexpr (R <= 2) {  // few rows: too little arithmetic per byte for the loads to run ahead on their own
+      #pragma GCC unroll 8
+      for (int64_t c = 0; c < qbytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBlocks * qbytes + c), _MM_HINT_T0);
+    }
     __m512i wv[QK / 4];  // wv[g]: weights 4g .. 4g+3 of the block for the 16 rows
     if constexpr (kQ4) {
       #pragma GCC unroll 4
