@@ -139,6 +139,12 @@ SR_API sr_status sr_attention_forward_f32(const float* q, const float* k, const 
                                           float* o, float* lse, int64_t batch, int64_t t_len, int64_t s_len,
                                           int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t kv_batch_stride,
                                           float scale);
+/** sr_attention_forward_f32 with k and v stored as BF16 (the upper 16 bits of an fp32: a BF16 KV cache), widened to
+ *  fp32 as they are read; everything else fp32. */
+SR_API sr_status sr_attention_forward_f32_bf16kv(const float* q, const uint16_t* k, const uint16_t* v,
+                                                 const float* key_mask, float* o, float* lse, int64_t batch, int64_t t_len,
+                                                 int64_t s_len, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                                 int64_t kv_batch_stride, float scale);
 /** dq, dk, dv (overwritten) of sr_attention_forward_f32, recomputing probabilities from lse. */
 SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const float* v, const float* key_mask,
                                            const float* o, const float* lse, const float* d_out, float* dq,

@@ -2,8 +2,10 @@
 // The forward walks key blocks with an online softmax (running max m and sum l per query), so no T×S
 // score matrix is ever stored; block products go through the packed GEMM. The backward recomputes the
 // probabilities from the saved log-sum-exp in two race-free passes: key blocks own dk/dv, query blocks own dq.
-// One query per sequence (decode) skips the blocks: dot products and a two-pass softmax per head.
+// One query per sequence (decode) skips the blocks: dot products and a two-pass softmax per head. The forward also
+// reads BF16 keys and values (a BF16 KV cache), widening them to fp32 as it reads them.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -30,6 +32,37 @@ struct Dims {
   const float* k_at(const float* k, int64_t b, int64_t s, int64_t hk) const { return k + b * kv_batch() + (s * Hkv + hk) * D; }
   /** Last key position query t may see (causal, aligned at the end). */
   int64_t limit(int64_t t) const { return S - T + t; }
+};
+
+/** bf16 (the upper 16 bits of an fp32) → fp32, exactly. */
+SR_CLONES void widen_bf16(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+    std::memcpy(dst + i, &bits, 4);
+  }
+}
+
+/** Keys or values of the forward as stored: fp32, or BF16 (a BF16 KV cache), widened to fp32 where they are read. */
+struct Kv {
+  const void* data;
+  bool bf16;
+  int64_t at(const Dims& d, int64_t b, int64_t s, int64_t hk) const { return b * d.kv_batch() + (s * d.Hkv + hk) * d.D; }
+  /** `count` consecutive elements from row s, kv head hk, as fp32: in place, or widened into buf. */
+  const float* span(const Dims& d, int64_t b, int64_t s, int64_t hk, int64_t count, float* buf) const {
+    if (!bf16) return static_cast<const float*>(data) + at(d, b, s, hk);
+    widen_bf16(static_cast<const uint16_t*>(data) + at(d, b, s, hk), count, buf);
+    return buf;
+  }
+  /** Rows [s0, s0 + n) of kv head hk, [n, D] with row stride *ld: in place (Hkv·D), or widened into buf (D). */
+  const float* rows(const Dims& d, int64_t b, int64_t s0, int64_t n, int64_t hk, float* buf, int64_t* ld) const {
+    *ld = bf16 ? d.D : d.k_row();
+    if (!bf16) return static_cast<const float*>(data) + at(d, b, s0, hk);
+    for (int64_t r = 0; r < n; ++r) widen_bf16(static_cast<const uint16_t*>(data) + at(d, b, s0 + r, hk), d.D, buf + r * d.D);
+    return buf;
+  }
+  const char* bytes_at(const Dims& d, int64_t b, int64_t s, int64_t hk) const {
+    return static_cast<const char*>(data) + at(d, b, s, hk) * (bf16 ? 2 : 4);
+  }
 };
 
 /** Sets s[i, j] = −inf where key s0 + j is not visible to query t0 + i (causal or padding). */
@@ -124,22 +157,23 @@ int64_t blocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
  *  mask): scores by dot products, a two-pass softmax, the weighted sum of the value rows. Keys and values are walked
  *  position by position, reading the heads' parts of each cache row together, so the cache streams from memory in order
  *  (the weights of a token evict it from the caches). s holds (h1 − h0)·S floats. */
-SR_CLONES void attend_heads(const Dims& d, const float* q, const float* k, const float* v, const float* mask_row, int64_t b,
-                            int64_t h0, int64_t h1, float scale, float* s, float* o, float* lse) {
+SR_CLONES void attend_heads(const Dims& d, const float* q, Kv k, Kv v, const float* mask_row, int64_t b, int64_t h0, int64_t h1,
+                            float scale, float* s, float* row_buf, float* o, float* lse) {
   const int64_t S = d.S, nh = h1 - h0;
   // The heads' part of a cache row: prefetched a few rows ahead (the hardware prefetcher alone left the loads waiting).
   const int64_t hk0 = h0 / d.group(), row_floats = ((h1 - 1) / d.group() - hk0 + 1) * d.D;
-  auto prefetch_row = [&](const float* base, int64_t j) {
+  auto prefetch_row = [&](const Kv& kv, int64_t j) {
     if (j >= S) return;
-    const char* p = reinterpret_cast<const char*>(d.k_at(base, b, j, hk0));
-    for (int64_t off = 0; off < row_floats * 4; off += 64) __builtin_prefetch(p + off);
+    const char* p = kv.bytes_at(d, b, j, hk0);
+    for (int64_t off = 0; off < row_floats * (kv.bf16 ? 2 : 4); off += 64) __builtin_prefetch(p + off);
   };
   constexpr int64_t kAhead = 4;
   for (int64_t j = 0; j < S; ++j) {
     prefetch_row(k, j + kAhead);
     const bool masked = mask_row != nullptr && mask_row[j] == 0.0f;
+    const float* krow = masked ? nullptr : k.span(d, b, j, hk0, row_floats, row_buf);
     for (int64_t h = h0; h < h1; ++h)
-      s[(h - h0) * S + j] = masked ? kNegInf : scale * dot(d.q_at(q, b, 0, h), d.k_at(k, b, j, h / d.group()), d.D);
+      s[(h - h0) * S + j] = masked ? kNegInf : scale * dot(d.q_at(q, b, 0, h), krow + (h / d.group() - hk0) * d.D, d.D);
   }
   for (int64_t i = 0; i < nh; ++i) {
     float* row = s + i * S;
@@ -161,11 +195,12 @@ SR_CLONES void attend_heads(const Dims& d, const float* q, const float* k, const
   }
   for (int64_t j = 0; j < S; ++j) {
     prefetch_row(v, j + kAhead);
+    const float* vrow = v.span(d, b, j, hk0, row_floats, row_buf);
     for (int64_t h = h0; h < h1; ++h) {
       const float p = s[(h - h0) * S + j];
       if (p == 0.0f) continue;
       float* orow = const_cast<float*>(d.q_at(o, b, 0, h));
-      const float* vr = d.k_at(v, b, j, h / d.group());
+      const float* vr = vrow + (h / d.group() - hk0) * d.D;
       for (int64_t c = 0; c < d.D; ++c) orow[c] += p * vr[c];
     }
   }
@@ -178,29 +213,29 @@ SR_CLONES void attend_heads(const Dims& d, const float* q, const float* k, const
 
 /** The forward for one query position per sequence (decode): a task per batch row, its heads split into as many
  *  contiguous ranges as it takes to give every thread work. */
-void forward_decode(const Dims& d, const float* q, const float* k, const float* v, const float* mask, float* o, float* lse,
-                    float scale) {
+void forward_decode(const Dims& d, const float* q, Kv k, Kv v, const float* mask, float* o, float* lse, float scale) {
   int threads = static_cast<double>(d.B) * d.H * d.S * d.D < 3e4 ? 1 : num_threads();
   const int64_t ranges = std::min<int64_t>(d.H, std::max<int64_t>(1, (threads + d.B - 1) / d.B));
   const int64_t tasks = d.B * ranges;
   if (threads > tasks) threads = static_cast<int>(tasks);
-  const int64_t per_task = ((d.H + ranges - 1) / ranges) * (d.S + 1);
+  const int64_t per_task = ((d.H + ranges - 1) / ranges) * (d.S + 1) + d.Hkv * d.D;  // scores and sums, a widened row
   Buffer<float> scratch(static_cast<size_t>(threads * per_task + 1));
   parallel_tasks(tasks, threads, [&](int64_t task, int thread) {
     const int64_t b = task / ranges, r = task % ranges, h0 = d.H * r / ranges, h1 = d.H * (r + 1) / ranges;
-    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, h0, h1, scale, scratch.data() + thread * per_task,
+    float* mine = scratch.data() + thread * per_task;
+    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, h0, h1, scale, mine, mine + per_task - d.Hkv * d.D,
                  o, lse);
   });
 }
 
-void forward(const Dims& d, const float* q, const float* k, const float* v, const float* mask, float* o, float* lse, float scale) {
+void forward(const Dims& d, const float* q, Kv k, Kv v, const float* mask, float* o, float* lse, float scale) {
   if (d.T == 1) return forward_decode(d, q, k, v, mask, o, lse, scale);
   int threads = num_threads();
   int64_t qblocks = blocks(d.T, BQ);
   int64_t tasks = d.B * d.H * qblocks;
   if (static_cast<double>(d.T) * d.S * d.D * d.H * d.B < 1e5) threads = 1;
-  // per thread: scores [BQ, BK], o block [BQ, D], m [BQ], l [BQ]
-  int64_t per_thread = BQ * BK + BQ * d.D + 2 * BQ;
+  // per thread: scores [BQ, BK], o block [BQ, D], m [BQ], l [BQ]; BF16 keys and values: their widened blocks [BK, D]
+  int64_t per_thread = BQ * BK + BQ * d.D + 2 * BQ + (k.bf16 ? 2 * BK * d.D : 0);
   Buffer<float> scratch(static_cast<size_t>(threads > tasks ? tasks : threads) * per_thread);
   parallel_tasks(tasks, threads, [&](int64_t task, int thread) {
     float* s = scratch.data() + thread * per_thread;
@@ -216,11 +251,13 @@ void forward(const Dims& d, const float* q, const float* k, const float* v, cons
     const float* mask_row = mask == nullptr ? nullptr : mask + b * d.S;
     for (int64_t s0 = 0; s0 < key_end; s0 += BK) {
       int64_t bk = std::min<int64_t>(BK, key_end - s0);
-      matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, d.k_at(k, b, s0, hk), d.k_row(), true, 0.0f, s,
-               bk, 1);
+      int64_t kld, vld;
+      const float* kb = k.rows(d, b, s0, bk, hk, l + BQ, &kld);
+      matmul_f32(bq, bk, d.D, scale, d.q_at(q, b, t0, h), d.q_row(), false, kb, kld, true, 0.0f, s, bk, 1);
       mask_scores(d, s, bq, bk, t0, s0, mask_row);
       online_softmax_block(s, bq, bk, m, l, ob, d.D);
-      matmul_f32(bq, d.D, bk, 1.0f, s, bk, false, d.k_at(v, b, s0, hk), d.k_row(), false, 1.0f, ob, d.D, 1);
+      const float* vb = v.rows(d, b, s0, bk, hk, l + BQ + BK * d.D, &vld);
+      matmul_f32(bq, d.D, bk, 1.0f, s, bk, false, vb, vld, false, 1.0f, ob, d.D, 1);
     }
     finish_rows(ob, m, l, bq, d.D, const_cast<float*>(d.q_at(o, b, t0, h)), d.q_row(), lse + (b * d.H + h) * d.T + t0, 1);
   });
@@ -347,24 +384,46 @@ sr_status check(const char* name, int64_t B, int64_t T, int64_t S, int64_t H, in
 }  // namespace
 }  // namespace sr
 
+namespace sr {
+namespace {
+
+/** The checks and the call of both forward entry points. */
+sr_status forward_entry(const char* name, const float* q, Kv k, Kv v, const float* key_mask, float* o, float* lse, int64_t batch,
+                        int64_t t_len, int64_t s_len, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                        int64_t kv_batch_stride, float scale) {
+  sr_status st = check(name, batch, t_len, s_len, heads, kv_heads, head_dim);
+  if (st != SR_OK) return st;
+  if (kv_batch_stride != 0 && kv_batch_stride < s_len * kv_heads * head_dim)
+    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": kv_batch_stride " + std::to_string(kv_batch_stride) +
+                                         " is smaller than S·Hkv·D = " + std::to_string(s_len * kv_heads * head_dim));
+  if (batch * t_len * heads == 0) return SR_OK;
+  if (q == nullptr || o == nullptr || lse == nullptr || (s_len > 0 && head_dim > 0 && (k.data == nullptr || v.data == nullptr)))
+    return fail(SR_INVALID_ARGUMENT, std::string(name) + ": null pointer");
+  try {
+    forward({batch, t_len, s_len, heads, kv_heads, head_dim, kv_batch_stride}, q, k, v, key_mask, o, lse, scale);
+  } catch (const std::bad_alloc&) {
+    return fail(SR_OUT_OF_MEMORY, std::string(name) + ": out of memory");
+  }
+  return SR_OK;
+}
+
+}  // namespace
+}  // namespace sr
+
 extern "C" SR_API sr_status sr_attention_forward_f32(const float* q, const float* k, const float* v, const float* key_mask,
                                                      float* o, float* lse, int64_t batch, int64_t t_len, int64_t s_len,
                                                      int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t kv_batch_stride,
                                                      float scale) {
-  sr_status st = sr::check("sr_attention_forward_f32", batch, t_len, s_len, heads, kv_heads, head_dim);
-  if (st != SR_OK) return st;
-  if (kv_batch_stride != 0 && kv_batch_stride < s_len * kv_heads * head_dim)
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_attention_forward_f32: kv_batch_stride " + std::to_string(kv_batch_stride) +
-                                             " is smaller than S·Hkv·D = " + std::to_string(s_len * kv_heads * head_dim));
-  if (batch * t_len * heads == 0) return SR_OK;
-  if (q == nullptr || o == nullptr || lse == nullptr || (s_len > 0 && head_dim > 0 && (k == nullptr || v == nullptr)))
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_attention_forward_f32: null pointer");
-  try {
-    sr::forward({batch, t_len, s_len, heads, kv_heads, head_dim, kv_batch_stride}, q, k, v, key_mask, o, lse, scale);
-  } catch (const std::bad_alloc&) {
-    return sr::fail(SR_OUT_OF_MEMORY, "sr_attention_forward_f32: out of memory");
-  }
-  return SR_OK;
+  return sr::forward_entry("sr_attention_forward_f32", q, {k, false}, {v, false}, key_mask, o, lse, batch, t_len, s_len, heads,
+                           kv_heads, head_dim, kv_batch_stride, scale);
+}
+
+extern "C" SR_API sr_status sr_attention_forward_f32_bf16kv(const float* q, const uint16_t* k, const uint16_t* v,
+                                                            const float* key_mask, float* o, float* lse, int64_t batch,
+                                                            int64_t t_len, int64_t s_len, int64_t heads, int64_t kv_heads,
+                                                            int64_t head_dim, int64_t kv_batch_stride, float scale) {
+  return sr::forward_entry("sr_attention_forward_f32_bf16kv", q, {k, true}, {v, true}, key_mask, o, lse, batch, t_len, s_len,
+                           heads, kv_heads, head_dim, kv_batch_stride, scale);
 }
 
 extern "C" SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const float* v, const float* key_mask,

@@ -78,25 +78,36 @@ public sealed class NativeAttentionTests
         foreach (var set in outs.Concat(grads)) foreach (var x in set) x.Dispose();
     }
 
-    /// <summary>BF16 keys and values (a BF16 KV cache) have no native kernel: a typed error naming the option, not an
-    /// fp32 fallback; the reference backend reads them as stored.</summary>
-    [Fact]
-    public void Bf16KeysAndValuesAreRefusedNamingTheOption()
+    /// <summary>BF16 keys and values (a BF16 KV cache) are read in place and widened to fp32: the same outputs as the
+    /// reference backend with the same BF16 tensors, for decode (T = 1) and prefill blocks, masked, GQA, and keys and
+    /// values that are the filled part of a longer cache (a batch stride past S).</summary>
+    [Theory]
+    [InlineData(2, 1, 37, 4, 2, 16, true)] [InlineData(1, 1, 5, 2, 1, 8, false)] [InlineData(2, 7, 130, 4, 2, 16, true)]
+    [InlineData(1, 100, 100, 2, 2, 8, false)]
+    public void Bf16KeysAndValuesMatchTheReference(int b, int t, int s, int h, int hkv, int d, bool masked)
     {
         using var _ = Tensors.Autograd.GradMode.NoGrad();
-        var rng = new Rng(5);
-        foreach (var dev in new[] { NativeDevice, ReferenceDevice })
+        var rng = new Rng((ulong)(b + t * 3 + s * 5 + h * 7 + d));
+        int capacity = s + 3;
+        var q = Random(rng, b * t * h * d, -2, 2);
+        var kv = Random(rng, b * capacity * hkv * d, -2, 2);
+        var vv = Random(rng, b * capacity * hkv * d);
+        float[]? mask = masked ? Enumerable.Range(0, b * s).Select(i => i % 5 == 3 ? 0f : 1f).ToArray() : null;
+        var outs = new List<float[]>();
+        foreach (var dev in new[] { ReferenceDevice, NativeDevice })
         {
-            using var q = Tensor.FromArray(dev, Random(rng, 16), 1, 1, 2, 8);
-            using var k = Tensor.FromArray(dev, Random(rng, 48), 1, 3, 2, 8);
-            using var kb = k.Cast(DType.BF16);
-            if (ReferenceEquals(dev, NativeDevice))
-            {
-                var e = Assert.Throws<BackendNotSupportedException>(() => Ops.Attention(q, kb, kb));
-                Assert.Contains("BF16 KV cache (--kv-cache bf16", e.Message);
-            }
-            else
-                Assert.Equal(16, Ops.Attention(q, kb, kb).Numel);
+            using var qt = On(dev, q, b, t, h, d);
+            using var kFull = On(dev, kv, b, capacity, hkv, d);
+            using var vFull = On(dev, vv, b, capacity, hkv, d);
+            using var kb = kFull.Cast(DType.BF16);
+            using var vb = vFull.Cast(DType.BF16);
+            using var k = kb.Narrow(1, 0, s);  // batch stride capacity·Hkv·D
+            using var v = vb.Narrow(1, 0, s);
+            using var mt = mask is null ? null : On(dev, mask, b, s);
+            using var o = Ops.Attention(qt, k, v, mt);
+            outs.Add(o.ToFloatArray());
         }
+        for (int i = 0; i < outs[0].Length; i++)
+            Assert.True(Math.Abs(outs[0][i] - outs[1][i]) <= 2e-5 + 1e-4 * Math.Abs(outs[0][i]), $"o[{i}]: native {outs[1][i]}, reference {outs[0][i]}");
     }
 }

@@ -65,18 +65,25 @@ public sealed unsafe partial class NativeBackend
                 style == RopeStyle.Interleaved ? NativeMethods.RopeInterleaved : NativeMethods.RopeHalf, inverse ? 1 : 0), "sr_rope_f32");
     }
 
+    /// <summary>Keys and values are fp32, or both BF16 (a BF16 KV cache, widened to fp32 as the kernel reads them).</summary>
     public void Attention(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, double scale)
     {
-        if (k.DType == DType.BF16 || v.DType == DType.BF16) throw Bf16KvCacheUnsupported();
-        if (!AttentionNative(q, k, v, keyMask, o, lse, o, batchStridedKv: true))
+        bool bf16 = k.DType == DType.BF16 && v.DType == DType.BF16;
+        if (!AttentionNative(q, k, v, keyMask, o, lse, o, batchStridedKv: true, bf16Kv: bf16))
             throw Unsupported("Attention", q, k, v, keyMask, o, lse);
         long kvBatchStride = k.Shape.FirstAxisStride;
         if (v.Shape.FirstAxisStride != kvBatchStride)
             throw new TensorShapeException($"Attention: k and v batch strides differ ({kvBatchStride} vs {v.Shape.FirstAxisStride})");
         fixed (byte* pq = RawBytes(q), pk = RawBytes(k), pv = RawBytes(v), po = RawBytes(o), pl = RawBytes(lse))
         fixed (byte* pm = keyMask is null ? default : RawBytes(keyMask))
-            Check(NativeMethods.sr_attention_forward_f32((float*)pq, (float*)pk, (float*)pv, (float*)pm, (float*)po, (float*)pl,
-                q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3), kvBatchStride, (float)scale), "sr_attention_forward_f32");
+        {
+            if (bf16)
+                Check(NativeMethods.sr_attention_forward_f32_bf16kv((float*)pq, (ushort*)pk, (ushort*)pv, (float*)pm, (float*)po, (float*)pl,
+                    q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3), kvBatchStride, (float)scale), "sr_attention_forward_f32_bf16kv");
+            else
+                Check(NativeMethods.sr_attention_forward_f32((float*)pq, (float*)pk, (float*)pv, (float*)pm, (float*)po, (float*)pl,
+                    q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3), kvBatchStride, (float)scale), "sr_attention_forward_f32");
+        }
     }
 
     public void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor dOut,
@@ -93,14 +100,9 @@ public sealed unsafe partial class NativeBackend
                 (float)scale), "sr_attention_backward_f32");
     }
 
-    /// <summary>The error for BF16 keys and values: the native kernels read an fp32 KV cache only.</summary>
-    public static BackendNotSupportedException Bf16KvCacheUnsupported() =>
-        new("cpu: a BF16 KV cache (--kv-cache bf16, config 'kv_cache': \"bf16\") is not supported by the native CPU backend, whose " +
-            "attention reads fp32 keys and values; use --kv-cache f32, or a device that supports it (cuda, ilgpu-cpu, reference)");
-
     /// <summary>Validates attention shapes (throws on a mismatch) and says whether the native kernel applies.</summary>
     private static bool AttentionNative(Tensor q, Tensor k, Tensor v, Tensor? keyMask, Tensor o, Tensor lse, Tensor outLike,
-        bool batchStridedKv = false)
+        bool batchStridedKv = false, bool bf16Kv = false)
     {
         if (q.Rank != 4 || k.Rank != 4 || !k.Shape.SameDims(v.Shape) || k.Dim(0) != q.Dim(0) || k.Dim(3) != q.Dim(3)
             || k.Dim(1) < q.Dim(1) || (q.Dim(2) > 0 && (k.Dim(2) == 0 || q.Dim(2) % k.Dim(2) != 0))
@@ -108,8 +110,9 @@ public sealed unsafe partial class NativeBackend
             || (keyMask is not null && keyMask.Numel != (long)k.Dim(0) * k.Dim(1)))
             throw new TensorShapeException($"Attention: q {q.Shape}, k {k.Shape}, v {v.Shape}, o {o.Shape}, lse {lse.Shape}" +
                 (keyMask is null ? "" : $", keyMask {keyMask.Shape}"));
+        var kvType = bf16Kv ? DType.BF16 : DType.F32;
         bool kvOk = batchStridedKv
-            ? k.DType == DType.F32 && v.DType == DType.F32 && k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis
+            ? k.DType == kvType && v.DType == kvType && k.Shape.IsPackedBelowFirstAxis && v.Shape.IsPackedBelowFirstAxis
             : AllF32(k, v);
         return kvOk && AllF32(q, o, lse, outLike) && (keyMask is null || IsF32(keyMask));
     }

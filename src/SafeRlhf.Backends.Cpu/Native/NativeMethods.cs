@@ -105,6 +105,9 @@ internal static unsafe partial class NativeMethods
     internal static partial NativeStatus sr_attention_forward_f32(float* q, float* k, float* v, float* keyMask, float* o, float* lse,
         long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, long kvBatchStride, float scale);
     [LibraryImport(Lib)]
+    internal static partial NativeStatus sr_attention_forward_f32_bf16kv(float* q, ushort* k, ushort* v, float* keyMask, float* o, float* lse,
+        long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, long kvBatchStride, float scale);
+    [LibraryImport(Lib)]
     internal static partial NativeStatus sr_attention_backward_f32(float* q, float* k, float* v, float* keyMask, float* o, float* lse, float* dOut,
         float* dq, float* dk, float* dv, long batch, long tLen, long sLen, long heads, long kvHeads, long headDim, float scale);
 
