@@ -211,20 +211,17 @@ SR_CLONES void attend_heads(const Dims& d, const float* q, Kv k, Kv v, const flo
   }
 }
 
-/** The forward for one query position per sequence (decode): a task per batch row, its heads split into as many
- *  contiguous ranges as it takes to give every thread work. */
+/** The forward for one query position per sequence (decode): a task per batch row, all heads. Splitting the heads of
+ *  one row between threads was measured slower: the cache streams from memory at decode (the token's weights evict it),
+ *  and two threads reading halves of the same rows took up to twice as long as one reading them whole. */
 void forward_decode(const Dims& d, const float* q, Kv k, Kv v, const float* mask, float* o, float* lse, float scale) {
   int threads = static_cast<double>(d.B) * d.H * d.S * d.D < 3e4 ? 1 : num_threads();
-  const int64_t ranges = std::min<int64_t>(d.H, std::max<int64_t>(1, (threads + d.B - 1) / d.B));
-  const int64_t tasks = d.B * ranges;
-  if (threads > tasks) threads = static_cast<int>(tasks);
-  const int64_t per_task = ((d.H + ranges - 1) / ranges) * (d.S + 1) + d.Hkv * d.D;  // scores and sums, a widened row
+  if (threads > d.B) threads = static_cast<int>(d.B);
+  const int64_t per_task = d.H * (d.S + 1) + d.Hkv * d.D;  // scores and inverse sums, a widened row
   Buffer<float> scratch(static_cast<size_t>(threads * per_task + 1));
-  parallel_tasks(tasks, threads, [&](int64_t task, int thread) {
-    const int64_t b = task / ranges, r = task % ranges, h0 = d.H * r / ranges, h1 = d.H * (r + 1) / ranges;
+  parallel_tasks(d.B, threads, [&](int64_t b, int thread) {
     float* mine = scratch.data() + thread * per_task;
-    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, h0, h1, scale, mine, mine + per_task - d.Hkv * d.D,
-                 o, lse);
+    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, 0, d.H, scale, mine, mine + d.H * (d.S + 1), o, lse);
   });
 }
 
