@@ -112,21 +112,20 @@ public sealed class NativeInterleavedTests
             using var densePacked = Ops.Dequantize(packed);
             Assert.Equal(dense.ToFloatArray(), densePacked.ToFloatArray());
 
-            using var dyt = On(dev, dy, n, m);
-            using var dx = Zeros(dev, n, k);
-            using var dxPacked = Zeros(dev, n, k);
-            dev.Backend.QuantizedMatMulBackward(dyt, w, dx);
-            dev.Backend.QuantizedMatMulBackward(dyt, packed, dxPacked);
-            Assert.Equal(dx.ToFloatArray(), dxPacked.ToFloatArray());
+            Assert.Equal(Product(dev, w, dy, m, k, backward: true), Product(dev, packed, dy, m, k, backward: true));
             if (dev == ReferenceDevice)
-            {
-                using var xt = On(dev, x, n, k);
-                using var y = Zeros(dev, n, m);
-                using var yPacked = Zeros(dev, n, m);
-                dev.Backend.QuantizedMatMul(xt, w, y);
-                dev.Backend.QuantizedMatMul(xt, packed, yPacked);
-                Assert.Equal(y.ToFloatArray(), yPacked.ToFloatArray());
-            }
+                Assert.Equal(Product(dev, w, x, k, m, backward: false), Product(dev, packed, x, k, m, backward: false));
+        }
+
+        // input [n, inCols] → QuantizedMatMul (y = x·wᵀ) or its backward (dx = dy·w), [n, outCols]
+        static float[] Product(Device dev, Tensor weight, float[] input, int inCols, int outCols, bool backward)
+        {
+            int rows = input.Length / inCols;
+            using var a = On(dev, input, rows, inCols);
+            using var result = Zeros(dev, rows, outCols);
+            if (backward) dev.Backend.QuantizedMatMulBackward(a, weight, result);
+            else dev.Backend.QuantizedMatMul(a, weight, result);
+            return result.ToFloatArray();
         }
     }
 

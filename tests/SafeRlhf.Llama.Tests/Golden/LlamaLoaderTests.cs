@@ -49,15 +49,22 @@ public sealed class LlamaLoaderTests
         Assert.Throws<ArgumentException>(() => LlamaCheckpoint.Save(original, path, new Dictionary<string, string> { ["llama_config"] = "x" }));
     }
 
+    /// <summary>A random fp32 model (dim 64, 2 layers, GQA, vocab 40) saved as dir/dense.safetensors; returns its config.</summary>
+    private static LlamaConfig SaveSmallDense(TempDir dir, ulong seed)
+    {
+        var config = new LlamaConfig { Dim = 64, HiddenDim = 96, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 40, SeqLen = 32 };
+        using var dense = LlamaModel.Create(config, Dev, new Rng(seed));
+        LlamaCheckpoint.Save(dense, dir.File("dense.safetensors"));
+        return config;
+    }
+
     /// <summary>InterleaveRows stores the frozen Q4_0 matrices whose rows come in 16s as Q4_0x16 (the classifier's 40 rows
     /// stay Q4_0): the same logits up to the fp32 order of the block sums, and the same greedy tokens through the KV cache.</summary>
     [Fact]
     public void InterleavedRowsGiveTheFileLayoutsLogitsAndTokens()
     {
-        var config = new LlamaConfig { Dim = 64, HiddenDim = 96, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 40, SeqLen = 32 };
         using var dir = new TempDir();
-        using (var dense = LlamaModel.Create(config, Dev, new Rng(8)))
-            LlamaCheckpoint.Save(dense, dir.File("dense.safetensors"));
+        SaveSmallDense(dir, seed: 8);
         using var file = LlamaLoader.Load(dir.File("dense.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q4_0 });
         using var packed = LlamaLoader.Load(dir.File("dense.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q4_0, InterleaveRows = true });
         Assert.Equal(DType.Q4_0x16, packed.Layers[1].W2.Weight.DType);
@@ -75,10 +82,8 @@ public sealed class LlamaLoaderTests
     [Fact]
     public void QuantizedWeightsAndLoraAdaptersRoundTrip()
     {
-        var config = new LlamaConfig { Dim = 64, HiddenDim = 96, NLayers = 2, NHeads = 4, NKvHeads = 2, VocabSize = 40, SeqLen = 32 };
         using var dir = new TempDir();
-        using (var dense = LlamaModel.Create(config, Dev, new Rng(5)))
-            LlamaCheckpoint.Save(dense, dir.File("dense.safetensors"));
+        var config = SaveSmallDense(dir, seed: 5);
         using var model = LlamaLoader.Load(dir.File("dense.safetensors"), Dev, new LlamaLoadOptions { Quantize = DType.Q4_0 });
         Assert.Equal(DType.Q4_0, model.Layers[1].W2.Weight.DType);
         Assert.Equal(DType.Q4_0, model.Output!.Weight.DType);
