@@ -5,7 +5,9 @@ using static SafeRlhf.Backends.Cpu.Tests.NativeCheck;
 namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>Q4_K / Q5_K / Q6_K weights kept as stored: the native quantized matmul and its backward against the reference
-/// backend (dequantized weight, double products) on every instruction set, at sizes that fill and leave partial panels.
+/// backend (dequantized weight, double products) on every instruction set, at sizes that fill and leave partial panels,
+/// with activations on the Q8_0 grid (Q4_K's decode product rounds them to int8, exactly there); that product's
+/// rounding on any activations is held to an int8 model below.
 /// The ISA cap is process-wide, hence the shared collection with the other ISA tests. Dequantize and the product on every
 /// backend are in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
 [Collection(nameof(NativeIsaTests))]
@@ -51,7 +53,7 @@ public sealed class NativeKQuantTests
     public void QuantizedMatMulAndBackwardAgainstTheReference(DType dtype, int n, int m, int k)
     {
         var rng = new Rng((ulong)(n * 131 + m * 7 + k) + (ulong)dtype);
-        var x = Random(rng, n * k, -2, 2);
+        var x = OnTheQ8Grid(rng, n * k);  // exact under the int8 rounding of Q4_K's decode product
         var dy = Random(rng, n * m);
         var blocks = RandomBlocks(rng, dtype, m * k / DTypeInfo.KQuantBlock);
         foreach (var isa in new[] { NativeIsa.Scalar, NativeIsa.Avx2, NativeIsa.Avx512 })
@@ -83,6 +85,42 @@ public sealed class NativeKQuantTests
                 NativeBackend.SetMaxIsa(NativeIsa.Avx512);
             }
         }
+    }
+
+    /// <summary>Q4_K below 8 rows (AVX-512 VNNI): the activations are rounded to int8 per 32-block as the Q8_0 / Q4_0 product
+    /// rounds them, and the result is Σ_b d_x,b · Σ_j x_q,j · w_j with w the exactly dequantized weights (the reference's
+    /// decoder), in double; the fp32 product of unrounded activations lies far outside this tolerance.</summary>
+    [Theory]
+    [InlineData(1, 16, 256)] [InlineData(3, 9, 512)] [InlineData(7, 33, 768)]
+    public void Q4KDecodeIsTheInt8Product(int n, int m, int k)
+    {
+        var rng = new Rng((ulong)(n * 17 + m * 5 + k));
+        var x = NativeQuantTests.Activations(rng, n, k, ties: true);
+        var blocks = RandomBlocks(rng, DType.Q4_K, m * k / DTypeInfo.KQuantBlock);
+        using var wr = Tensor.FromBytes(ReferenceDevice, DType.Q4_K, blocks, m, k);
+        using var dense = Ops.Dequantize(wr);
+        var w = dense.ToFloatArray();
+        var expected = new float[n * m];
+        for (int i = 0; i < n; i++)
+        {
+            var (xq, xd) = NativeQuantTests.Int8Blocks(x.AsSpan(i * k, k));
+            for (int j = 0; j < m; j++)
+            {
+                double sum = 0;
+                for (int b = 0; b < k / 32; b++)
+                {
+                    double dot = 0;
+                    for (int t = 0; t < 32; t++) dot += (double)xq[b * 32 + t] * w[j * k + b * 32 + t];
+                    sum += xd[b] * dot;
+                }
+                expected[i * m + j] = (float)sum;
+            }
+        }
+        using var wq = Tensor.FromBytes(NativeDevice, DType.Q4_K, blocks, m, k);
+        using var xt = On(NativeDevice, x, n, k);
+        using var y = Zeros(NativeDevice, n, m);
+        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
+        NativeQuantTests.AssertInt8Model(expected, y.ToFloatArray(), m, k);
     }
 
     private static double Scale(Tensor t) => t.Numel == 0 ? 1 : Math.Max(1e-30, t.ToFloatArray().Max(v => Math.Abs((double)v)));

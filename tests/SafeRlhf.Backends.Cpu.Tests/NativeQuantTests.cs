@@ -77,16 +77,7 @@ public sealed class NativeQuantTests
         var expected = new float[n * m];
         for (int i = 0; i < n; i++)
         {
-            var xq = new int[k];
-            var xd = new float[k / 32];
-            for (int b = 0; b < k / 32; b++)
-            {
-                float amax = 0;
-                for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[i * k + b * 32 + j]));
-                xd[b] = amax / 127f;
-                float id = xd[b] != 0 ? 1f / xd[b] : 0f;
-                for (int j = 0; j < 32; j++) xq[b * 32 + j] = (int)MathF.Round(x[i * k + b * 32 + j] * id, MidpointRounding.AwayFromZero);
-            }
+            var (xq, xd) = Int8Blocks(x.AsSpan(i * k, k));
             for (int c = 0; c < m; c++)
             {
                 var row = blocks.AsSpan(c * rowBytes, rowBytes).ToArray();
@@ -102,5 +93,21 @@ public sealed class NativeQuantTests
             }
         }
         return expected;
+    }
+
+    /// <summary>ggml's Q8_0 activation rounding of one row: d = max|x|/127 per 32-block, q = round half away from zero.</summary>
+    internal static (int[] Q, float[] D) Int8Blocks(ReadOnlySpan<float> x)
+    {
+        var q = new int[x.Length];
+        var d = new float[x.Length / 32];
+        for (int b = 0; b < d.Length; b++)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[b * 32 + j]));
+            d[b] = amax / 127f;
+            float id = d[b] != 0 ? 1f / d[b] : 0f;
+            for (int j = 0; j < 32; j++) q[b * 32 + j] = (int)MathF.Round(x[b * 32 + j] * id, MidpointRounding.AwayFromZero);
+        }
+        return (q, d);
     }
 }

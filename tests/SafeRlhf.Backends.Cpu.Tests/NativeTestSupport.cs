@@ -18,6 +18,21 @@ internal static class NativeCheck
         return v;
     }
 
+    /// <summary>count values on the Q8_0 grid: per 32-block an integer in [−127, 127] times a power of two, with ±127 in
+    /// every block, so rounding them to int8 per block (the activations of the int8 products) is exact.</summary>
+    public static float[] OnTheQ8Grid(Rng rng, long count)
+    {
+        var v = new float[count];
+        for (long b = 0; b * 32 < count; b++)
+        {
+            float scale = MathF.Pow(2, -4 - rng.NextInt(3));
+            int len = (int)Math.Min(32, count - b * 32);
+            for (int j = 0; j < len; j++) v[b * 32 + j] = (rng.NextInt(255) - 127) * scale;
+            v[b * 32 + rng.NextInt(len)] = (rng.NextInt(2) == 0 ? 127 : -127) * scale;
+        }
+        return v;
+    }
+
     public static Tensor On(Device device, float[] values, params int[] dims) => Tensor.FromArray(device, values, dims);
     public static Tensor On(Device device, int[] values, params int[] dims) => Tensor.FromArray(device, values, dims);
     public static Tensor Zeros(Device device, params int[] dims) => Tensor.Zeros(device, DType.F32, dims);
