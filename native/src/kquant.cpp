@@ -28,17 +28,6 @@ inline float f16(const uint8_t* p) {
   return half_to_float(h);
 }
 
-/** Scale and min (6 bits each) of sub-block j of the 12 packed bytes of a Q4_K / Q5_K block. */
-inline void scale_min(const uint8_t* q, int j, int* sc, int* mn) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *mn = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 /** Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: d, dmin, scales[12], qh[32], qs[128]).
  *  Compiled per ISA (SR_CLONES). Every product here is exact in fp32 (an fp16 scale times a 6-bit scale times a
  *  5-bit weight: at most 22 significant bits), so a clone that contracts d·q − m into an FMA gives the same bits. */
@@ -49,8 +38,8 @@ SR_CLONES void decode_affine(const uint8_t* __restrict b, bool five, float* __re
   const uint8_t* qs = b + (five ? 48 : 16);
   for (int c = 0; c < 4; ++c) {
     int s0, m0, s1, m1;
-    scale_min(scales, 2 * c, &s0, &m0);
-    scale_min(scales, 2 * c + 1, &s1, &m1);
+    kquant_scale_min(scales, 2 * c, &s0, &m0);
+    kquant_scale_min(scales, 2 * c + 1, &s1, &m1);
     const float d0 = d * s0, o0 = dmin * m0, d1 = d * s1, o1 = dmin * m1;
     for (int l = 0; l < 32; ++l) {
       int q0 = qs[32 * c + l] & 0xF, q1 = qs[32 * c + l] >> 4;
@@ -101,8 +90,8 @@ void decode_q4k_avx512(const uint8_t* __restrict b, float* __restrict x) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {
     int s0, m0, s1, m1;
-    scale_min(scales, 2 * c, &s0, &m0);
-    scale_min(scales, 2 * c + 1, &s1, &m1);
+    kquant_scale_min(scales, 2 * c, &s0, &m0);
+    kquant_scale_min(scales, 2 * c + 1, &s1, &m1);
     const __m512 d0 = _mm512_set1_ps(d * s0), o0 = _mm512_set1_ps(dmin * m0);
     const __m512 d1 = _mm512_set1_ps(d * s1), o1 = _mm512_set1_ps(dmin * m1);
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));

@@ -7,6 +7,18 @@ namespace sr {
 
 constexpr int QK_K = 256;
 
+/** Scale and min (6 bits each) of sub-block j (0..7) of the 12 packed bytes of a Q4_K / Q5_K super-block (ggml's
+ *  get_scale_min_k4). */
+inline void kquant_scale_min(const uint8_t* q, int j, int* sc, int* mn) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *mn = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
 /** True for SR_Q4_K, SR_Q5_K, SR_Q6_K. */
 bool is_kquant(int32_t type);
 /** Bytes of one super-block of a K-quant type. */

@@ -27,17 +27,6 @@ struct XRows {
   int count;
 };
 
-/** Scale and min (6 bits each) of sub-block j of the 12 packed bytes (ggml's get_scale_min_k4). */
-inline void scale_min(const uint8_t* q, int j, int* sc, int* mn) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *mn = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 inline float hsum256(__m256 v) {
@@ -58,7 +47,7 @@ void q4k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out
     std::memcpy(h, b, 4);
     const float d = _cvtsh_ss(h[0]), dmin = _cvtsh_ss(h[1]);
     int sc[8], mn[8];
-    for (int s = 0; s < 8; ++s) scale_min(b + 4, s, &sc[s], &mn[s]);
+    for (int s = 0; s < 8; ++s) kquant_scale_min(b + 4, s, &sc[s], &mn[s]);
     for (int c = 0; c < 4; ++c) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * c));
       const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
