@@ -161,7 +161,7 @@ enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 
  *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). Q4_K, Q5_K, Q6_K: ggml's 256-weight
  *  super-blocks (144, 176, 210 bytes; kquant.cpp), read from files: dequantize and the two matmuls accept them
  *  (k and n a multiple of 256), quantize does not. Their matmul uses fp32 products of the decoded weights, except
- *  Q4_K's forward below 8 rows on AVX-512 VNNI, which rounds x to int8 per 32-block as Q8_0 / Q4_0 do.
+ *  the Q4_K and Q6_K forward below 8 rows on AVX-512 VNNI, which rounds x to int8 per 32-block as Q8_0 / Q4_0 do.
  *  SR_BF16: the upper 16 bits of an fp32 per weight, accepted by the two matmuls only; widened exactly, fp32
  *  products. SR_BF16_DOT (forward matmul only): the same weights through AVX-512 BF16 vdpbf16ps with x rounded to
  *  bf16 (nearest-even) first; SR_UNSUPPORTED on a CPU without AVX512_BF16.

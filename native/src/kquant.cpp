@@ -4,8 +4,9 @@
 //            buffer and dotted with each activation row (AVX-512 / AVX2 FMA, or scalar) — the weight is read once;
 //   forward, many rows (prefill, training) and the backward dx = dy·w: panels of the weight decoded to fp32 and
 //            multiplied with the fp32 GEMM.
-// The result equals an fp32 matmul with the dequantized weight up to the order of the fp32 sums, except for Q4_K's
-// forward below 8 rows on AVX-512 VNNI, which multiplies int8-rounded activations (kquant_int8.cpp), as llama.cpp does.
+// The result equals an fp32 matmul with the dequantized weight up to the order of the fp32 sums, except for the Q4_K and
+// Q6_K forward below 8 rows on AVX-512 VNNI, which multiplies int8-rounded activations (kquant_int8.cpp), as llama.cpp
+// does.
 #include "kquant.h"
 
 #include <immintrin.h>
@@ -255,7 +256,7 @@ void kquant_dequantize_row(int32_t type, const void* w, int64_t blocks, float* x
 }
 
 void kquant_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  if (n < 8 && type == SR_Q4_K && has_q4k_int8()) q4k_matmul_int8(x, w, y, n, m, k);
+  if (n < 8 && (type == SR_Q4_K || type == SR_Q6_K) && has_kquant_int8()) kquant_matmul_int8(type, x, w, y, n, m, k);
   else if (n < 8) matmul_rows(type, x, w, y, n, m, k);
   else matmul_panels(type, x, w, y, n, m, k);
 }

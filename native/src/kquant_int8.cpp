@@ -1,7 +1,8 @@
-// Q4_K under the quantized linear layer with int8 activations, for few activation rows (decode): x is quantized per
-// 32-block as the Q8_0 / Q4_0 product does (quant_activations.h), and each 32-weight sub-block of a super-block is one
-// vpdpbusd of its nibbles (unsigned) against the activation block, scaled in fp32:
-//   y = Σ_sub [ d·sc·d_x · Σ_j q_j·x_j  −  dmin·m·d_x · Σ_j x_j ]   (= Σ_sub d_x · Σ_j x_j · w_j, w = d·sc·q − dmin·m)
+// Q4_K and Q6_K under the quantized linear layer with int8 activations, for few activation rows (decode): x is
+// quantized per 32-block as the Q8_0 / Q4_0 product does (quant_activations.h), and each 32 weights are one vpdpbusd of
+// their unsigned codes against the activation block, scaled in fp32:
+//   Q4_K: y = Σ_sub [ d·sc·d_x · Σ_j q_j·x_j  −  dmin·m·d_x · Σ_j x_j ]       (w = d·sc·q − dmin·m, 32-weight subs)
+//   Q6_K: y = Σ_16 [ d·sc·d_x · (Σ_j u_j·x_j  −  32 · Σ_j x_j) ]              (w = d·sc·(u − 32), 16-weight subs)
 // so the result is the exact product of the dequantized weights with the int8-rounded activations, up to fp32 order.
 // Needs AVX-512 VNNI (256-bit form); kquant.cpp keeps the fp32 path elsewhere.
 #include <immintrin.h>
@@ -19,11 +20,11 @@ namespace {
 
 constexpr int QK = 32;
 
-/** Up to 4 activation rows: int8 values, per-32-block scales and per-32-block sums. */
+/** Up to 4 activation rows: int8 values, per-32-block scales and per-16-value sums. */
 struct XRows {
   const int8_t* q[4];
   const float* d[4];
-  const int32_t* sum[4];
+  const int32_t* sum16[4];
   int count;
 };
 
@@ -60,45 +61,84 @@ void q4k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out
         const float d0 = x.d[r][b0], d1 = x.d[r][b0 + 1];
         acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * c] * d0), _mm256_cvtepi32_ps(s0), acc[r]);
         acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * c + 1] * d1), _mm256_cvtepi32_ps(s1), acc[r]);
-        mins[r] += dmin * mn[2 * c] * d0 * static_cast<float>(x.sum[r][b0]) +
-                   dmin * mn[2 * c + 1] * d1 * static_cast<float>(x.sum[r][b0 + 1]);
+        const int32_t* s16 = x.sum16[r] + 2 * b0;
+        mins[r] += dmin * mn[2 * c] * d0 * static_cast<float>(s16[0] + s16[1]) +
+                   dmin * mn[2 * c + 1] * d1 * static_cast<float>(s16[2] + s16[3]);
       }
     }
   }
   for (int r = 0; r < x.count; ++r) out[r] = hsum256(acc[r]) - mins[r];
 }
+
+/** One Q6_K weight row (`supers` super-blocks of 210 bytes: ql[128], qh[64], int8 scales[16], fp16 d) against up to 4
+ *  activation rows. Weights 128h + 32p + l (l < 32): low 4 bits from ql[64h + 32(p & 1) + l] (high nibble for p ≥ 2),
+ *  top 2 bits from qh[32h + l] >> 2p, scale sc[8h + 2p + l/16]; w = d·sc·(u − 32). */
+void q6k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float offsets[4] = {};
+  const __m256i low = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  for (int64_t sb = 0; sb < supers; ++sb) {
+    const uint8_t* b = row + sb * 210;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+    uint16_t dh;
+    std::memcpy(&dh, b + 208, 2);
+    const float d = _cvtsh_ss(dh);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i top = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      for (int p = 0; p < 4; ++p) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (p & 1)));
+        const __m256i nib = _mm256_and_si256(p >= 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low);
+        const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(top, 2 * p), two);
+        const __m256i u = _mm256_or_si256(nib, _mm256_slli_epi16(hi2, 4));  // 0 .. 63
+        const int g = 8 * h + 2 * p;  // the scales of values 0–15 and 16–31 of this 32-block
+        const int64_t blk = sb * 8 + 4 * h + p;
+        for (int r = 0; r < x.count; ++r) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q[r] + blk * QK));
+          const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xv);  // lanes 0–3: values 0–15
+          const float dd = d * x.d[r][blk];
+          const __m256 scale = _mm256_setr_m128(_mm_set1_ps(dd * sc[g]), _mm_set1_ps(dd * sc[g + 1]));
+          acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc[r]);
+          const int32_t* s16 = x.sum16[r] + 2 * blk;
+          offsets[r] += 32.0f * dd * (sc[g] * static_cast<float>(s16[0]) + sc[g + 1] * static_cast<float>(s16[1]));
+        }
+      }
+    }
+  }
+  for (int r = 0; r < x.count; ++r) out[r] = hsum256(acc[r]) - offsets[r];
+}
 #pragma GCC pop_options
 
 }  // namespace
 
-bool has_q4k_int8() {
+bool has_kquant_int8() {
   uint32_t f = cpu_features();
   return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
 }
 
-void q4k_matmul_int8(const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  const int64_t blocks = k / QK, supers = k / QK_K, row_bytes = supers * 144;
+void kquant_matmul_int8(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
+  const int64_t blocks = k / QK, supers = k / QK_K, row_bytes = supers * kquant_block_bytes(type);
   Buffer<int8_t> xq(static_cast<size_t>(n * k));
   Buffer<float> xd(static_cast<size_t>(n * blocks));
-  Buffer<int32_t> xs(static_cast<size_t>(n * blocks));
+  Buffer<int32_t> xs(static_cast<size_t>(n * blocks * 2));
   for (int64_t i = 0; i < n; ++i) {
     int8_t* q = xq.data() + i * k;
     quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
-    for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t g = 0; g < 2 * blocks; ++g) {
       int32_t s = 0;
-      for (int j = 0; j < QK; ++j) s += q[b * QK + j];
-      xs[static_cast<size_t>(i * blocks + b)] = s;
+      for (int j = 0; j < QK / 2; ++j) s += q[g * (QK / 2) + j];
+      xs[static_cast<size_t>(i * 2 * blocks + g)] = s;
     }
   }
+  const auto row_kernel = type == SR_Q6_K ? q6k_row_vnni : q4k_row_vnni;
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
     XRows rows{};
     rows.count = count;
     for (int r = 0; r < count; ++r) {
       rows.q[r] = xq.data() + (i0 + r) * k;
       rows.d[r] = xd.data() + (i0 + r) * blocks;
-      rows.sum[r] = xs.data() + (i0 + r) * blocks;
+      rows.sum16[r] = xs.data() + (i0 + r) * 2 * blocks;
     }
-    q4k_row_vnni(static_cast<const uint8_t*>(w) + j * row_bytes, supers, rows, out);
+    row_kernel(static_cast<const uint8_t*>(w) + j * row_bytes, supers, rows, out);
   });
 }
 

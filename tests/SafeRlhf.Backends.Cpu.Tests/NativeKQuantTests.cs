@@ -6,7 +6,7 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>Q4_K / Q5_K / Q6_K weights kept as stored: the native quantized matmul and its backward against the reference
 /// backend (dequantized weight, double products) on every instruction set, at sizes that fill and leave partial panels,
-/// with activations on the Q8_0 grid (Q4_K's decode product rounds them to int8, exactly there); that product's
+/// with activations on the Q8_0 grid (the Q4_K and Q6_K decode products round them to int8, exactly there); their
 /// rounding on any activations is held to an int8 model below.
 /// The ISA cap is process-wide, hence the shared collection with the other ISA tests. Dequantize and the product on every
 /// backend are in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
@@ -87,17 +87,18 @@ public sealed class NativeKQuantTests
         }
     }
 
-    /// <summary>Q4_K below 8 rows (AVX-512 VNNI): the activations are rounded to int8 per 32-block as the Q8_0 / Q4_0 product
-    /// rounds them, and the result is Σ_b d_x,b · Σ_j x_q,j · w_j with w the exactly dequantized weights (the reference's
-    /// decoder), in double; the fp32 product of unrounded activations lies far outside this tolerance.</summary>
+    /// <summary>Q4_K and Q6_K below 8 rows (AVX-512 VNNI): the activations are rounded to int8 per 32-block as the Q8_0 /
+    /// Q4_0 product rounds them, and the result is Σ_b d_x,b · Σ_j x_q,j · w_j with w the exactly dequantized weights (the
+    /// reference's decoder), in double; the fp32 product of unrounded activations lies far outside this tolerance.</summary>
     [Theory]
-    [InlineData(1, 16, 256)] [InlineData(3, 9, 512)] [InlineData(7, 33, 768)]
-    public void Q4KDecodeIsTheInt8Product(int n, int m, int k)
+    [InlineData(DType.Q4_K, 1, 16, 256)] [InlineData(DType.Q4_K, 3, 9, 512)] [InlineData(DType.Q4_K, 7, 33, 768)]
+    [InlineData(DType.Q6_K, 1, 16, 256)] [InlineData(DType.Q6_K, 3, 9, 512)] [InlineData(DType.Q6_K, 7, 33, 768)]
+    public void DecodeIsTheInt8Product(DType dtype, int n, int m, int k)
     {
-        var rng = new Rng((ulong)(n * 17 + m * 5 + k));
+        var rng = new Rng((ulong)(n * 17 + m * 5 + k) + (ulong)dtype);
         var x = NativeQuantTests.Activations(rng, n, k, ties: true);
-        var blocks = RandomBlocks(rng, DType.Q4_K, m * k / DTypeInfo.KQuantBlock);
-        using var wr = Tensor.FromBytes(ReferenceDevice, DType.Q4_K, blocks, m, k);
+        var blocks = RandomBlocks(rng, dtype, m * k / DTypeInfo.KQuantBlock);
+        using var wr = Tensor.FromBytes(ReferenceDevice, dtype, blocks, m, k);
         using var dense = Ops.Dequantize(wr);
         var w = dense.ToFloatArray();
         var expected = new float[n * m];
@@ -116,7 +117,7 @@ public sealed class NativeKQuantTests
                 expected[i * m + j] = (float)sum;
             }
         }
-        using var wq = Tensor.FromBytes(NativeDevice, DType.Q4_K, blocks, m, k);
+        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
         using var xt = On(NativeDevice, x, n, k);
         using var y = Zeros(NativeDevice, n, m);
         NativeDevice.Backend.QuantizedMatMul(xt, wq, y);

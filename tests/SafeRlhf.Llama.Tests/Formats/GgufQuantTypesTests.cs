@@ -163,11 +163,20 @@ public sealed class GgufQuantTypesTests
         Assert.Equal(DType.Q6_K, kept.Output!.Weight.DType);
         Assert.Equal(m ? DType.Q4_K : DType.Q6_K, kept.Layers[0].Wq.Weight.DType);
         Assert.Equal(DType.F32, dense.Layers[0].Wq.Weight.DType);
-        var a = Logits(dense, Prompt);
-        var b = Logits(kept, Prompt);
+        // From 8 rows every device multiplies the decoded weights in fp32: the F32 file's logits to fp32 rounding.
+        int[] prompt = [.. Prompt, 261, 378];
+        var a = Logits(dense, prompt);
+        var b = Logits(kept, prompt);
         double max = a.Max(Math.Abs);
         for (int i = 0; i < a.Length; i++)
             Assert.True(Math.Abs(a[i] - b[i]) <= 2e-5 * max + 1e-6, $"logit {i}: F32 {a[i]:G9}, kept {b[i]:G9}");
         Assert.True(RelativeError(a, b) < 1e-5);
+        // Below 8 rows the native Q4_K / Q6_K products round the activations to int8 per 32 values (as llama.cpp does):
+        // within that rounding's reach of the F32 logits, and no longer equal to them.
+        if (device == "native")
+        {
+            double error = RelativeError(Logits(dense, Prompt), Logits(kept, Prompt));
+            Assert.InRange(error, 1e-5, 2e-2);
+        }
     }
 }
