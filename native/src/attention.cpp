@@ -153,36 +153,37 @@ SR_CLONES void finish_rows(float* o_block, const float* m, const float* l, int64
 
 int64_t blocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
 
-/** The decode step's attention for heads [h0, h1) of batch row b, one query each (T = 1, every key visible but for the
+/** The decode step's attention for batch row b, every head, one query each (T = 1, every key visible but for the
  *  mask): scores by dot products, a two-pass softmax, the weighted sum of the value rows. Keys and values are walked
- *  position by position, reading the heads' parts of each cache row together, so the cache streams from memory in order
- *  (the weights of a token evict it from the caches). s holds (h1 − h0)·S floats. */
-SR_CLONES void attend_heads(const Dims& d, const float* q, Kv k, Kv v, const float* mask_row, int64_t b, int64_t h0, int64_t h1,
-                            float scale, float* s, float* row_buf, float* o, float* lse) {
-  const int64_t S = d.S, nh = h1 - h0;
-  // The heads' part of a cache row: prefetched a few rows ahead (the hardware prefetcher alone left the loads waiting).
-  const int64_t hk0 = h0 / d.group(), row_floats = ((h1 - 1) / d.group() - hk0 + 1) * d.D;
+ *  position by position, a whole cache row at a time, so the cache streams from memory in order (the weights of a
+ *  token evict it from the caches). s holds H·(S + 1) floats, row_buf one widened cache row (Hkv·D floats). */
+SR_CLONES void attend_row(const Dims& d, const float* q, Kv k, Kv v, const float* mask_row, int64_t b, float scale, float* s,
+                          float* row_buf, float* o, float* lse) {
+  const int64_t S = d.S, H = d.H, row_floats = d.Hkv * d.D;
+  // Each cache row is prefetched a few rows ahead (the hardware prefetcher alone left the loads waiting).
   auto prefetch_row = [&](const Kv& kv, int64_t j) {
     if (j >= S) return;
-    const char* p = kv.bytes_at(d, b, j, hk0);
+    const char* p = kv.bytes_at(d, b, j, 0);
     for (int64_t off = 0; off < row_floats * (kv.bf16 ? 2 : 4); off += 64) __builtin_prefetch(p + off);
   };
   constexpr int64_t kAhead = 4;
   for (int64_t j = 0; j < S; ++j) {
     prefetch_row(k, j + kAhead);
     const bool masked = mask_row != nullptr && mask_row[j] == 0.0f;
-    const float* krow = masked ? nullptr : k.span(d, b, j, hk0, row_floats, row_buf);
-    for (int64_t h = h0; h < h1; ++h)
-      s[(h - h0) * S + j] = masked ? kNegInf : scale * dot(d.q_at(q, b, 0, h), krow + (h / d.group() - hk0) * d.D, d.D);
+    const float* krow = masked ? nullptr : k.span(d, b, j, 0, row_floats, row_buf);
+    for (int64_t h = 0; h < H; ++h)
+      s[h * S + j] = masked ? kNegInf : scale * dot(d.q_at(q, b, 0, h), krow + h / d.group() * d.D, d.D);
   }
-  for (int64_t i = 0; i < nh; ++i) {
-    float* row = s + i * S;
-    float* orow = const_cast<float*>(d.q_at(o, b, 0, h0 + i));
+  float* inv = s + H * S;  // 1 / Σ p per head, divided out after the value pass
+  for (int64_t h = 0; h < H; ++h) {
+    float* row = s + h * S;
+    float* orow = const_cast<float*>(d.q_at(o, b, 0, h));
     for (int64_t c = 0; c < d.D; ++c) orow[c] = 0.0f;
     const float m = S == 0 ? kNegInf : row_max(row, S);
     if (m == kNegInf) {  // no visible key: probabilities 0, o = 0, lse = −inf
       for (int64_t j = 0; j < S; ++j) row[j] = 0.0f;
-      lse[b * d.H + h0 + i] = kNegInf;
+      lse[b * H + h] = kNegInf;
+      inv[h] = 0.0f;
       continue;
     }
     float l = 0.0f;
@@ -190,24 +191,23 @@ SR_CLONES void attend_heads(const Dims& d, const float* q, Kv k, Kv v, const flo
       row[j] = fast_exp(row[j] - m);
       l += row[j];
     }
-    lse[b * d.H + h0 + i] = m + std::log(l);
-    s[nh * S + i] = 1.0f / l;  // the sum is divided out after the value pass
+    lse[b * H + h] = m + std::log(l);
+    inv[h] = 1.0f / l;
   }
   for (int64_t j = 0; j < S; ++j) {
     prefetch_row(v, j + kAhead);
-    const float* vrow = v.span(d, b, j, hk0, row_floats, row_buf);
-    for (int64_t h = h0; h < h1; ++h) {
-      const float p = s[(h - h0) * S + j];
+    const float* vrow = v.span(d, b, j, 0, row_floats, row_buf);
+    for (int64_t h = 0; h < H; ++h) {
+      const float p = s[h * S + j];
       if (p == 0.0f) continue;
       float* orow = const_cast<float*>(d.q_at(o, b, 0, h));
-      const float* vr = vrow + (h / d.group() - hk0) * d.D;
+      const float* vr = vrow + h / d.group() * d.D;
       for (int64_t c = 0; c < d.D; ++c) orow[c] += p * vr[c];
     }
   }
-  for (int64_t i = 0; i < nh; ++i) {
-    float* orow = const_cast<float*>(d.q_at(o, b, 0, h0 + i));
-    const float inv = s[nh * S + i];
-    for (int64_t c = 0; c < d.D; ++c) orow[c] *= inv;
+  for (int64_t h = 0; h < H; ++h) {
+    float* orow = const_cast<float*>(d.q_at(o, b, 0, h));
+    for (int64_t c = 0; c < d.D; ++c) orow[c] *= inv[h];
   }
 }
 
@@ -221,7 +221,7 @@ void forward_decode(const Dims& d, const float* q, Kv k, Kv v, const float* mask
   Buffer<float> scratch(static_cast<size_t>(threads * per_task + 1));
   parallel_tasks(d.B, threads, [&](int64_t b, int thread) {
     float* mine = scratch.data() + thread * per_task;
-    attend_heads(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, 0, d.H, scale, mine, mine + d.H * (d.S + 1), o, lse);
+    attend_row(d, q, k, v, mask == nullptr ? nullptr : mask + b * d.S, b, scale, mine, mine + d.H * (d.S + 1), o, lse);
   });
 }
 

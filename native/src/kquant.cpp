@@ -256,7 +256,7 @@ void kquant_dequantize_row(int32_t type, const void* w, int64_t blocks, float* x
 }
 
 void kquant_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  if (n < 8 && (type == SR_Q4_K || type == SR_Q6_K) && has_kquant_int8()) kquant_matmul_int8(type, x, w, y, n, m, k);
+  if (n < 8 && (type == SR_Q4_K || type == SR_Q6_K) && has_avx512_vnni()) kquant_matmul_int8(type, x, w, y, n, m, k);
   else if (n < 8) matmul_rows(type, x, w, y, n, m, k);
   else matmul_panels(type, x, w, y, n, m, k);
 }

@@ -26,12 +26,11 @@ int64_t kquant_block_bytes(int32_t type);
 /** Decodes `blocks` super-blocks into 256·blocks floats (the layout's definition; fp32 arithmetic in ggml's order). */
 void kquant_dequantize_row(int32_t type, const void* w, int64_t blocks, float* x);
 /** y [n, m] = x [n, k] · wᵀ, w [m, k] K-quant rows (k a multiple of 256): fp32 products of the decoded weights, but
- *  Q4_K and Q6_K below 8 rows where AVX-512 VNNI is present go to kquant_matmul_int8. Throws std::bad_alloc. */
+ *  Q4_K and Q6_K below 8 rows go to kquant_matmul_int8 where has_avx512_vnni(). Throws std::bad_alloc. */
 void kquant_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
-/** Whether kquant_matmul_int8 can run here: AVX-512 VNNI with F16C. */
-bool has_kquant_int8();
 /** y [n, m] = x [n, k] · wᵀ for Q4_K or Q6_K rows with x quantized to int8 per 32-block (kquant_int8.cpp): the exact
- *  product of the dequantized weights with the rounded activations, up to fp32 order. Throws std::bad_alloc. */
+ *  product of the dequantized weights with the rounded activations, up to fp32 order. Needs has_avx512_vnni().
+ *  Throws std::bad_alloc. */
 void kquant_matmul_int8(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
 /** dx [n, k] = dy [n, m] · w (overwritten). Throws std::bad_alloc. */
 void kquant_matmul_backward(int32_t type, const float* dy, const void* w, float* dx, int64_t n, int64_t m, int64_t k);

@@ -4,7 +4,7 @@
 //   Q4_K: y = Σ_sub [ d·sc·d_x · Σ_j q_j·x_j  −  dmin·m·d_x · Σ_j x_j ]       (w = d·sc·q − dmin·m, 32-weight subs)
 //   Q6_K: y = Σ_16 [ d·sc·d_x · (Σ_j u_j·x_j  −  32 · Σ_j x_j) ]              (w = d·sc·(u − 32), 16-weight subs)
 // so the result is the exact product of the dequantized weights with the int8-rounded activations, up to fp32 order.
-// Needs AVX-512 VNNI (256-bit form); kquant.cpp keeps the fp32 path elsewhere.
+// Needs has_avx512_vnni() (256-bit form); kquant.cpp keeps the fp32 path elsewhere.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -20,14 +20,6 @@ namespace {
 
 constexpr int QK = 32;
 
-/** Up to 4 activation rows: int8 values, per-32-block scales and per-16-value sums. */
-struct XRows {
-  const int8_t* q[4];
-  const float* d[4];
-  const int32_t* sum16[4];
-  int count;
-};
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 inline float hsum256(__m256 v) {
@@ -38,7 +30,7 @@ inline float hsum256(__m256 v) {
 }
 
 /** One Q4_K weight row (`supers` super-blocks of 144 bytes) against up to 4 activation rows. */
-void q4k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out) {
+void q4k_row_vnni(const uint8_t* row, int64_t supers, const ActivationRows& x, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float mins[4] = {};
   const __m256i low = _mm256_set1_epi8(0x0F);
@@ -73,7 +65,7 @@ void q4k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out
 /** One Q6_K weight row (`supers` super-blocks of 210 bytes: ql[128], qh[64], int8 scales[16], fp16 d) against up to 4
  *  activation rows. Weights 128h + 32p + l (l < 32): low 4 bits from ql[64h + 32(p & 1) + l] (high nibble for p ≥ 2),
  *  top 2 bits from qh[32h + l] >> 2p, scale sc[8h + 2p + l/16]; w = d·sc·(u − 32). */
-void q6k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out) {
+void q6k_row_vnni(const uint8_t* row, int64_t supers, const ActivationRows& x, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float offsets[4] = {};
   const __m256i low = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
@@ -110,35 +102,12 @@ void q6k_row_vnni(const uint8_t* row, int64_t supers, const XRows& x, float* out
 
 }  // namespace
 
-bool has_kquant_int8() {
-  uint32_t f = cpu_features();
-  return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
-}
-
 void kquant_matmul_int8(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  const int64_t blocks = k / QK, supers = k / QK_K, row_bytes = supers * kquant_block_bytes(type);
-  Buffer<int8_t> xq(static_cast<size_t>(n * k));
-  Buffer<float> xd(static_cast<size_t>(n * blocks));
-  Buffer<int32_t> xs(static_cast<size_t>(n * blocks * 2));
-  for (int64_t i = 0; i < n; ++i) {
-    int8_t* q = xq.data() + i * k;
-    quantize_activations(x + i * k, k, q, xd.data() + i * blocks);
-    for (int64_t g = 0; g < 2 * blocks; ++g) {
-      int32_t s = 0;
-      for (int j = 0; j < QK / 2; ++j) s += q[g * (QK / 2) + j];
-      xs[static_cast<size_t>(i * 2 * blocks + g)] = s;
-    }
-  }
+  const int64_t supers = k / QK_K, row_bytes = supers * kquant_block_bytes(type);
+  const QuantizedActivations xq(x, n, k);
   const auto row_kernel = type == SR_Q6_K ? q6k_row_vnni : q4k_row_vnni;
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
-    XRows rows{};
-    rows.count = count;
-    for (int r = 0; r < count; ++r) {
-      rows.q[r] = xq.data() + (i0 + r) * k;
-      rows.d[r] = xd.data() + (i0 + r) * blocks;
-      rows.sum16[r] = xs.data() + (i0 + r) * 2 * blocks;
-    }
-    row_kernel(static_cast<const uint8_t*>(w) + j * row_bytes, supers, rows, out);
+    row_kernel(static_cast<const uint8_t*>(w) + j * row_bytes, supers, xq.rows(i0, count), out);
   });
 }
 

@@ -75,6 +75,7 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   T* data() { return data_; }
+  const T* data() const { return data_; }
   T& operator[](size_t i) { return data_[i]; }
   size_t size() const { return count_; }
   void zero() { std::memset(data_, 0, count_ * sizeof(T)); }
@@ -94,6 +95,10 @@ inline bool has_avx512() {
 inline bool has_avx2_fma() {
   uint32_t f = cpu_features();
   return (f & (SR_CPU_AVX2 | SR_CPU_FMA)) == (SR_CPU_AVX2 | SR_CPU_FMA);
+}
+/** AVX-512 with VNNI, AVX2, FMA and F16C: what the int8 dot-product kernels of the quantized matmuls need. */
+inline bool has_avx512_vnni() {
+  return has_avx512() && has_avx2_fma() && (cpu_features() & SR_CPU_AVX512VNNI) && (cpu_features() & SR_CPU_F16C);
 }
 
 /** IEEE half ↔ float, exact scalar conversions (no F16C needed). */

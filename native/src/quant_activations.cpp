@@ -82,4 +82,31 @@ void lane_bias(const int8_t* q, int64_t lanes, int32_t shift, int32_t* bias) {
   for (int64_t l = 0; l < lanes; ++l) bias[l] = -shift * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
 }
 
+QuantizedActivations::QuantizedActivations(const float* x, int64_t n, int64_t k)
+    : k_(k), q_(static_cast<size_t>(n * k)), d_(static_cast<size_t>(n * (k / 32))), sum16_(static_cast<size_t>(n * (k / 16))) {
+  parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      int8_t* qi = q_.data() + i * k;
+      quantize_activations(x + i * k, k, qi, d_.data() + i * (k / 32));
+      int32_t* s = sum16_.data() + i * (k / 16);
+      for (int64_t g = 0; g < k / 16; ++g) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; ++j) sum += qi[g * 16 + j];
+        s[g] = sum;
+      }
+    }
+  });
+}
+
+ActivationRows QuantizedActivations::rows(int64_t i0, int count) const {
+  ActivationRows r{};
+  r.count = count;
+  for (int i = 0; i < count; ++i) {
+    r.q[i] = q(i0 + i);
+    r.d[i] = d(i0 + i);
+    r.sum16[i] = sum16(i0 + i);
+  }
+  return r;
+}
+
 }  // namespace sr

@@ -29,14 +29,6 @@ constexpr int64_t kPrefetchBlocks = 4;  // blocks ahead that decode prefetches
 /** Bytes of the quantized values of one block for a whole group (the scales follow all blocks). */
 constexpr int64_t group_block_bytes(bool q4) { return q4 ? 16 * kGroupRows : 32 * kGroupRows; }
 
-/** The activations: int8 q [n, k], scales d [n, blocks] and per-block bias −shift · Σ q [n, blocks]. */
-struct XBlocks {
-  const int8_t* q;
-  const float* d;
-  const int32_t* bias;
-  int64_t k, blocks;
-};
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 // GCC 12 reports the undefined pass-through operand inside its own unmasked AVX-512 intrinsics as uninitialized.
@@ -46,23 +38,25 @@ struct XBlocks {
 
 /** y[i0 .. i0+R) × [j0 .. j0+cols) from one interleaved group. */
 template <bool kQ4, int R>
-void group_tile(const XBlocks& x, int64_t i0, const uint8_t* group, int64_t j0, int cols, float* y, int64_t m) {
+void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const uint8_t* group, int64_t j0, int cols, float* y,
+                int64_t m) {
+  constexpr int32_t kShift = kQ4 ? 8 : 128;  // the unsigned codes' offset: Q4_0 nibbles, Q8_0 bytes with the sign flipped
   const int8_t* xq[R];
   const float* xd[R];
-  const int32_t* xb[R];
+  const int32_t* xs[R];
   #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    xq[r] = x.q + (i0 + r) * x.k;
-    xd[r] = x.d + (i0 + r) * x.blocks;
-    xb[r] = x.bias + (i0 + r) * x.blocks;
+    xq[r] = x.q(i0 + r);
+    xd[r] = x.d(i0 + r);
+    xs[r] = x.sum16(i0 + r);
   }
   __m512 acc[R];
   #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   constexpr int64_t qbytes = group_block_bytes(kQ4);
-  const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + x.blocks * qbytes);
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + blocks * qbytes);
   const __m512i low = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < x.blocks; ++b) {
+  for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* p = group + b * qbytes;
     if constexpr (R <= 2) {  // few rows: too little arithmetic per byte for the loads to run ahead on their own
       #pragma GCC unroll 8
@@ -84,7 +78,8 @@ void group_tile(const XBlocks& x, int64_t i0, const uint8_t* group, int64_t j0, 
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const int32_t* xr = reinterpret_cast<const int32_t*>(xq[r] + b * QK);
-      __m512i even = _mm512_set1_epi32(xb[r][b]), odd = _mm512_setzero_si512();  // two chains halve the latency
+      // the offset removed up front: −shift · Σ x over the block; two chains halve the latency
+      __m512i even = _mm512_set1_epi32(-kShift * (xs[r][2 * b] + xs[r][2 * b + 1])), odd = _mm512_setzero_si512();
       #pragma GCC unroll 8
       for (int g = 0; g < QK / 4; g += 2) {
         even = _mm512_dpbusd_epi32(even, wv[g], _mm512_set1_epi32(xr[g]));
@@ -101,52 +96,25 @@ void group_tile(const XBlocks& x, int64_t i0, const uint8_t* group, int64_t j0, 
 
 /** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
 template <bool kQ4>
-void group_rows(const XBlocks& x, int64_t n, const uint8_t* group, int64_t j0, int cols, float* y, int64_t m) {
+void group_rows(const QuantizedActivations& x, int64_t blocks, int64_t n, const uint8_t* group, int64_t j0, int cols, float* y,
+                int64_t m) {
   int64_t i0 = 0;
-  for (; i0 + kRows <= n; i0 += kRows) group_tile<kQ4, kRows>(x, i0, group, j0, cols, y, m);
+  for (; i0 + kRows <= n; i0 += kRows) group_tile<kQ4, kRows>(x, blocks, i0, group, j0, cols, y, m);
   switch (n - i0) {
     case 0: break;
-    case 1: group_tile<kQ4, 1>(x, i0, group, j0, cols, y, m); break;
-    case 2: group_tile<kQ4, 2>(x, i0, group, j0, cols, y, m); break;
-    case 3: group_tile<kQ4, 3>(x, i0, group, j0, cols, y, m); break;
-    case 4: group_tile<kQ4, 4>(x, i0, group, j0, cols, y, m); break;
-    case 5: group_tile<kQ4, 5>(x, i0, group, j0, cols, y, m); break;
-    case 6: group_tile<kQ4, 6>(x, i0, group, j0, cols, y, m); break;
-    default: group_tile<kQ4, 7>(x, i0, group, j0, cols, y, m); break;
+    case 1: group_tile<kQ4, 1>(x, blocks, i0, group, j0, cols, y, m); break;
+    case 2: group_tile<kQ4, 2>(x, blocks, i0, group, j0, cols, y, m); break;
+    case 3: group_tile<kQ4, 3>(x, blocks, i0, group, j0, cols, y, m); break;
+    case 4: group_tile<kQ4, 4>(x, blocks, i0, group, j0, cols, y, m); break;
+    case 5: group_tile<kQ4, 5>(x, blocks, i0, group, j0, cols, y, m); break;
+    case 6: group_tile<kQ4, 6>(x, blocks, i0, group, j0, cols, y, m); break;
+    default: group_tile<kQ4, 7>(x, blocks, i0, group, j0, cols, y, m); break;
   }
 }
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-/** Activations quantized per 32-block with the bias of the weights' unsigned offset. */
-struct QuantizedX {
-  Buffer<int8_t> q;
-  Buffer<float> d;
-  Buffer<int32_t> bias;
-  QuantizedX(const float* x, int64_t n, int64_t k, int32_t shift)
-      : q(static_cast<size_t>(n * k)), d(static_cast<size_t>(n * (k / QK))), bias(static_cast<size_t>(n * (k / QK))) {
-    const int64_t blocks = k / QK;
-    parallel_for(n, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        int8_t* qi = q.data() + i * k;
-        quantize_activations(x + i * k, k, qi, d.data() + i * blocks);
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-          int32_t s = 0;
-          for (int j = 0; j < QK; ++j) s += qi[blk * QK + j];
-          bias[static_cast<size_t>(i * blocks + blk)] = -shift * s;
-        }
-      }
-    });
-  }
-  XBlocks view(int64_t k) { return {q.data(), d.data(), bias.data(), k, k / QK}; }
-};
-
 }  // namespace
-
-bool has_quant_gemm() {
-  uint32_t f = cpu_features();
-  return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
-}
 
 bool is_interleaved(int32_t type) { return type == SR_Q8_0_X16 || type == SR_Q4_0_X16; }
 
@@ -207,8 +175,7 @@ void dequantize_interleaved(int32_t type, const void* w, int64_t blocks, int64_t
 void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
   const bool q4 = file_type(type) == SR_Q4_0, stored = is_interleaved(type);
   const int64_t blocks = k / QK, group_bytes = blocks * (group_block_bytes(q4) + 2 * kGroupRows);
-  QuantizedX xq(x, n, k, q4 ? 8 : 128);
-  const XBlocks xb = xq.view(k);
+  const QuantizedActivations xq(x, n, k);
   const int64_t groups = (m + kGroupRows - 1) / kGroupRows;
   // Tasks of several groups: one group of a decode row is too little work to pay for the shared task counter's cache
   // line moving between cores; 8 tasks per thread still let a thread that runs alone take over a busy core's share.
@@ -225,17 +192,15 @@ void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n
         interleave_group(type, w, j0, cols, blocks, local.data());
         group = local.data();
       }
-      if (q4) group_rows<true>(xb, n, group, j0, cols, y, m);
-      else group_rows<false>(xb, n, group, j0, cols, y, m);
+      if (q4) group_rows<true>(xq, blocks, n, group, j0, cols, y, m);
+      else group_rows<false>(xq, blocks, n, group, j0, cols, y, m);
     }
   });
 }
 
 void quant_gemm_interleaved_scalar(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
   const int64_t blocks = k / QK;
-  Buffer<int8_t> xq(static_cast<size_t>(n * k));
-  Buffer<float> xd(static_cast<size_t>(n * blocks));
-  for (int64_t i = 0; i < n; ++i) quantize_activations_scalar(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
+  const QuantizedActivations xq(x, n, k);
   parallel_for(m, static_cast<double>(n * k), [&](int64_t jb, int64_t je) {
     int8_t q[QK];
     for (int64_t j = jb; j < je; ++j) {
@@ -243,10 +208,10 @@ void quant_gemm_interleaved_scalar(int32_t type, const float* x, const void* w, 
       for (int64_t b = 0; b < blocks; ++b) {
         const float dw = interleaved_block(type, w, blocks, j, b, q);
         for (int64_t i = 0; i < n; ++i) {
-          const int8_t* xi = xq.data() + i * k + b * QK;
+          const int8_t* xi = xq.q(i) + b * QK;
           int32_t s = 0;
           for (int t = 0; t < QK; ++t) s += static_cast<int32_t>(xi[t]) * q[t];
-          y[i * m + j] += static_cast<float>(s) * dw * xd[static_cast<size_t>(i * blocks + b)];
+          y[i * m + j] += static_cast<float>(s) * dw * xq.d(i)[b];
         }
       }
     }

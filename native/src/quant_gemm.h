@@ -9,9 +9,6 @@ namespace sr {
 
 constexpr int kGroupRows = 16;  // weight rows per interleaved group: one per 32-bit lane
 
-/** Whether quant_gemm can run here: AVX-512 with VNNI. */
-bool has_quant_gemm();
-
 /** True for SR_Q8_0_X16 and SR_Q4_0_X16. */
 bool is_interleaved(int32_t type);
 /** The file block type of an interleaved type (SR_Q8_0 or SR_Q4_0), or `type` itself. */
@@ -28,7 +25,7 @@ void dequantize_interleaved(int32_t type, const void* w, int64_t blocks, int64_t
 
 /** y [n, m] = x [n, k] · wᵀ for Q8_0 / Q4_0 weights w [m, k] in the file layout or interleaved (m a multiple of 16),
  *  k a multiple of 32; the activations are quantized per 32-block as quantize_activations does. The file layout
- *  and the interleaved layout give the same bits. Needs has_quant_gemm(). Throws std::bad_alloc. */
+ *  and the interleaved layout give the same bits. Needs has_avx512_vnni(). Throws std::bad_alloc. */
 void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k);
 
 /** The same product for interleaved weights without AVX-512 VNNI: one output at a time, scalar code. */

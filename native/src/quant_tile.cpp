@@ -182,8 +182,7 @@ void tile_tasks_for(const XTile& tile, const void* w, float* y, int64_t n, int64
 }  // namespace
 
 bool has_quant_tile() {
-  uint32_t f = cpu_features();
-  return has_avx512() && has_avx2_fma() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && (f & SR_CPU_AVX512VBMI);
+  return has_avx512_vnni() && (cpu_features() & SR_CPU_AVX512VBMI);
 }
 
 void quant_tile_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {

@@ -30,11 +30,6 @@ namespace {
 
 // ---------------- int8 block dot products: up to 4 activation rows against one weight row ----------------
 
-struct XRows {
-  const int8_t* q[4];
-  const float* d[4];
-  int count;
-};
 
 /** Expands weight block b to 32 int8 values and its scale. */
 inline float weight_block(int32_t type, const void* w, int64_t b, int8_t* out) {
@@ -51,7 +46,7 @@ inline float weight_block(int32_t type, const void* w, int64_t b, int8_t* out) {
   return half_to_float(blk->d);
 }
 
-void dot_scalar(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
+void dot_scalar(int32_t type, const void* w, int64_t blocks, const ActivationRows& x, float* out) {
   float acc[4] = {};
   int8_t wq[QK];
   for (int64_t b = 0; b < blocks; ++b) {
@@ -90,7 +85,7 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-void dot_avx2(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
+void dot_avx2(int32_t type, const void* w, int64_t blocks, const ActivationRows& x, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t b = 0; b < blocks; ++b) {
@@ -112,7 +107,7 @@ void dot_avx2(int32_t type, const void* w, int64_t blocks, const XRows& x, float
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 /** One weight row against up to 4 activation rows (decode and small batches). */
-void dot_vnni(int32_t type, const void* w, int64_t blocks, const XRows& x, float* out) {
+void dot_vnni(int32_t type, const void* w, int64_t blocks, const ActivationRows& x, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < blocks; ++b) {
     float dw;
@@ -130,17 +125,11 @@ void dot_vnni(int32_t type, const void* w, int64_t blocks, const XRows& x, float
 
 #pragma GCC pop_options
 
-/** AVX-512 VNNI with F16C: the one-row VNNI kernels. */
-bool has_vnni() {
-  uint32_t f = cpu_features();
-  return has_avx512() && (f & SR_CPU_AVX512VNNI) && (f & SR_CPU_F16C) && has_avx2_fma();
-}
-
-using DotFn = void (*)(int32_t, const void*, int64_t, const XRows&, float*);
+using DotFn = void (*)(int32_t, const void*, int64_t, const ActivationRows&, float*);
 
 DotFn select_dot() {
   uint32_t f = cpu_features();
-  if (has_vnni()) return dot_vnni;
+  if (has_avx512_vnni()) return dot_vnni;
   if (has_avx2_fma() && (f & SR_CPU_F16C)) return dot_avx2;
   return dot_scalar;
 }
@@ -149,19 +138,9 @@ DotFn select_dot() {
 void quantized_matmul_rows(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k,
                            int64_t blocks, int64_t row_bytes) {
   const DotFn dot = select_dot();
-  Buffer<int8_t> xq(static_cast<size_t>(n * k));
-  Buffer<float> xd(static_cast<size_t>(n * blocks + 1));
-  parallel_for(n, 3.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) quantize_activations(x + i * k, k, xq.data() + i * k, xd.data() + i * blocks);
-  });
+  const QuantizedActivations xq(x, n, k);
   stream_rows(n, m, k, y, [&](int64_t j, int64_t i0, int count, float* out) {
-    XRows rows{};
-    rows.count = count;
-    for (int r = 0; r < count; ++r) {
-      rows.q[r] = xq.data() + (i0 + r) * k;
-      rows.d[r] = xd.data() + (i0 + r) * blocks;
-    }
-    dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, rows, out);
+    dot(type, static_cast<const char*>(w) + j * row_bytes, blocks, xq.rows(i0, count), out);
   });
 }
 
@@ -190,7 +169,7 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
   if (is_bf16(type)) return bf16_matmul(type == SR_BF16_DOT, x, static_cast<const uint16_t*>(w), y, n, m, k);
   if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
   if (is_interleaved(type)) {  // every row count reads the interleaved groups in place
-    if (has_quant_gemm()) return quant_gemm(type, x, w, y, n, m, k);
+    if (has_avx512_vnni()) return quant_gemm(type, x, w, y, n, m, k);
     return quant_gemm_interleaved_scalar(type, x, w, y, n, m, k);
   }
   const int64_t blocks = k / QK, row_bytes = blocks * block_bytes(type);
@@ -198,7 +177,7 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
   // weight row at a time (AVX-512 VNNI, AVX2 or scalar).
   // Measured crossover: 32 rows (at 16 the panel repacking costs more than the lanes save).
   constexpr int64_t kGemmRows = 32;
-  if (n >= kGemmRows && has_quant_gemm()) return quant_gemm(type, x, w, y, n, m, k);
+  if (n >= kGemmRows && has_avx512_vnni()) return quant_gemm(type, x, w, y, n, m, k);
   if (has_quant_tile()) return quant_tile_matmul(type, x, w, y, n, m, k);
   quantized_matmul_rows(type, x, w, y, n, m, k, blocks, row_bytes);
 }
