@@ -1,5 +1,5 @@
 // Dequantize: ggml Q8_0 / Q4_0 blocks (quant_blocks.cpp) and K-quant super-blocks (kquant.cpp) → fp32, and the
-// row-interleaved Q8_0 / Q4_0 layouts (quant_gemm.h), decoded row by row.
+// row-interleaved Q8_0 / Q4_0 (quant_gemm.h) and Q4_K / Q5_K (kquant.h) layouts, decoded row by row.
 #include <string>
 
 #include "kquant.h"
@@ -26,6 +26,17 @@ extern "C" SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, 
 }
 
 extern "C" SR_API sr_status sr_dequantize_f32_rows(int32_t type, const void* w, float* x, int64_t m, int64_t k) {
+  if (sr::is_kquant_x16(type)) {
+    if (m < 0 || k < 0 || m % sr::kGroupRows != 0 || k % sr::QK_K != 0)
+      return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32_rows: m " + std::to_string(m) + ", k " + std::to_string(k) +
+                                               " (interleaved K-quant weights need m a multiple of 16 and k of 256)");
+    if (m == 0 || k == 0) return SR_OK;
+    if (x == nullptr || w == nullptr) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32_rows: null pointer");
+    sr::parallel_for(m, 4.0 * static_cast<double>(k), [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) sr::kquant_x16_dequantize_row(type, w, k, j, 0, k / sr::QK_K, x + j * k);
+    });
+    return SR_OK;
+  }
   if (!sr::is_interleaved(type)) {
     if (m < 0 || k < 0) return sr::fail(SR_INVALID_ARGUMENT, "sr_dequantize_f32_rows: negative size");
     return sr_dequantize_f32(type, w, x, m * k);

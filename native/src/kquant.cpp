@@ -1,12 +1,12 @@
-// ggml K-quant weights (Q4_K, Q5_K, Q6_K) under the quantized linear layer. Each super-block is decoded to fp32 (a
-// scalar decoder that follows the layout, compiled per ISA; Q4_K and Q6_K also AVX-512 ones with the same bits), then:
-//   forward, few activation rows (decode): tasks of 32 weight rows, every super-block decoded once into a 256-float
-//            buffer and dotted with each activation row (AVX-512 / AVX2 FMA, or scalar) — the weight is read once;
-//   forward, many rows (prefill, training) and the backward dx = dy·w: panels of the weight decoded to fp32 and
-//            multiplied with the fp32 GEMM.
-// The result equals an fp32 matmul with the dequantized weight up to the order of the fp32 sums, except for the Q4_K and
-// Q6_K forward below 8 rows on AVX-512 VNNI, which multiplies int8-rounded activations (kquant_int8.cpp), as llama.cpp
-// does.
+// ggml K-quant weights (Q4_K, Q5_K, Q6_K) under the quantized linear layer. Where the CPU has AVX-512 VNNI the forward
+// rounds the activations to int8 per 32-block, as llama.cpp does, and multiplies with integer dot products: one weight
+// row at a time below 32 activation rows (decode, kquant_int8.cpp), 16 weight rows unpacked into column lanes from 32
+// (prefill, kquant_gemm.cpp). Otherwise, and for the backward dx = dy·w, each super-block is decoded to fp32 (a scalar
+// decoder that follows the layout, compiled per ISA; Q4_K and Q6_K also AVX-512 ones with the same bits), then:
+//   forward, few activation rows: tasks of 32 weight rows, every super-block decoded once into a 256-float buffer and
+//            dotted with each activation row (AVX-512 / AVX2 FMA, or scalar) — the weight is read once;
+//   forward, many rows, and the backward: panels of the weight decoded to fp32 and multiplied with the fp32 GEMM,
+// which equals an fp32 matmul with the dequantized weight up to the order of the fp32 sums.
 #include "kquant.h"
 
 #include <immintrin.h>
@@ -256,7 +256,8 @@ void kquant_dequantize_row(int32_t type, const void* w, int64_t blocks, float* x
 }
 
 void kquant_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
-  if (n < 8 && (type == SR_Q4_K || type == SR_Q6_K) && has_avx512_vnni()) kquant_matmul_int8(type, x, w, y, n, m, k);
+  if (has_avx512_vnni() && n < kKQuantGemmRows) kquant_matmul_int8(type, x, w, y, n, m, k);
+  else if (has_avx512_vnni()) kquant_gemm(type, x, w, y, n, m, k);
   else if (n < 8) matmul_rows(type, x, w, y, n, m, k);
   else matmul_panels(type, x, w, y, n, m, k);
 }

@@ -65,7 +65,7 @@ int64_t block_bytes(int32_t type) {
   return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 || type == SR_Q8_0_X16 ? 34 : 18;
 }
 
-int64_t block_elements(int32_t type) { return is_kquant(type) ? QK_K : QK; }
+int64_t block_elements(int32_t type) { return is_kquant(type) || is_kquant_x16(type) ? QK_K : QK; }
 
 sr_status check_block_type(const char* name, int32_t type) {
   if (type != SR_Q8_0 && type != SR_Q4_0 && !is_kquant(type))

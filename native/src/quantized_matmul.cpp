@@ -3,7 +3,8 @@
 // activations. For Q8_0 / Q4_0 the activations are quantized to int8 per 32-block on the fly (quant_activations.h)
 // and multiplied with int8 dot products: from 32 rows the column-lane GEMM (quant_gemm.cpp); below that the AVX-512
 // VNNI register tile (quant_tile.cpp) where the CPU has VNNI and VBMI; otherwise one weight row at a time, here
-// (weights stored with their rows interleaved by 16 go to the column-lane product at every row count)
+// (weights stored with their rows interleaved by 16 go to the column-lane product at every row count; the K-quants'
+// interleaved types to kquant_x16.cpp)
 // (AVX-512 VNNI or AVX2 one block per 256-bit step, or scalar code). The backward dequantizes w panel by panel into
 // the fp32 GEMM. The K-quant and BF16 weights pass through the same entry points to their own files.
 #include <immintrin.h>
@@ -148,7 +149,7 @@ bool is_bf16(int32_t type) { return type == SR_BF16 || type == SR_BF16_DOT; }
 
 /** The storage type (a block type or BF16) and the sizes of the two entry points: k a multiple of the type's block. */
 sr_status check_matmul(const char* name, int32_t type, int64_t n, int64_t m, int64_t k) {
-  if (is_interleaved(type)) {
+  if (is_interleaved(type) || is_kquant_x16(type)) {
     if (m % kGroupRows != 0 || m < 0)
       return fail(SR_INVALID_ARGUMENT, std::string(name) + ": interleaved weights need m a multiple of 16, got m " + std::to_string(m));
   } else if (!is_bf16(type)) {
@@ -168,6 +169,7 @@ sr_status check_matmul(const char* name, int32_t type, int64_t n, int64_t m, int
 void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int64_t n, int64_t m, int64_t k) {
   if (is_bf16(type)) return bf16_matmul(type == SR_BF16_DOT, x, static_cast<const uint16_t*>(w), y, n, m, k);
   if (is_kquant(type)) return kquant_matmul(type, x, w, y, n, m, k);
+  if (is_kquant_x16(type)) return kquant_x16_matmul(type, x, w, y, n, m, k);
   if (is_interleaved(type)) {  // every row count reads the interleaved groups in place
     if (has_avx512_vnni()) return quant_gemm(type, x, w, y, n, m, k);
     return quant_gemm_interleaved_scalar(type, x, w, y, n, m, k);
@@ -186,6 +188,7 @@ void quantized_matmul(int32_t type, const float* x, const void* w, float* y, int
 void quantized_matmul_backward(int32_t type, const float* dy, const void* w, float* dx, int64_t n, int64_t m, int64_t k) {
   if (is_bf16(type)) return bf16_matmul_backward(dy, static_cast<const uint16_t*>(w), dx, n, m, k);
   if (is_kquant(type)) return kquant_matmul_backward(type, dy, w, dx, n, m, k);
+  if (is_kquant_x16(type)) return kquant_x16_matmul_backward(type, dy, w, dx, n, m, k);
   if (is_interleaved(type)) {
     return backward_by_panels(dy, dx, n, m, k, [&](int64_t j, int64_t c0, int64_t cols, float* out) {
       dequantize_interleaved(type, w, k / QK, j, c0 / QK, cols / QK, out);

@@ -38,7 +38,7 @@ public sealed class Linear : Module
     {
         Tensor y = _weight.DType switch
         {
-            DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K or DType.Q8_0x16 or DType.Q4_0x16 => Ops.QuantizedMatMul(x, _weight),
+            _ when _weight.DType.IsQuantized() => Ops.QuantizedMatMul(x, _weight),  // block types, interleaved or not
             DType.BF16 when x.DType == DType.F32 => Ops.QuantizedMatMul(x, _weight),
             DType.BF16 or DType.F16 => Ops.Linear(x, _weight.Cast(x.DType)),
             _ => Ops.Linear(x, _weight),

@@ -32,14 +32,15 @@ public interface IDeviceSampler
     int[] Sample(Tensor logits, double temperature, double topP, ReadOnlySpan<double> uniforms);
 }
 
-/// <summary>A backend whose QuantizedMatMul, QuantizedMatMulBackward and Dequantize read Q8_0/Q4_0 matrices with their
-/// rows interleaved by 16 (<see cref="DType.Q8_0x16"/>, <see cref="DType.Q4_0x16"/>), and that makes them.</summary>
+/// <summary>A backend whose QuantizedMatMul, QuantizedMatMulBackward and Dequantize read Q8_0/Q4_0/Q4_K/Q5_K matrices
+/// with their rows interleaved by 16 (<see cref="DType.Q8_0x16"/>, <see cref="DType.Q4_0x16"/>,
+/// <see cref="DType.Q4_Kx16"/>, <see cref="DType.Q5_Kx16"/>), and that makes them.</summary>
 public interface IRowInterleaving
 {
     /// <summary>False for a decorator whose inner backend does not interleave rows.</summary>
     bool InterleavesRows { get; }
 
-    /// <summary>dst (Q8_0x16 or Q4_0x16 [M, K]) = w (the matching Q8_0 or Q4_0 [M, K], contiguous, M a multiple of 16)
+    /// <summary>dst (an interleaved type [M, K]) = w (its file layout [M, K], contiguous, M a multiple of 16)
     /// in the layout <see cref="QuantBlocks.InterleaveRows"/> defines.</summary>
     void InterleaveRows(Tensor w, Tensor dst);
 }

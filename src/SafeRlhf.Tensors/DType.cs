@@ -2,9 +2,10 @@ namespace SafeRlhf.Tensors;
 
 /// <summary>Element types. F32/F64 are compute types; BF16/F16 are storage types with fp32 compute;
 /// Q8_0 and Q4_0 are ggml-compatible block-quantized storage types (32 weights per block); Q4_K, Q5_K and Q6_K are
-/// ggml's K-quant storage types (256-weight super-blocks, see <see cref="KQuantBlocks"/>). Q8_0x16 and Q4_0x16 hold
-/// the same blocks as Q8_0 and Q4_0 with the rows of a [M, K] matrix interleaved in groups of 16, the layout the native
-/// CPU product reads in place (<see cref="QuantBlocks.InterleaveRows"/>); they are made from Q8_0/Q4_0 matrices only.</summary>
+/// ggml's K-quant storage types (256-weight super-blocks, see <see cref="KQuantBlocks"/>). Q8_0x16, Q4_0x16, Q4_Kx16
+/// and Q5_Kx16 hold the same blocks as Q8_0, Q4_0, Q4_K and Q5_K with the rows of a [M, K] matrix interleaved in groups
+/// of 16, the layout the native CPU product reads in place (<see cref="QuantBlocks.InterleaveRows"/>); they are made
+/// from matrices of those four types only.</summary>
 public enum DType
 {
     F32,
@@ -19,6 +20,8 @@ public enum DType
     Q6_K,
     Q8_0x16,
     Q4_0x16,
+    Q4_Kx16,
+    Q5_Kx16,
 }
 
 /// <summary>Sizes and properties of <see cref="DType"/> values.</summary>
@@ -33,7 +36,7 @@ public static class DTypeInfo
     /// <summary>Bytes of one Q4_0 block: fp16 scale + 16 bytes of packed 4-bit values.</summary>
     public const int Q4_0BlockBytes = 2 + 16;
 
-    /// <summary>Rows per interleaved group of Q8_0x16 and Q4_0x16.</summary>
+    /// <summary>Rows per interleaved group of Q8_0x16, Q4_0x16, Q4_Kx16 and Q5_Kx16.</summary>
     public const int InterleavedRows = 16;
 
     /// <summary>Weights per K-quant super-block (ggml's QK_K).</summary>
@@ -55,36 +58,45 @@ public static class DTypeInfo
     /// <c>Ops.Quantize</c>.</summary>
     public static bool IsKQuant(this DType dtype) => dtype is DType.Q4_K or DType.Q5_K or DType.Q6_K;
 
-    /// <summary>True for the row-interleaved layouts Q8_0x16 and Q4_0x16 (made by <c>Ops.InterleaveRows</c>, read by the
-    /// matmuls and Dequantize of a backend that offers <see cref="IRowInterleaving"/>; no file format stores them).</summary>
-    public static bool IsInterleaved(this DType dtype) => dtype is DType.Q8_0x16 or DType.Q4_0x16;
+    /// <summary>True for the row-interleaved layouts Q8_0x16, Q4_0x16, Q4_Kx16 and Q5_Kx16 (made by
+    /// <c>Ops.InterleaveRows</c>, read by the matmuls and Dequantize of a backend that offers
+    /// <see cref="IRowInterleaving"/>; no file format stores them).</summary>
+    public static bool IsInterleaved(this DType dtype) => dtype is DType.Q8_0x16 or DType.Q4_0x16 or DType.Q4_Kx16 or DType.Q5_Kx16;
 
-    /// <summary>The interleaved layout of Q8_0 or Q4_0 (Q8_0x16, Q4_0x16).</summary>
+    /// <summary>True for the types that have a row-interleaved layout (Q8_0, Q4_0, Q4_K, Q5_K).</summary>
+    public static bool HasInterleavedLayout(this DType dtype) => dtype is DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K;
+
+    /// <summary>The interleaved layout of Q8_0, Q4_0, Q4_K or Q5_K (Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16).</summary>
     public static DType Interleaved(this DType dtype) => dtype switch
     {
         DType.Q8_0 => DType.Q8_0x16,
         DType.Q4_0 => DType.Q4_0x16,
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "only Q8_0 and Q4_0 have an interleaved layout"),
+        DType.Q4_K => DType.Q4_Kx16,
+        DType.Q5_K => DType.Q5_Kx16,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "only Q8_0, Q4_0, Q4_K and Q5_K have an interleaved layout"),
     };
 
-    /// <summary>The file layout of an interleaved type (Q8_0x16 → Q8_0, Q4_0x16 → Q4_0); other types unchanged.</summary>
+    /// <summary>The file layout of an interleaved type (Q8_0x16 → Q8_0, Q4_0x16 → Q4_0, Q4_Kx16 → Q4_K, Q5_Kx16 →
+    /// Q5_K); other types unchanged.</summary>
     public static DType FileLayout(this DType dtype) => dtype switch
     {
         DType.Q8_0x16 => DType.Q8_0,
         DType.Q4_0x16 => DType.Q4_0,
+        DType.Q4_Kx16 => DType.Q4_K,
+        DType.Q5_Kx16 => DType.Q5_K,
         _ => dtype,
     };
 
     /// <summary>Weights per block of a quantized or interleaved type (32, or 256 for the K-quants).</summary>
-    public static int BlockElements(this DType dtype) => dtype.IsKQuant() ? KQuantBlock : QuantBlock;
+    public static int BlockElements(this DType dtype) => dtype.FileLayout().IsKQuant() ? KQuantBlock : QuantBlock;
 
     /// <summary>Bytes per block of a quantized type.</summary>
     public static int BlockBytes(this DType dtype) => dtype switch
     {
         DType.Q8_0 or DType.Q8_0x16 => Q8_0BlockBytes,
         DType.Q4_0 or DType.Q4_0x16 => Q4_0BlockBytes,
-        DType.Q4_K => Q4_KBlockBytes,
-        DType.Q5_K => Q5_KBlockBytes,
+        DType.Q4_K or DType.Q4_Kx16 => Q4_KBlockBytes,
+        DType.Q5_K or DType.Q5_Kx16 => Q5_KBlockBytes,
         DType.Q6_K => Q6_KBlockBytes,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a block-quantized dtype"),
     };
@@ -99,7 +111,7 @@ public static class DTypeInfo
         DType.F64 => count * 8,
         DType.BF16 or DType.F16 => count * 2,
         DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K or DType.Q8_0x16 or DType.Q4_0x16
-            => BlockCount(dtype, count) * dtype.BlockBytes(),
+            or DType.Q4_Kx16 or DType.Q5_Kx16 => BlockCount(dtype, count) * dtype.BlockBytes(),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

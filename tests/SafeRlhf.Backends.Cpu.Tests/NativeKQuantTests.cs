@@ -6,8 +6,8 @@ namespace SafeRlhf.Backends.Cpu.Tests;
 
 /// <summary>Q4_K / Q5_K / Q6_K weights kept as stored: the native quantized matmul and its backward against the reference
 /// backend (dequantized weight, double products) on every instruction set, at sizes that fill and leave partial panels,
-/// with activations on the Q8_0 grid (the Q4_K and Q6_K decode products round them to int8, exactly there); their
-/// rounding on any activations is held to an int8 model below.
+/// with activations on the Q8_0 grid (the forward rounds them to int8 on AVX-512 VNNI, exactly there); its rounding on
+/// any activations is held to an int8 model below.
 /// The ISA cap is process-wide, hence the shared collection with the other ISA tests. Dequantize and the product on every
 /// backend are in the conformance suite of SafeRlhf.Tensors.Tests.</summary>
 [Collection(nameof(NativeIsaTests))]
@@ -16,7 +16,7 @@ public sealed class NativeKQuantTests
     public static TheoryData<DType> KTypes => new() { DType.Q4_K, DType.Q5_K, DType.Q6_K };
 
     /// <summary>Super-blocks of random bytes whose fp16 scales are small finite values, negative zero or subnormals.</summary>
-    private static byte[] RandomBlocks(Rng rng, DType dtype, int blocks)
+    internal static byte[] RandomBlocks(Rng rng, DType dtype, int blocks)
     {
         int size = dtype.BlockBytes();
         var data = new byte[blocks * size];
@@ -53,7 +53,7 @@ public sealed class NativeKQuantTests
     public void QuantizedMatMulAndBackwardAgainstTheReference(DType dtype, int n, int m, int k)
     {
         var rng = new Rng((ulong)(n * 131 + m * 7 + k) + (ulong)dtype);
-        var x = OnTheQ8Grid(rng, n * k);  // exact under the int8 rounding of Q4_K's decode product
+        var x = OnTheQ8Grid(rng, n * k);  // exact under the int8 rounding of the forward
         var dy = Random(rng, n * m);
         var blocks = RandomBlocks(rng, dtype, m * k / DTypeInfo.KQuantBlock);
         foreach (var isa in new[] { NativeIsa.Scalar, NativeIsa.Avx2, NativeIsa.Avx512 })
@@ -87,17 +87,33 @@ public sealed class NativeKQuantTests
         }
     }
 
-    /// <summary>Q4_K and Q6_K below 8 rows (AVX-512 VNNI): the activations are rounded to int8 per 32-block as the Q8_0 /
-    /// Q4_0 product rounds them, and the result is Σ_b d_x,b · Σ_j x_q,j · w_j with w the exactly dequantized weights (the
-    /// reference's decoder), in double; the fp32 product of unrounded activations lies far outside this tolerance.</summary>
+    /// <summary>Every K-quant forward on AVX-512 VNNI (the row kernel below 32 rows, the packed register tile from 32, with
+    /// partial tiles and a partial group of 16 weight rows): the activations are rounded to int8 per 32-block as the
+    /// Q8_0 / Q4_0 product rounds them, and the result is Σ_b d_x,b · Σ_j x_q,j · w_j with w the exactly dequantized
+    /// weights (the reference's decoder), in double; the fp32 product of unrounded activations lies far outside this
+    /// tolerance.</summary>
     [Theory]
     [InlineData(DType.Q4_K, 1, 16, 256)] [InlineData(DType.Q4_K, 3, 9, 512)] [InlineData(DType.Q4_K, 7, 33, 768)]
+    [InlineData(DType.Q4_K, 32, 16, 256)] [InlineData(DType.Q4_K, 43, 37, 512)]
+    [InlineData(DType.Q5_K, 1, 16, 256)] [InlineData(DType.Q5_K, 5, 9, 512)] [InlineData(DType.Q5_K, 19, 33, 768)] [InlineData(DType.Q5_K, 35, 33, 768)]
     [InlineData(DType.Q6_K, 1, 16, 256)] [InlineData(DType.Q6_K, 3, 9, 512)] [InlineData(DType.Q6_K, 7, 33, 768)]
-    public void DecodeIsTheInt8Product(DType dtype, int n, int m, int k)
+    [InlineData(DType.Q6_K, 32, 16, 256)] [InlineData(DType.Q6_K, 45, 21, 512)]
+    public void ForwardIsTheInt8Product(DType dtype, int n, int m, int k)
     {
         var rng = new Rng((ulong)(n * 17 + m * 5 + k) + (ulong)dtype);
         var x = NativeQuantTests.Activations(rng, n, k, ties: true);
         var blocks = RandomBlocks(rng, dtype, m * k / DTypeInfo.KQuantBlock);
+        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
+        using var xt = On(NativeDevice, x, n, k);
+        using var y = Zeros(NativeDevice, n, m);
+        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
+        NativeQuantTests.AssertInt8Model(Int8Model(dtype, blocks, x, n, m, k), y.ToFloatArray(), m, k);
+    }
+
+    /// <summary>Σ_b d_x,b · Σ_j x_q,j · w_j in double, x rounded to int8 per 32-block as the Q8_0 / Q4_0 product rounds
+    /// it, w the file-layout K-quant blocks decoded by the reference backend.</summary>
+    internal static float[] Int8Model(DType dtype, byte[] blocks, float[] x, int n, int m, int k)
+    {
         using var wr = Tensor.FromBytes(ReferenceDevice, dtype, blocks, m, k);
         using var dense = Ops.Dequantize(wr);
         var w = dense.ToFloatArray();
@@ -117,11 +133,7 @@ public sealed class NativeKQuantTests
                 expected[i * m + j] = (float)sum;
             }
         }
-        using var wq = Tensor.FromBytes(NativeDevice, dtype, blocks, m, k);
-        using var xt = On(NativeDevice, x, n, k);
-        using var y = Zeros(NativeDevice, n, m);
-        NativeDevice.Backend.QuantizedMatMul(xt, wq, y);
-        NativeQuantTests.AssertInt8Model(expected, y.ToFloatArray(), m, k);
+        return expected;
     }
 
     private static double Scale(Tensor t) => t.Numel == 0 ? 1 : Math.Max(1e-30, t.ToFloatArray().Max(v => Math.Abs((double)v)));

@@ -127,7 +127,7 @@ public static class LlamaLoader
             Tensor Frozen(DType type, Func<Tensor> load)
             {
                 // Interleaving is a layout of the same blocks: the shared cache keys it as its own type.
-                if (options.InterleaveRows && type is DType.Q8_0 or DType.Q4_0 && raw.Dims.Length == 2
+                if (options.InterleaveRows && type.HasInterleavedLayout() && raw.Dims.Length == 2
                     && raw.Dims[0] % DTypeInfo.InterleavedRows == 0)
                 {
                     var fileLayout = load;
