@@ -157,7 +157,7 @@ SR_API sr_status sr_attention_backward_f32(const float* q, const float* k, const
  * blocks or BF16. */
 
 enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 = 5, SR_BF16_DOT = 6, SR_Q8_0_X16 = 7, SR_Q4_0_X16 = 8,
-       SR_Q4_K_X16 = 9, SR_Q5_K_X16 = 10 };
+       SR_Q4_K_X16 = 9, SR_Q5_K_X16 = 10, SR_Q6_K_X16 = 11 };
 /** Q8_0 block: fp16 d, int8 q[32], x ≈ d·q. Q4_0 block: fp16 d, uint8 qs[16] (element j in the low
  *  nibble of qs[j], element j+16 in the high nibble), x ≈ d·(q − 8). Q4_K, Q5_K, Q6_K: ggml's 256-weight
  *  super-blocks (144, 176, 210 bytes; kquant.cpp), read from files: dequantize and the two matmuls accept them
@@ -172,19 +172,20 @@ enum { SR_Q8_0 = 0, SR_Q4_0 = 1, SR_Q4_K = 2, SR_Q5_K = 3, SR_Q6_K = 4, SR_BF16 
  *  c = 0..3 (Q4_0) or 0..7 (Q8_0), chunk c holding for row r of the group, at bytes 4r .. 4r+3, the block's value
  *  bytes qs[4c .. 4c+3] (Q8_0: each XOR 0x80, i.e. q + 128 unsigned); after the last block, the fp16 scales d of
  *  block b, row r at index 16b + r.
- *  SR_Q4_K_X16 / SR_Q5_K_X16: Q4_K / Q5_K super-blocks (B = 144 / 176 bytes) with the rows interleaved in groups of 16
- *  by 4-byte words (m a multiple of 16, k of 256; kquant_x16.cpp). Group g takes the bytes [g·16·B·S, (g+1)·16·B·S)
- *  with S = k/256 super-blocks per row; in it super-block s fills 16·B bytes, whose 64-byte chunk t (t < B/4) holds
- *  for row r of the group, at bytes 4r .. 4r+3, the bytes 4t .. 4t+3 of that row's super-block s. Their forward rounds
- *  x to int8 per 32-block, as the file layout's does on AVX-512 VNNI.
+ *  SR_Q4_K_X16 / SR_Q5_K_X16 / SR_Q6_K_X16: Q4_K / Q5_K / Q6_K super-blocks (B = 144 / 176 / 210 bytes) with the rows
+ *  interleaved in groups of 16 by 4-byte words (m a multiple of 16, k of 256; kquant_x16.cpp). Group g takes the bytes
+ *  [g·16·B·S, (g+1)·16·B·S) with S = k/256 super-blocks per row; in it super-block s fills 16·B bytes, whose 64-byte
+ *  chunk t (t < B/4, rounded down) holds for row r of the group, at bytes 4r .. 4r+3, the bytes 4t .. 4t+3 of that
+ *  row's super-block s; for Q6_K, 32 more bytes hold at 2r .. 2r+1 the row's bytes 208 .. 209 (its fp16 d). Their
+ *  forward rounds x to int8 per 32-block, as the file layout's does on AVX-512 VNNI.
  *  The interleaved types are accepted by the two matmuls, sr_interleave_rows_q and sr_dequantize_f32_rows. */
 SR_API sr_status sr_quant_block_bytes(int32_t type, int32_t* bytes);
 /** Quantizes n floats (n a multiple of 32) into n/32 blocks. */
 SR_API sr_status sr_quantize_f32(int32_t type, const float* x, void* blocks, int64_t n);
 /** Dequantizes n/32 blocks (n/256 for the K-quants) into n floats. */
 SR_API sr_status sr_dequantize_f32(int32_t type, const void* blocks, float* x, int64_t n);
-/** w [m, k] in SR_Q8_0 / SR_Q4_0 / SR_Q4_K / SR_Q5_K → the same weights as SR_Q8_0_X16 / SR_Q4_0_X16 / SR_Q4_K_X16 /
- *  SR_Q5_K_X16 (type names the interleaved type; m a multiple of 16, k of the block); dst has the same size as src. */
+/** w [m, k] in SR_Q8_0 / SR_Q4_0 / SR_Q4_K / SR_Q5_K / SR_Q6_K → the same weights in the matching interleaved type
+ *  (type names it; m a multiple of 16, k of the block); dst has the same size as src. */
 SR_API sr_status sr_interleave_rows_q(int32_t type, const void* src, void* dst, int64_t m, int64_t k);
 /** w [m, k] in any block type, file layout or interleaved → x [m, k] floats. */
 SR_API sr_status sr_dequantize_f32_rows(int32_t type, const void* w, float* x, int64_t m, int64_t k);

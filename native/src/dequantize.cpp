@@ -1,5 +1,5 @@
 // Dequantize: ggml Q8_0 / Q4_0 blocks (quant_blocks.cpp) and K-quant super-blocks (kquant.cpp) → fp32, and the
-// row-interleaved Q8_0 / Q4_0 (quant_gemm.h) and Q4_K / Q5_K (kquant.h) layouts, decoded row by row.
+// row-interleaved Q8_0 / Q4_0 (quant_gemm.h) and K-quant (kquant.h) layouts, decoded row by row.
 #include <string>
 
 #include "kquant.h"

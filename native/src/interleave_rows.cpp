@@ -1,5 +1,5 @@
-// InterleaveRows: Q8_0 / Q4_0 / Q4_K / Q5_K matrices in the file layout → the row-interleaved layout the column-lane
-// products read in place (SR_Q8_0_X16, SR_Q4_0_X16: quant_gemm.cpp; SR_Q4_K_X16, SR_Q5_K_X16: kquant_x16.cpp; both
+// InterleaveRows: Q8_0 / Q4_0 / K-quant matrices in the file layout → the row-interleaved layout the column-lane
+// products read in place (SR_Q8_0_X16, SR_Q4_0_X16: quant_gemm.cpp; SR_Q4_K_X16 .. SR_Q6_K_X16: kquant_x16.cpp; both
 // defined in saferlhf.h).
 #include <string>
 
@@ -20,7 +20,7 @@ extern "C" SR_API sr_status sr_interleave_rows_q(int32_t type, const void* src, 
     return SR_OK;
   }
   if (!sr::is_interleaved(type))
-    return sr::fail(SR_INVALID_ARGUMENT, "sr_interleave_rows_q: type " + std::to_string(type) + " is not SR_Q8_0_X16, SR_Q4_0_X16, SR_Q4_K_X16 or SR_Q5_K_X16");
+    return sr::fail(SR_INVALID_ARGUMENT, "sr_interleave_rows_q: type " + std::to_string(type) + " is not SR_Q8_0_X16, SR_Q4_0_X16 or SR_Q4_K_X16 .. SR_Q6_K_X16");
   if (m < 0 || k < 0 || m % sr::kGroupRows != 0 || k % sr::QK != 0)
     return sr::fail(SR_INVALID_ARGUMENT, "sr_interleave_rows_q: m " + std::to_string(m) + ", k " + std::to_string(k) +
                                              " (need m a multiple of 16 and k of 32)");

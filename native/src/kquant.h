@@ -43,11 +43,11 @@ void kquant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t 
 /** dx [n, k] = dy [n, m] · w (overwritten). Throws std::bad_alloc. */
 void kquant_matmul_backward(int32_t type, const float* dy, const void* w, float* dx, int64_t n, int64_t m, int64_t k);
 
-// ---- Q4_K / Q5_K with the rows interleaved by 16 (SR_Q4_K_X16, SR_Q5_K_X16; kquant_x16.cpp) ----
+// ---- K-quants with the rows interleaved by 16 (SR_Q4_K_X16, SR_Q5_K_X16, SR_Q6_K_X16; kquant_x16.cpp) ----
 
-/** True for SR_Q4_K_X16 and SR_Q5_K_X16. */
+/** True for SR_Q4_K_X16, SR_Q5_K_X16 and SR_Q6_K_X16. */
 bool is_kquant_x16(int32_t type);
-/** SR_Q4_K or SR_Q5_K for an interleaved K-quant type. */
+/** The file type (SR_Q4_K, SR_Q5_K, SR_Q6_K) of an interleaved K-quant type. */
 int32_t kquant_x16_file_type(int32_t type);
 /** w [m, k] in the file layout → the interleaved layout of `type` (m a multiple of 16, k of 256; dst as large as src). */
 void kquant_interleave_rows(int32_t type, const void* src, void* dst, int64_t m, int64_t k);

@@ -1,11 +1,13 @@
-// Q4_K / Q5_K weights with their rows interleaved by 16 (SR_Q4_K_X16, SR_Q5_K_X16; saferlhf.h): the layout, its
-// dequantize and backward, and the product that reads it in place at every activation row count.
+// Q4_K / Q5_K / Q6_K weights with their rows interleaved by 16 (SR_Q4_K_X16, SR_Q5_K_X16, SR_Q6_K_X16; saferlhf.h):
+// the layout, its dequantize and backward, and the product that reads it in place at every activation row count.
 //
 // Layout: a pure permutation of 4-byte words. Group g (rows 16g .. 16g+15) takes 16·B·S bytes (S super-blocks of B =
-// 144 or 176 bytes per row); in it super-block s fills 16·B bytes, whose 64-byte chunk t holds, for row r of the
-// group at bytes 4r .. 4r+3, the bytes 4t .. 4t+3 of that row's super-block s. So one 512-bit load gives the same
-// word of 16 rows: chunk 0 their fp16 d and dmin, chunks 1–3 their packed 6-bit scales and mins, then (Q5_K) 8
-// chunks of high bits and 32 chunks of nibbles.
+// 144, 176 or 210 bytes per row); in it super-block s fills 16·B bytes, whose 64-byte chunk t (t < B/4) holds, for
+// row r of the group at bytes 4r .. 4r+3, the bytes 4t .. 4t+3 of that row's super-block s, followed (Q6_K, B = 4·52 +
+// 2) by 32 bytes holding at 2r .. 2r+1 the row's last two bytes. So one 512-bit load gives the same word of 16 rows:
+// Q4_K / Q5_K: chunk 0 their fp16 d and dmin, chunks 1–3 their packed 6-bit scales and mins, then (Q5_K) 8 chunks of
+// high bits and 32 chunks of nibbles; Q6_K: 32 chunks of low nibbles, 16 of 2-bit tops, 4 of int8 scales, then the
+// 16 fp16 d.
 //
 // Product (AVX-512 VNNI): the activations are rounded to int8 per 32-block (quant_activations.h), and for each pair of
 // sub-blocks (2c, 2c+1) of a super-block — the low and high nibbles of the row's bytes 32c .. 32c+31 — 8 chunks give
@@ -13,8 +15,10 @@
 // lane. The scales and mins of the 16 rows are unpacked in registers (the bytewise form of kquant_scale_min), so
 //   y[r, c] += d_x·(d·sc)·Σ q·x − d_x·Σx·(dmin·m)        per sub-block
 // costs a few vector operations per 16 outputs: the exact product of the dequantized weights with the int8-rounded
-// activations, up to fp32 order (the same model as kquant_int8.cpp and kquant_gemm.cpp). Without VNNI each group is
-// put back into the file layout and multiplied by kquant_matmul.
+// activations, up to fp32 order (the same model as kquant_int8.cpp and kquant_gemm.cpp). Q6_K the same way with its
+// codes u = low | top << 4 (0..63), its 16-value groups' int8 scales and −32·Σx removed in the integer sums:
+//   y[r, c] += d_x·(d·sc)·(Σ u·x − 32·Σx)                 per 16-value group
+// Without VNNI each group is put back into the file layout and multiplied by kquant_matmul.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -38,8 +42,18 @@ constexpr int64_t kGemmRowsX16 = 64;
 
 /** Bytes of super-block s of row r of a group, gathered into the file layout (bb bytes). */
 void gather(const uint8_t* group, int64_t bb, int64_t s, int r, uint8_t* out) {
-  const uint8_t* p = group + s * kLanes * bb + 4 * r;
-  for (int64_t t = 0; t < bb / 4; ++t) std::memcpy(out + 4 * t, p + 64 * t, 4);
+  const uint8_t* p = group + s * kLanes * bb;
+  const int64_t words = bb / 4;
+  for (int64_t t = 0; t < words; ++t) std::memcpy(out + 4 * t, p + 64 * t + 4 * r, 4);
+  if (bb % 4 != 0) std::memcpy(out + 4 * words, p + 64 * words + 2 * r, 2);
+}
+
+/** The inverse of gather: row r's super-block s (bb bytes, file layout) into its group. */
+void scatter(const uint8_t* in, int64_t bb, int64_t s, int r, uint8_t* group) {
+  uint8_t* p = group + s * kLanes * bb;
+  const int64_t words = bb / 4;
+  for (int64_t t = 0; t < words; ++t) std::memcpy(p + 64 * t + 4 * r, in + 4 * t, 4);
+  if (bb % 4 != 0) std::memcpy(p + 64 * words + 2 * r, in + 4 * words, 2);
 }
 
 #pragma GCC push_options
@@ -147,19 +161,100 @@ void group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const
   }
 }
 
-template <bool kFive>
+/** Q6_K: y[i0 .. i0+R) × [j0 .. j0+16) from one group. Weight 128h + 32p + l of a super-block (l = 4e + i): low 4
+ *  bits from the row's byte 64h + 32(p & 1) + l (its high nibble for p ≥ 2), top 2 bits from byte 128 + 32h + l,
+ *  shifted by 2p; the scale of its 16-value group 8h + 2p + (l ≥ 16) is byte 192 + that group. */
+template <int R>
+void q6_group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const uint8_t* group, int64_t j0, float* y, int64_t m) {
+  constexpr int64_t sbytes = kLanes * 210;
+  constexpr int C = chains(R);
+  const int8_t* xq[R];
+  const float* xd[R];
+  const int32_t* xs[R];
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    xq[r] = x.q(i0 + r);
+    xd[r] = x.d(i0 + r);
+    xs[r] = x.sum16(i0 + r);
+  }
+  __m512 acc[R][C];
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
+  for (int64_t s = 0; s < supers; ++s) {
+    const uint8_t* p = group + s * sbytes;
+    if constexpr (R <= 2) {
+      #pragma GCC unroll 4
+      for (int64_t c = 0; c < sbytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchSupers * sbytes + c), _MM_HINT_T0);
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * 52)));
+    #pragma GCC unroll 1
+    for (int hp = 0; hp < 8; ++hp) {  // the 32-value block 4h + p of the super-block
+      const int h = hp >> 2, q = hp & 3;
+      const __m512i scales = _mm512_loadu_si512(p + 64 * (48 + 2 * h + (q >> 1)));  // int8 scales 8h + 4(p/2) .. +3
+      const int g = 2 * (q & 1);  // byte of the lane holding the scale of values 0–15 (g + 1: values 16–31)
+      const __m512 s0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(scales, 24 - 8 * g), 24)));
+      const __m512 s1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(scales, 16 - 8 * g), 24)));
+      const int64_t blk = 8 * s + hp;  // the activation block
+      __m512i lo[R], hi[R];
+      #pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        lo[r] = _mm512_set1_epi32(-32 * xs[r][2 * blk]);
+        hi[r] = _mm512_set1_epi32(-32 * xs[r][2 * blk + 1]);
+      }
+      #pragma GCC unroll 8
+      for (int e = 0; e < 8; ++e) {
+        const __m512i bytes = _mm512_loadu_si512(p + 64 * (16 * h + 8 * (q & 1) + e));
+        const __m512i tops = _mm512_loadu_si512(p + 64 * (32 + 8 * h + e));
+        const __m512i nib = _mm512_and_si512(q >= 2 ? _mm512_srli_epi16(bytes, 4) : bytes, low);
+        const __m512i top = _mm512_and_si512(_mm512_srli_epi16(tops, 2 * q), three);
+        const __m512i u = _mm512_or_si512(nib, _mm512_slli_epi16(top, 4));
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          int32_t xv;
+          std::memcpy(&xv, xq[r] + blk * QK + 4 * e, 4);
+          if (e < 4) lo[r] = _mm512_dpbusd_epi32(lo[r], u, _mm512_set1_epi32(xv));
+          else hi[r] = _mm512_dpbusd_epi32(hi[r], u, _mm512_set1_epi32(xv));
+        }
+      }
+      #pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512 dx = _mm512_set1_ps(xd[r][blk]);
+        __m512& a0 = acc[r][(2 * hp) % C];
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[r]), _mm512_mul_ps(s0, dx), a0);
+        __m512& a1 = acc[r][(2 * hp + 1) % C];
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[r]), _mm512_mul_ps(s1, dx), a1);
+      }
+    }
+  }
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    __m512 sum = acc[r][0];
+    for (int c = 1; c < C; ++c) sum = _mm512_add_ps(sum, acc[r][c]);
+    _mm512_storeu_ps(y + (i0 + r) * m + j0, sum);
+  }
+}
+
+/** y[i0 .. i0+R) × [j0 .. j0+16) from one group, for R = 1 .. 8. */
+template <int R> struct Q4K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { group_tile<false, R>(x, s, i0, g, j0, y, m); } };
+template <int R> struct Q5K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { group_tile<true, R>(x, s, i0, g, j0, y, m); } };
+template <int R> struct Q6K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { q6_group_tile<R>(x, s, i0, g, j0, y, m); } };
+
+/** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
+template <template <int> class Tile>
 void group_rows(const QuantizedActivations& x, int64_t supers, int64_t n, const uint8_t* group, int64_t j0, float* y, int64_t m) {
   int64_t i0 = 0;
-  for (; i0 + kRows <= n; i0 += kRows) group_tile<kFive, kRows>(x, supers, i0, group, j0, y, m);
+  for (; i0 + kRows <= n; i0 += kRows) Tile<kRows>::run(x, supers, i0, group, j0, y, m);
   switch (n - i0) {
     case 0: break;
-    case 1: group_tile<kFive, 1>(x, supers, i0, group, j0, y, m); break;
-    case 2: group_tile<kFive, 2>(x, supers, i0, group, j0, y, m); break;
-    case 3: group_tile<kFive, 3>(x, supers, i0, group, j0, y, m); break;
-    case 4: group_tile<kFive, 4>(x, supers, i0, group, j0, y, m); break;
-    case 5: group_tile<kFive, 5>(x, supers, i0, group, j0, y, m); break;
-    case 6: group_tile<kFive, 6>(x, supers, i0, group, j0, y, m); break;
-    default: group_tile<kFive, 7>(x, supers, i0, group, j0, y, m); break;
+    case 1: Tile<1>::run(x, supers, i0, group, j0, y, m); break;
+    case 2: Tile<2>::run(x, supers, i0, group, j0, y, m); break;
+    case 3: Tile<3>::run(x, supers, i0, group, j0, y, m); break;
+    case 4: Tile<4>::run(x, supers, i0, group, j0, y, m); break;
+    case 5: Tile<5>::run(x, supers, i0, group, j0, y, m); break;
+    case 6: Tile<6>::run(x, supers, i0, group, j0, y, m); break;
+    default: Tile<7>::run(x, supers, i0, group, j0, y, m); break;
   }
 }
 #pragma GCC diagnostic pop
@@ -167,9 +262,9 @@ void group_rows(const QuantizedActivations& x, int64_t supers, int64_t n, const 
 
 }  // namespace
 
-bool is_kquant_x16(int32_t type) { return type == SR_Q4_K_X16 || type == SR_Q5_K_X16; }
+bool is_kquant_x16(int32_t type) { return type == SR_Q4_K_X16 || type == SR_Q5_K_X16 || type == SR_Q6_K_X16; }
 
-int32_t kquant_x16_file_type(int32_t type) { return type == SR_Q4_K_X16 ? SR_Q4_K : SR_Q5_K; }
+int32_t kquant_x16_file_type(int32_t type) { return type == SR_Q4_K_X16 ? SR_Q4_K : type == SR_Q5_K_X16 ? SR_Q5_K : SR_Q6_K; }
 
 void kquant_interleave_rows(int32_t type, const void* src, void* dst, int64_t m, int64_t k) {
   const int64_t bb = kquant_block_bytes(kquant_x16_file_type(type)), supers = k / QK_K, row_bytes = supers * bb;
@@ -177,9 +272,7 @@ void kquant_interleave_rows(int32_t type, const void* src, void* dst, int64_t m,
     for (int64_t j = b; j < e; ++j) {
       const uint8_t* row = static_cast<const uint8_t*>(src) + j * row_bytes;
       uint8_t* group = static_cast<uint8_t*>(dst) + j / kLanes * kLanes * row_bytes;
-      const int64_t r = j % kLanes;
-      for (int64_t s = 0; s < supers; ++s)
-        for (int64_t t = 0; t < bb / 4; ++t) std::memcpy(group + s * kLanes * bb + 64 * t + 4 * r, row + s * bb + 4 * t, 4);
+      for (int64_t s = 0; s < supers; ++s) scatter(row + s * bb, bb, s, static_cast<int>(j % kLanes), group);
     }
   });
 }
@@ -194,7 +287,7 @@ void kquant_x16_dequantize_row(int32_t type, const void* w, int64_t k, int64_t j
   const int32_t file = kquant_x16_file_type(type);
   const int64_t bb = kquant_block_bytes(file), row_bytes = k / QK_K * bb;
   const uint8_t* group = static_cast<const uint8_t*>(w) + j / kLanes * kLanes * row_bytes;
-  uint8_t block[176];
+  uint8_t block[210];
   for (int64_t s = s0; s < s0 + count; ++s) {
     gather(group, bb, s, static_cast<int>(j % kLanes), block);
     kquant_dequantize_row(file, block, 1, x + (s - s0) * QK_K);
@@ -223,8 +316,9 @@ void kquant_x16_matmul(int32_t type, const float* x, const void* w, float* y, in
   parallel_tasks(tasks, threads, [&](int64_t task, int) {
     for (int64_t g = groups * task / tasks; g < groups * (task + 1) / tasks; ++g) {
       const uint8_t* group = static_cast<const uint8_t*>(w) + g * group_bytes;
-      if (file == SR_Q5_K) group_rows<true>(xq, supers, n, group, g * kLanes, y, m);
-      else group_rows<false>(xq, supers, n, group, g * kLanes, y, m);
+      if (file == SR_Q6_K) group_rows<Q6K>(xq, supers, n, group, g * kLanes, y, m);
+      else if (file == SR_Q5_K) group_rows<Q5K>(xq, supers, n, group, g * kLanes, y, m);
+      else group_rows<Q4K>(xq, supers, n, group, g * kLanes, y, m);
     }
   });
 }

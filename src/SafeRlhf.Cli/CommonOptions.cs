@@ -39,7 +39,7 @@ public static class CommonOptions
     /// <summary>How frozen Q8_0/Q4_0/Q4_K/Q5_K matrices are laid out in memory (see <see cref="InterleaveRows"/>).</summary>
     public static Option<string> WeightLayout() => new("--weight-layout")
     {
-        Description = "Frozen Q8_0/Q4_0/Q4_K/Q5_K matrices in memory: auto (default: interleaved where the device computes with it: cpu and reference; " +
+        Description = "Frozen Q8_0/Q4_0/K-quant matrices in memory: auto (default: interleaved where the device computes with it: cpu and reference; " +
                       "file elsewhere), file (rows as stored) or interleaved (rows in groups of 16, read by the CPU product " +
                       "without unpacking; same weights, products equal up to fp32 summation order)",
         DefaultValueFactory = _ => "auto",

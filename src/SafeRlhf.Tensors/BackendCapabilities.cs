@@ -32,9 +32,8 @@ public interface IDeviceSampler
     int[] Sample(Tensor logits, double temperature, double topP, ReadOnlySpan<double> uniforms);
 }
 
-/// <summary>A backend whose QuantizedMatMul, QuantizedMatMulBackward and Dequantize read Q8_0/Q4_0/Q4_K/Q5_K matrices
-/// with their rows interleaved by 16 (<see cref="DType.Q8_0x16"/>, <see cref="DType.Q4_0x16"/>,
-/// <see cref="DType.Q4_Kx16"/>, <see cref="DType.Q5_Kx16"/>), and that makes them.</summary>
+/// <summary>A backend whose QuantizedMatMul, QuantizedMatMulBackward and Dequantize read Q8_0/Q4_0/K-quant matrices
+/// with their rows interleaved by 16 (<see cref="DType.Q8_0x16"/> … <see cref="DType.Q6_Kx16"/>), and that makes them.</summary>
 public interface IRowInterleaving
 {
     /// <summary>False for a decorator whose inner backend does not interleave rows.</summary>

@@ -2,10 +2,10 @@ namespace SafeRlhf.Tensors;
 
 /// <summary>Element types. F32/F64 are compute types; BF16/F16 are storage types with fp32 compute;
 /// Q8_0 and Q4_0 are ggml-compatible block-quantized storage types (32 weights per block); Q4_K, Q5_K and Q6_K are
-/// ggml's K-quant storage types (256-weight super-blocks, see <see cref="KQuantBlocks"/>). Q8_0x16, Q4_0x16, Q4_Kx16
-/// and Q5_Kx16 hold the same blocks as Q8_0, Q4_0, Q4_K and Q5_K with the rows of a [M, K] matrix interleaved in groups
-/// of 16, the layout the native CPU product reads in place (<see cref="QuantBlocks.InterleaveRows"/>); they are made
-/// from matrices of those four types only.</summary>
+/// ggml's K-quant storage types (256-weight super-blocks, see <see cref="KQuantBlocks"/>). Q8_0x16, Q4_0x16, Q4_Kx16,
+/// Q5_Kx16 and Q6_Kx16 hold the same blocks as Q8_0, Q4_0, Q4_K, Q5_K and Q6_K with the rows of a [M, K] matrix
+/// interleaved in groups of 16, the layout the native CPU product reads in place (<see cref="QuantBlocks.InterleaveRows"/>);
+/// they are made from matrices of those five types only.</summary>
 public enum DType
 {
     F32,
@@ -22,6 +22,7 @@ public enum DType
     Q4_0x16,
     Q4_Kx16,
     Q5_Kx16,
+    Q6_Kx16,
 }
 
 /// <summary>Sizes and properties of <see cref="DType"/> values.</summary>
@@ -36,7 +37,7 @@ public static class DTypeInfo
     /// <summary>Bytes of one Q4_0 block: fp16 scale + 16 bytes of packed 4-bit values.</summary>
     public const int Q4_0BlockBytes = 2 + 16;
 
-    /// <summary>Rows per interleaved group of Q8_0x16, Q4_0x16, Q4_Kx16 and Q5_Kx16.</summary>
+    /// <summary>Rows per interleaved group of the interleaved layouts (Q8_0x16 … Q6_Kx16).</summary>
     public const int InterleavedRows = 16;
 
     /// <summary>Weights per K-quant super-block (ggml's QK_K).</summary>
@@ -58,32 +59,33 @@ public static class DTypeInfo
     /// <c>Ops.Quantize</c>.</summary>
     public static bool IsKQuant(this DType dtype) => dtype is DType.Q4_K or DType.Q5_K or DType.Q6_K;
 
-    /// <summary>True for the row-interleaved layouts Q8_0x16, Q4_0x16, Q4_Kx16 and Q5_Kx16 (made by
+    /// <summary>True for the row-interleaved layouts Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16 and Q6_Kx16 (made by
     /// <c>Ops.InterleaveRows</c>, read by the matmuls and Dequantize of a backend that offers
     /// <see cref="IRowInterleaving"/>; no file format stores them).</summary>
-    public static bool IsInterleaved(this DType dtype) => dtype is DType.Q8_0x16 or DType.Q4_0x16 or DType.Q4_Kx16 or DType.Q5_Kx16;
+    public static bool IsInterleaved(this DType dtype) => dtype is DType.Q8_0x16 or DType.Q4_0x16 or DType.Q4_Kx16 or DType.Q5_Kx16 or DType.Q6_Kx16;
 
-    /// <summary>True for the types that have a row-interleaved layout (Q8_0, Q4_0, Q4_K, Q5_K).</summary>
-    public static bool HasInterleavedLayout(this DType dtype) => dtype is DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K;
+    /// <summary>True for the types that have a row-interleaved layout (Q8_0, Q4_0 and the K-quants).</summary>
+    public static bool HasInterleavedLayout(this DType dtype) => dtype is DType.Q8_0 or DType.Q4_0 || dtype.IsKQuant();
 
-    /// <summary>The interleaved layout of Q8_0, Q4_0, Q4_K or Q5_K (Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16).</summary>
+    /// <summary>The interleaved layout of Q8_0, Q4_0, Q4_K, Q5_K or Q6_K (Q8_0x16 … Q6_Kx16).</summary>
     public static DType Interleaved(this DType dtype) => dtype switch
     {
         DType.Q8_0 => DType.Q8_0x16,
         DType.Q4_0 => DType.Q4_0x16,
         DType.Q4_K => DType.Q4_Kx16,
         DType.Q5_K => DType.Q5_Kx16,
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "only Q8_0, Q4_0, Q4_K and Q5_K have an interleaved layout"),
+        DType.Q6_K => DType.Q6_Kx16,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "only Q8_0, Q4_0 and the K-quants have an interleaved layout"),
     };
 
-    /// <summary>The file layout of an interleaved type (Q8_0x16 → Q8_0, Q4_0x16 → Q4_0, Q4_Kx16 → Q4_K, Q5_Kx16 →
-    /// Q5_K); other types unchanged.</summary>
+    /// <summary>The file layout of an interleaved type (Q8_0x16 → Q8_0, …, Q6_Kx16 → Q6_K); other types unchanged.</summary>
     public static DType FileLayout(this DType dtype) => dtype switch
     {
         DType.Q8_0x16 => DType.Q8_0,
         DType.Q4_0x16 => DType.Q4_0,
         DType.Q4_Kx16 => DType.Q4_K,
         DType.Q5_Kx16 => DType.Q5_K,
+        DType.Q6_Kx16 => DType.Q6_K,
         _ => dtype,
     };
 
@@ -97,7 +99,7 @@ public static class DTypeInfo
         DType.Q4_0 or DType.Q4_0x16 => Q4_0BlockBytes,
         DType.Q4_K or DType.Q4_Kx16 => Q4_KBlockBytes,
         DType.Q5_K or DType.Q5_Kx16 => Q5_KBlockBytes,
-        DType.Q6_K => Q6_KBlockBytes,
+        DType.Q6_K or DType.Q6_Kx16 => Q6_KBlockBytes,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a block-quantized dtype"),
     };
 
@@ -111,7 +113,7 @@ public static class DTypeInfo
         DType.F64 => count * 8,
         DType.BF16 or DType.F16 => count * 2,
         DType.Q8_0 or DType.Q4_0 or DType.Q4_K or DType.Q5_K or DType.Q6_K or DType.Q8_0x16 or DType.Q4_0x16
-            or DType.Q4_Kx16 or DType.Q5_Kx16 => BlockCount(dtype, count) * dtype.BlockBytes(),
+            or DType.Q4_Kx16 or DType.Q5_Kx16 or DType.Q6_Kx16 => BlockCount(dtype, count) * dtype.BlockBytes(),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 

@@ -35,16 +35,17 @@ public static class QuantBlocks
         }
     }
 
-    /// <summary>Q8_0/Q4_0/Q4_K/Q5_K matrix bytes [m, k] in the file layout (rows of blocks) → the same weights in the row-interleaved
-    /// layout of <paramref name="interleaved"/> (Q8_0x16, Q4_0x16, Q4_Kx16 or Q5_Kx16), the one definition of those layouts: rows go in
+    /// <summary>Q8_0/Q4_0/K-quant matrix bytes [m, k] in the file layout (rows of blocks) → the same weights in the row-interleaved
+    /// layout of <paramref name="interleaved"/> (Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16 or Q6_Kx16), the one definition of those layouts: rows go in
     /// groups of 16, group g filling bytes [g·B·S, (g+1)·B·S) with B = k/32 blocks per row and S = 16 × block bytes.
     /// In a group, for each block b, 64-byte chunks c = 0..3 (Q4_0) or 0..7 (Q8_0): chunk c holds for row r of the
     /// group, at bytes 4r .. 4r+3, the block's value bytes qs[4c .. 4c+3] (Q8_0: each XOR 0x80, q + 128 unsigned);
     /// after the last block come the fp16 scales, that of block b, row r at index 16b + r.
-    /// Q4_K/Q5_K (Q4_Kx16, Q5_Kx16; k a multiple of 256) interleave 4-byte words instead: group g fills bytes
-    /// [g·16·B·S, (g+1)·16·B·S) with S = k/256 super-blocks per row of B bytes (144, 176); in it super-block s fills 16·B
-    /// bytes, whose 64-byte chunk t holds for row r of the group, at bytes 4r .. 4r+3, the bytes 4t .. 4t+3 of that
-    /// row's super-block s.</summary>
+    /// The K-quants (Q4_Kx16, Q5_Kx16, Q6_Kx16; k a multiple of 256) interleave 4-byte words instead: group g fills
+    /// bytes [g·16·B·S, (g+1)·16·B·S) with S = k/256 super-blocks per row of B bytes (144, 176, 210); in it super-block
+    /// s fills 16·B bytes, whose 64-byte chunk t (t &lt; B/4, rounded down) holds for row r of the group, at bytes
+    /// 4r .. 4r+3, the bytes 4t .. 4t+3 of that row's super-block s; Q6_K's last two bytes (its fp16 d) follow as 32
+    /// bytes, row r's at 2r .. 2r+1.</summary>
     public static void InterleaveRows(DType interleaved, ReadOnlySpan<byte> file, Span<byte> dst, int m, int k) =>
         Permute(interleaved, file, dst, m, k, toInterleaved: true);
 
@@ -62,17 +63,19 @@ public static class QuantBlocks
         long bytes = interleaved.ByteCount((long)m * k);
         if (src.Length < bytes || dst.Length < bytes)
             throw new TensorShapeException($"InterleaveRows: {interleaved} [{m}, {k}] needs {bytes} bytes (source {src.Length}, destination {dst.Length})");
-        if (interleaved is DType.Q4_Kx16 or DType.Q5_Kx16)
+        if (interleaved.FileLayout().IsKQuant())
         {
-            int superBytes = interleaved.BlockBytes(), supers = k / per;
+            int superBytes = interleaved.BlockBytes(), supers = k / per, words = superBytes / 4;
             for (int j = 0; j < m; j++)
                 for (int s = 0; s < supers; s++)
-                    for (int t = 0; t < superBytes / 4; t++)
-                    {
-                        long file = ((long)j * supers + s) * superBytes + 4 * t;
-                        long word = (j / g16 * (long)supers + s) * g16 * superBytes + 64L * t + 4 * (j % g16);
-                        Move(src, dst, file, word, 4, 0, toInterleaved);
-                    }
+                {
+                    long file = ((long)j * supers + s) * superBytes;
+                    long at = (j / g16 * (long)supers + s) * g16 * superBytes;
+                    for (int t = 0; t < words; t++)
+                        Move(src, dst, file + 4 * t, at + 64L * t + 4 * (j % g16), 4, 0, toInterleaved);
+                    if (superBytes % 4 != 0)
+                        Move(src, dst, file + 4 * words, at + 64L * words + 2 * (j % g16), 2, 0, toInterleaved);
+                }
             return;
         }
         bool q8 = interleaved == DType.Q8_0x16;

@@ -44,6 +44,7 @@ public sealed unsafe partial class NativeBackend : IRowInterleaving
         DType.Q4_0x16 => NativeMethods.Q4_0X16,
         DType.Q4_Kx16 => NativeMethods.Q4_KX16,
         DType.Q5_Kx16 => NativeMethods.Q5_KX16,
+        DType.Q6_Kx16 => NativeMethods.Q6_KX16,
         _ => throw new TensorDTypeException($"{op}: {w.DType} is not a quantized dtype"),
     };
 

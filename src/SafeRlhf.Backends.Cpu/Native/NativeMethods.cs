@@ -47,7 +47,7 @@ internal static unsafe partial class NativeMethods
 {
     private const string Lib = "saferlhf_native";
 
-    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4, BF16 = 5, BF16Dot = 6, Q8_0X16 = 7, Q4_0X16 = 8, Q4_KX16 = 9, Q5_KX16 = 10;
+    public const int Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4, BF16 = 5, BF16Dot = 6, Q8_0X16 = 7, Q4_0X16 = 8, Q4_KX16 = 9, Q5_KX16 = 10, Q6_KX16 = 11;
     public const int RopeInterleaved = 0, RopeHalf = 1;
 
     /// <summary>Throws when <paramref name="status"/> is not OK (reads sr_last_error on this thread).</summary>

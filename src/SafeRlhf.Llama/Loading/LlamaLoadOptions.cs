@@ -23,8 +23,8 @@ public sealed record LlamaLoadOptions
     /// same cache, instead of holding a copy per model. Null: every model owns its weights.</summary>
     public FrozenWeightCache? Shared { get; init; }
 
-    /// <summary>Frozen Q8_0/Q4_0/Q4_K/Q5_K matrices (kept or quantized on load) whose row count is a multiple of 16 are
-    /// stored with their rows interleaved (Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16): the same weights and products, in the
+    /// <summary>Frozen Q8_0/Q4_0/K-quant matrices (kept or quantized on load) whose row count is a multiple of 16 are
+    /// stored with their rows interleaved (Q8_0x16 … Q6_Kx16): the same weights and products, in the
     /// layout the native CPU backend multiplies without unpacking. Needs a backend that offers it (<see cref="Ops.CanInterleaveRows"/>).</summary>
     public bool InterleaveRows { get; init; }
 

@@ -18,7 +18,7 @@ public static partial class Ops
         return q;
     }
 
-    /// <summary>Q8_0/Q4_0/Q4_K/Q5_K/Q6_K (or Q8_0x16/Q4_0x16/Q4_Kx16/Q5_Kx16 [M, K]) → F32 with the same dims.</summary>
+    /// <summary>Q8_0/Q4_0/Q4_K/Q5_K/Q6_K (or Q8_0x16 … Q6_Kx16 [M, K]) → F32 with the same dims.</summary>
     public static Tensor Dequantize(Tensor q)
     {
         if (!q.DType.IsQuantized()) throw new TensorDTypeException($"Dequantize: expects Q8_0, Q4_0, Q4_K, Q5_K, Q6_K or an interleaved layout of them, got {q.DType}");
@@ -29,7 +29,7 @@ public static partial class Ops
     }
 
     /// <summary>x [.., K] (F32) · wᵀ with a frozen low-precision weight w [M, K] stored as Q8_0, Q4_0, Q4_K, Q5_K, Q6_K,
-    /// Q8_0x16, Q4_0x16, Q4_Kx16, Q5_Kx16 or BF16 → [.., M].
+    /// an interleaved layout of them, or BF16 → [.., M].
     /// The gradient flows to x only. BF16 weights are used exactly (widened to fp32).</summary>
     public static Tensor QuantizedMatMul(Tensor x, Tensor w)
     {
@@ -61,14 +61,14 @@ public static partial class Ops
         return Finish(result, x2);
     }
 
-    /// <summary>w (Q8_0, Q4_0, Q4_K or Q5_K [M, K], M a multiple of 16) → the same weights as Q8_0x16, Q4_0x16, Q4_Kx16
-    /// or Q5_Kx16, the layout whose
+    /// <summary>w (Q8_0, Q4_0, Q4_K, Q5_K or Q6_K [M, K], M a multiple of 16) → the same weights as Q8_0x16, Q4_0x16,
+    /// Q4_Kx16, Q5_Kx16 or Q6_Kx16, the layout whose
     /// product the native CPU backend reads without unpacking (<see cref="QuantBlocks.InterleaveRows"/>). Throws
     /// NotSupportedException on a backend without <see cref="IRowInterleaving"/>.</summary>
     public static Tensor InterleaveRows(Tensor w)
     {
         if (!w.DType.HasInterleavedLayout())
-            throw new TensorDTypeException($"InterleaveRows: expects a Q8_0, Q4_0, Q4_K or Q5_K matrix, got {w.DType} {w.Shape}");
+            throw new TensorDTypeException($"InterleaveRows: expects a Q8_0, Q4_0, Q4_K, Q5_K or Q6_K matrix, got {w.DType} {w.Shape}");
         if (w.Rank != 2 || w.Dim(0) % DTypeInfo.InterleavedRows != 0)
             throw new TensorShapeException($"InterleaveRows: needs [M, K] with M a multiple of {DTypeInfo.InterleavedRows}, got {w.Shape}");
         if (!CanInterleaveRows(w.Device))

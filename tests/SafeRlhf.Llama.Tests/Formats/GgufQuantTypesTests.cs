@@ -181,13 +181,13 @@ public sealed class GgufQuantTypesTests
             Assert.InRange(RelativeError(a, b), 1e-5, 2e-2);
             Assert.InRange(RelativeError(Logits(dense, Prompt), Logits(kept, Prompt)), 1e-5, 2e-2);
 
-            // Q4_K rows interleaved by 16 (Q6_K keeps the file layout): the same int8 model, summed in another fp32 order.
+            // Rows interleaved by 16: the same int8 model, summed in another fp32 order.
             // One activation whose rounding that order flips perturbs every later activation by far more than an ulp, so
             // the two layouts' logits differ by up to the int8 rounding's own reach (measured here: 6e-3 at 35 rows, below
             // 1e-5 at 7); the kernels' agreement is pinned in NativeInterleavedKQuantTests.
             using var interleaved = LlamaLoader.Load(path, dev, LlamaLoadOptions.FrozenStorage with { InterleaveRows = true });
-            Assert.Equal(m ? DType.Q4_Kx16 : DType.Q6_K, interleaved.Layers[0].Wq.Weight.DType);
-            Assert.Equal(DType.Q6_K, interleaved.Output!.Weight.DType);
+            Assert.Equal(m ? DType.Q4_Kx16 : DType.Q6_Kx16, interleaved.Layers[0].Wq.Weight.DType);
+            Assert.Equal(DType.Q6_Kx16, interleaved.Output!.Weight.DType);
             var c = Logits(interleaved, prompt);
             Assert.InRange(RelativeError(a, c), 1e-5, 2e-2);
             Assert.True(RelativeError(b, c) < 2e-2);
