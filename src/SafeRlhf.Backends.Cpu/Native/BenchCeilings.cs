@@ -12,7 +12,7 @@ namespace SafeRlhf.Backends.Cpu.Native;
 public sealed record BenchCeilings(double FmaGflops, double DramGBps, double CacheGBps, long CacheBytes, bool Vnni)
 {
     /// <summary>The kernels whose compute-bound cases run int8 dot products (activations quantized to int8).</summary>
-    private static readonly string[] Int8Dot = ["quantized_matmul_q8_0", "quantized_matmul_q4_0", "quantized_matmul_q4_k", "quantized_matmul_q6_k"];
+    private static readonly string[] Int8Dot = ["quantized_matmul_q8_0", "quantized_matmul_q4_0", "quantized_matmul_q4_k", "quantized_matmul_q6_k", "quantized_matmul_q4_kx16", "quantized_matmul_q6_kx16"];
 
     public static BenchCeilings Probe(int threads, double seconds)
     {

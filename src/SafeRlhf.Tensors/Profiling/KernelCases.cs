@@ -46,7 +46,7 @@ public static class KernelCases
     [
         "matmul_f32", "rmsnorm_fwd", "rmsnorm_bwd", "rope", "swiglu_fwd", "swiglu_bwd", "softmax_fwd", "softmax_bwd",
         "cross_entropy_fwd", "cross_entropy_bwd", "adamw", "attention_fwd", "attention_bwd", "quantize_q8_0",
-        "quantized_matmul_q8_0", "quantized_matmul_q4_0", "quantized_matmul_q4_k", "quantized_matmul_q6_k", "quantized_matmul_bwd_q8_0", "quantized_matmul_bf16", "quantized_matmul_bwd_bf16",
+        "quantized_matmul_q8_0", "quantized_matmul_q4_0", "quantized_matmul_q4_k", "quantized_matmul_q6_k", "quantized_matmul_q4_kx16", "quantized_matmul_q6_kx16", "quantized_matmul_bwd_q8_0", "quantized_matmul_bf16", "quantized_matmul_bwd_bf16",
     ];
 
     /// <summary>The cases for a device at the given shapes; each case's Setup allocates its tensors (in the caller's
@@ -213,10 +213,14 @@ public static class KernelCases
                     return () => b.QuantizedMatMul(x, w, y);
                 });
         }
-        // K-quant weights (read from GGUF files, encoded here) where the width is a whole number of 256-weight super-blocks.
+        // K-quant weights (read from GGUF files, encoded here) where the width is a whole number of 256-weight super-blocks;
+        // the same weights with their rows interleaved by 16 where the backend computes with that layout.
+        bool interleaves = b is IRowInterleaving { InterleavesRows: true } && hidden % DTypeInfo.InterleavedRows == 0;
         if (dim % DTypeInfo.KQuantBlock == 0)
-            foreach (var (dtype, name) in new[] { (DType.Q4_K, "quantized_matmul_q4_k"), (DType.Q6_K, "quantized_matmul_q6_k") })
+            foreach (var (dtype, name, interleaved) in new[] { (DType.Q4_K, "quantized_matmul_q4_k", false), (DType.Q6_K, "quantized_matmul_q6_k", false),
+                         (DType.Q4_K, "quantized_matmul_q4_kx16", true), (DType.Q6_K, "quantized_matmul_q6_kx16", true) })
             {
+                if (interleaved && !interleaves) continue;
                 double wBytes = (double)dtype.BlockBytes() / DTypeInfo.KQuantBlock * hidden * dim;
                 foreach (int n in new[] { 1, seq })
                     yield return new(name, $"{n}x{hidden}x{dim}", 2.0 * n * hidden * dim, wBytes + 4.0 * n * (dim + hidden), n > 1, () =>
@@ -224,6 +228,12 @@ public static class KernelCases
                         var blocks = new byte[dtype.ByteCount((long)hidden * dim)];
                         using (var wf = Rand(d, rng, hidden, dim)) KQuantEncoder.QuantizeRow(dtype, wf.ToArray<float>(), blocks);
                         var w = Tensor.FromBytes(d, dtype, blocks, hidden, dim);
+                        if (interleaved)
+                        {
+                            var packed = Tensor.Zeros(d, dtype.Interleaved(), hidden, dim);
+                            ((IRowInterleaving)b).InterleaveRows(w, packed);
+                            w = packed;
+                        }
                         var x = Rand(d, rng, n, dim); var y = Tensor.Zeros(d, DType.F32, n, hidden);
                         return () => b.QuantizedMatMul(x, w, y);
                     });
