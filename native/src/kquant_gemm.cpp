@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "column_lanes.h"
 #include "kquant.h"
 #include "parallel.h"
 #include "quant_activations.h"
@@ -24,7 +25,6 @@ namespace {
 
 constexpr int QK = 32;
 constexpr int kLanes = 16;                    // weight rows per group: one per 32-bit lane
-constexpr int kRows = 8;                      // activation rows per register tile
 constexpr int64_t kCodeBytes = QK * kLanes;   // codes of one block for the whole group
 constexpr int64_t kScaleFloats = 2 * kLanes;  // two 16-float vectors per block
 
@@ -121,15 +121,7 @@ void pack_group(int32_t type, const void* w, int64_t j0, int rows, int64_t k, ui
 template <bool kSix, int R>
 void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const uint8_t* group, int64_t j0, int cols, float* y,
                 int64_t m) {
-  const int8_t* xq[R];
-  const float* xd[R];
-  const int32_t* xs[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    xq[r] = x.q(i0 + r);
-    xd[r] = x.d(i0 + r);
-    xs[r] = x.sum16(i0 + r);
-  }
+  const TileRows<R> t(x, i0);
   __m512 acc[R];
   #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -142,10 +134,10 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
     const __m512 va = _mm512_loadu_ps(scales + blk * kScaleFloats), vb = _mm512_loadu_ps(scales + blk * kScaleFloats + kLanes);
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const int32_t* xr = reinterpret_cast<const int32_t*>(xq[r] + blk * QK);
-      const float dx = xd[r][blk];
+      const int32_t* xr = reinterpret_cast<const int32_t*>(t.q[r] + blk * QK);
+      const float dx = t.d[r][blk];
       if constexpr (kSix) {  // the two 16-value halves, each with its offset −32·Σx removed up front
-        __m512i lo = _mm512_set1_epi32(-32 * xs[r][2 * blk]), hi = _mm512_set1_epi32(-32 * xs[r][2 * blk + 1]);
+        __m512i lo = _mm512_set1_epi32(-32 * t.sum16[r][2 * blk]), hi = _mm512_set1_epi32(-32 * t.sum16[r][2 * blk + 1]);
         #pragma GCC unroll 4
         for (int c = 0; c < 4; ++c) {
           lo = _mm512_dpbusd_epi32(lo, wv[c], _mm512_set1_epi32(xr[c]));
@@ -162,7 +154,7 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
         }
         const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
         acc[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(va, _mm512_set1_ps(dx)), acc[r]);
-        const float sum = static_cast<float>(xs[r][2 * blk] + xs[r][2 * blk + 1]);
+        const float sum = static_cast<float>(t.sum16[r][2 * blk] + t.sum16[r][2 * blk + 1]);
         acc[r] = _mm512_fnmadd_ps(vb, _mm512_set1_ps(dx * sum), acc[r]);
       }
     }
@@ -172,23 +164,6 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (i0 + r) * m + j0, valid, acc[r]);
 }
 
-/** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
-template <bool kSix>
-void group_rows(const QuantizedActivations& x, int64_t blocks, int64_t n, const uint8_t* group, int64_t j0, int cols, float* y,
-                int64_t m) {
-  int64_t i0 = 0;
-  for (; i0 + kRows <= n; i0 += kRows) group_tile<kSix, kRows>(x, blocks, i0, group, j0, cols, y, m);
-  switch (n - i0) {
-    case 0: break;
-    case 1: group_tile<kSix, 1>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 2: group_tile<kSix, 2>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 3: group_tile<kSix, 3>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 4: group_tile<kSix, 4>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 5: group_tile<kSix, 5>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 6: group_tile<kSix, 6>(x, blocks, i0, group, j0, cols, y, m); break;
-    default: group_tile<kSix, 7>(x, blocks, i0, group, j0, cols, y, m); break;
-  }
-}
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -210,8 +185,10 @@ void kquant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t 
       const int64_t j0 = g * kLanes;
       const int cols = static_cast<int>(std::min<int64_t>(kLanes, m - j0));
       pack_group(type, w, j0, cols, k, group.data(), row.data(), codes.data(), a.data(), b.data());
-      if (file == SR_Q6_K) group_rows<true>(xq, blocks, n, group.data(), j0, cols, y, m);
-      else group_rows<false>(xq, blocks, n, group.data(), j0, cols, y, m);
+      for_each_tile(n, [&](auto rows, int64_t i0) {
+        if (file == SR_Q6_K) group_tile<true, decltype(rows)::value>(xq, blocks, i0, group.data(), j0, cols, y, m);
+        else group_tile<false, decltype(rows)::value>(xq, blocks, i0, group.data(), j0, cols, y, m);
+      });
     }
   });
 }

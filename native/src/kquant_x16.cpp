@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "column_lanes.h"
 #include "kquant.h"
 #include "panel_backward.h"
 #include "parallel.h"
@@ -34,7 +35,6 @@ namespace {
 
 constexpr int QK = 32;
 constexpr int kLanes = 16;              // rows per group: one per 32-bit lane
-constexpr int kRows = 8;                // activation rows per register tile
 constexpr int64_t kPrefetchSupers = 1;  // super-blocks ahead that decode prefetches
 // From this many activation rows kquant_gemm's byte-per-code groups (unpacked per call) beat reading the nibbles in
 // place: measured at 512 × 11008 × 4096, 60 against 72 ms.
@@ -71,33 +71,41 @@ inline __m512 byte_ps(__m512i v, int j) {
 /** Accumulator chains per activation row: one row alone would wait on its FMA chain. */
 constexpr int chains(int rows) { return rows == 1 ? 4 : rows == 2 ? 2 : 1; }
 
+/** Prefetches `bytes` bytes at p into L1. */
+inline void prefetch(const uint8_t* p, int64_t bytes) {
+  for (int64_t c = 0; c < bytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + c), _MM_HINT_T0);
+}
+
+template <int R, int C>
+inline void zero(__m512 (&acc)[R][C]) {
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+}
+
+/** y[r, 0..16) = the sum of row r's chains, rows `stride` floats apart. */
+template <int R, int C>
+inline void store_rows(__m512 (&acc)[R][C], float* y, int64_t stride) {
+  for (int r = 0; r < R; ++r) {
+    __m512 sum = acc[r][0];
+    for (int c = 1; c < C; ++c) sum = _mm512_add_ps(sum, acc[r][c]);
+    _mm512_storeu_ps(y + r * stride, sum);
+  }
+}
+
 /** y[i0 .. i0+R) × [j0 .. j0+16) from one group. */
 template <bool kFive, int R>
 void group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const uint8_t* group, int64_t j0, float* y, int64_t m) {
   constexpr int64_t bb = kFive ? 176 : 144, sbytes = kLanes * bb;
   constexpr int64_t qs_chunk = kFive ? 12 : 4;  // the first chunk of nibbles (after d/dmin, scales, and Q5_K's high bits)
   constexpr int C = chains(R);
-  const int8_t* xq[R];
-  const float* xd[R];
-  const int32_t* xs[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    xq[r] = x.q(i0 + r);
-    xd[r] = x.d(i0 + r);
-    xs[r] = x.sum16(i0 + r);
-  }
+  const TileRows<R> t(x, i0);
   __m512 acc[R][C];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero(acc);
   const __m512i low = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(0x01);
   const __m512i six = _mm512_set1_epi8(0x3F), two = _mm512_set1_epi8(0x03);
   for (int64_t s = 0; s < supers; ++s) {
     const uint8_t* p = group + s * sbytes;
-    if constexpr (R <= 2) {
-      #pragma GCC unroll 4
-      for (int64_t c = 0; c < sbytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchSupers * sbytes + c), _MM_HINT_T0);
-    }
+    if constexpr (R <= 2) prefetch(p + kPrefetchSupers * sbytes, sbytes);  // too little arithmetic per byte to run ahead
     const __m512i head = _mm512_loadu_si512(p);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
     const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
@@ -128,7 +136,7 @@ void group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const
         }
         #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-          const int8_t* xr = xq[r] + s * QK_K + 64 * c + 4 * e;
+          const int8_t* xr = t.q[r] + s * QK_K + 64 * c + 4 * e;
           int32_t x0, x1;
           std::memcpy(&x0, xr, 4);
           std::memcpy(&x1, xr + 32, 4);
@@ -139,9 +147,9 @@ void group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const int64_t b0 = 8 * s + 2 * c;  // the activation blocks of the two sub-blocks
-        const float dx0 = xd[r][b0], dx1 = xd[r][b0 + 1];
-        const float sx0 = dx0 * static_cast<float>(xs[r][2 * b0] + xs[r][2 * b0 + 1]);
-        const float sx1 = dx1 * static_cast<float>(xs[r][2 * b0 + 2] + xs[r][2 * b0 + 3]);
+        const float dx0 = t.d[r][b0], dx1 = t.d[r][b0 + 1];
+        const float sx0 = dx0 * static_cast<float>(t.sum16[r][2 * b0] + t.sum16[r][2 * b0 + 1]);
+        const float sx1 = dx1 * static_cast<float>(t.sum16[r][2 * b0 + 2] + t.sum16[r][2 * b0 + 3]);
         __m512& a0 = acc[r][0 % C];
         a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[r]), _mm512_mul_ps(ds0, _mm512_set1_ps(dx0)), a0);
         __m512& a1 = acc[r][1 % C];
@@ -153,12 +161,7 @@ void group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const
       }
     }
   }
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    __m512 sum = acc[r][0];
-    for (int c = 1; c < C; ++c) sum = _mm512_add_ps(sum, acc[r][c]);
-    _mm512_storeu_ps(y + (i0 + r) * m + j0, sum);
-  }
+  store_rows(acc, y + i0 * m + j0, m);
 }
 
 /** Q6_K: y[i0 .. i0+R) × [j0 .. j0+16) from one group. Weight 128h + 32p + l of a super-block (l = 4e + i): low 4
@@ -168,26 +171,13 @@ template <int R>
 void q6_group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, const uint8_t* group, int64_t j0, float* y, int64_t m) {
   constexpr int64_t sbytes = kLanes * 210;
   constexpr int C = chains(R);
-  const int8_t* xq[R];
-  const float* xd[R];
-  const int32_t* xs[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    xq[r] = x.q(i0 + r);
-    xd[r] = x.d(i0 + r);
-    xs[r] = x.sum16(i0 + r);
-  }
+  const TileRows<R> t(x, i0);
   __m512 acc[R][C];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero(acc);
   const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
   for (int64_t s = 0; s < supers; ++s) {
     const uint8_t* p = group + s * sbytes;
-    if constexpr (R <= 2) {
-      #pragma GCC unroll 4
-      for (int64_t c = 0; c < sbytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchSupers * sbytes + c), _MM_HINT_T0);
-    }
+    if constexpr (R <= 2) prefetch(p + kPrefetchSupers * sbytes, sbytes);  // too little arithmetic per byte to run ahead
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * 52)));
     #pragma GCC unroll 1
     for (int hp = 0; hp < 8; ++hp) {  // the 32-value block 4h + p of the super-block
@@ -200,8 +190,8 @@ void q6_group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, co
       __m512i lo[R], hi[R];
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        lo[r] = _mm512_set1_epi32(-32 * xs[r][2 * blk]);
-        hi[r] = _mm512_set1_epi32(-32 * xs[r][2 * blk + 1]);
+        lo[r] = _mm512_set1_epi32(-32 * t.sum16[r][2 * blk]);
+        hi[r] = _mm512_set1_epi32(-32 * t.sum16[r][2 * blk + 1]);
       }
       #pragma GCC unroll 8
       for (int e = 0; e < 8; ++e) {
@@ -213,14 +203,14 @@ void q6_group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, co
         #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           int32_t xv;
-          std::memcpy(&xv, xq[r] + blk * QK + 4 * e, 4);
+          std::memcpy(&xv, t.q[r] + blk * QK + 4 * e, 4);
           if (e < 4) lo[r] = _mm512_dpbusd_epi32(lo[r], u, _mm512_set1_epi32(xv));
           else hi[r] = _mm512_dpbusd_epi32(hi[r], u, _mm512_set1_epi32(xv));
         }
       }
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m512 dx = _mm512_set1_ps(xd[r][blk]);
+        const __m512 dx = _mm512_set1_ps(t.d[r][blk]);
         __m512& a0 = acc[r][(2 * hp) % C];
         a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[r]), _mm512_mul_ps(s0, dx), a0);
         __m512& a1 = acc[r][(2 * hp + 1) % C];
@@ -228,35 +218,9 @@ void q6_group_tile(const QuantizedActivations& x, int64_t supers, int64_t i0, co
       }
     }
   }
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    __m512 sum = acc[r][0];
-    for (int c = 1; c < C; ++c) sum = _mm512_add_ps(sum, acc[r][c]);
-    _mm512_storeu_ps(y + (i0 + r) * m + j0, sum);
-  }
+  store_rows(acc, y + i0 * m + j0, m);
 }
 
-/** y[i0 .. i0+R) × [j0 .. j0+16) from one group, for R = 1 .. 8. */
-template <int R> struct Q4K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { group_tile<false, R>(x, s, i0, g, j0, y, m); } };
-template <int R> struct Q5K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { group_tile<true, R>(x, s, i0, g, j0, y, m); } };
-template <int R> struct Q6K { static void run(const QuantizedActivations& x, int64_t s, int64_t i0, const uint8_t* g, int64_t j0, float* y, int64_t m) { q6_group_tile<R>(x, s, i0, g, j0, y, m); } };
-
-/** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
-template <template <int> class Tile>
-void group_rows(const QuantizedActivations& x, int64_t supers, int64_t n, const uint8_t* group, int64_t j0, float* y, int64_t m) {
-  int64_t i0 = 0;
-  for (; i0 + kRows <= n; i0 += kRows) Tile<kRows>::run(x, supers, i0, group, j0, y, m);
-  switch (n - i0) {
-    case 0: break;
-    case 1: Tile<1>::run(x, supers, i0, group, j0, y, m); break;
-    case 2: Tile<2>::run(x, supers, i0, group, j0, y, m); break;
-    case 3: Tile<3>::run(x, supers, i0, group, j0, y, m); break;
-    case 4: Tile<4>::run(x, supers, i0, group, j0, y, m); break;
-    case 5: Tile<5>::run(x, supers, i0, group, j0, y, m); break;
-    case 6: Tile<6>::run(x, supers, i0, group, j0, y, m); break;
-    default: Tile<7>::run(x, supers, i0, group, j0, y, m); break;
-  }
-}
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -316,9 +280,12 @@ void kquant_x16_matmul(int32_t type, const float* x, const void* w, float* y, in
   parallel_tasks(tasks, threads, [&](int64_t task, int) {
     for (int64_t g = groups * task / tasks; g < groups * (task + 1) / tasks; ++g) {
       const uint8_t* group = static_cast<const uint8_t*>(w) + g * group_bytes;
-      if (file == SR_Q6_K) group_rows<Q6K>(xq, supers, n, group, g * kLanes, y, m);
-      else if (file == SR_Q5_K) group_rows<Q5K>(xq, supers, n, group, g * kLanes, y, m);
-      else group_rows<Q4K>(xq, supers, n, group, g * kLanes, y, m);
+      for_each_tile(n, [&](auto rows, int64_t i0) {
+        constexpr int R = decltype(rows)::value;
+        if (file == SR_Q6_K) q6_group_tile<R>(xq, supers, i0, group, g * kLanes, y, m);
+        else if (file == SR_Q5_K) group_tile<true, R>(xq, supers, i0, group, g * kLanes, y, m);
+        else group_tile<false, R>(xq, supers, i0, group, g * kLanes, y, m);
+      });
     }
   });
 }

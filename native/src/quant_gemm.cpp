@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "column_lanes.h"
 #include "parallel.h"
 #include "quant_activations.h"
 #include "quant_blocks.h"
@@ -23,7 +24,6 @@
 namespace sr {
 namespace {
 
-constexpr int kRows = 8;  // activation rows per register tile
 constexpr int64_t kPrefetchBlocks = 4;  // blocks ahead that decode prefetches
 
 /** Bytes of the quantized values of one block for a whole group (the scales follow all blocks). */
@@ -41,15 +41,7 @@ template <bool kQ4, int R>
 void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const uint8_t* group, int64_t j0, int cols, float* y,
                 int64_t m) {
   constexpr int32_t kShift = kQ4 ? 8 : 128;  // the unsigned codes' offset: Q4_0 nibbles, Q8_0 bytes with the sign flipped
-  const int8_t* xq[R];
-  const float* xd[R];
-  const int32_t* xs[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    xq[r] = x.q(i0 + r);
-    xd[r] = x.d(i0 + r);
-    xs[r] = x.sum16(i0 + r);
-  }
+  const TileRows<R> t(x, i0);
   __m512 acc[R];
   #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -77,16 +69,16 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kGroupRows)));
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const int32_t* xr = reinterpret_cast<const int32_t*>(xq[r] + b * QK);
+      const int32_t* xr = reinterpret_cast<const int32_t*>(t.q[r] + b * QK);
       // the offset removed up front: −shift · Σ x over the block; two chains halve the latency
-      __m512i even = _mm512_set1_epi32(-kShift * (xs[r][2 * b] + xs[r][2 * b + 1])), odd = _mm512_setzero_si512();
+      __m512i even = _mm512_set1_epi32(-kShift * (t.sum16[r][2 * b] + t.sum16[r][2 * b + 1])), odd = _mm512_setzero_si512();
       #pragma GCC unroll 8
       for (int g = 0; g < QK / 4; g += 2) {
         even = _mm512_dpbusd_epi32(even, wv[g], _mm512_set1_epi32(xr[g]));
         odd = _mm512_dpbusd_epi32(odd, wv[g + 1], _mm512_set1_epi32(xr[g + 1]));
       }
       const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
-      acc[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dw, _mm512_set1_ps(xd[r][b])), acc[r]);
+      acc[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dw, _mm512_set1_ps(t.d[r][b])), acc[r]);
     }
   }
   const __mmask16 valid = static_cast<__mmask16>((1u << cols) - 1);
@@ -94,23 +86,6 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (i0 + r) * m + j0, valid, acc[r]);
 }
 
-/** Every activation row against one group: tiles of 8 rows, then one tile of the remainder. */
-template <bool kQ4>
-void group_rows(const QuantizedActivations& x, int64_t blocks, int64_t n, const uint8_t* group, int64_t j0, int cols, float* y,
-                int64_t m) {
-  int64_t i0 = 0;
-  for (; i0 + kRows <= n; i0 += kRows) group_tile<kQ4, kRows>(x, blocks, i0, group, j0, cols, y, m);
-  switch (n - i0) {
-    case 0: break;
-    case 1: group_tile<kQ4, 1>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 2: group_tile<kQ4, 2>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 3: group_tile<kQ4, 3>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 4: group_tile<kQ4, 4>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 5: group_tile<kQ4, 5>(x, blocks, i0, group, j0, cols, y, m); break;
-    case 6: group_tile<kQ4, 6>(x, blocks, i0, group, j0, cols, y, m); break;
-    default: group_tile<kQ4, 7>(x, blocks, i0, group, j0, cols, y, m); break;
-  }
-}
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -192,8 +167,10 @@ void quant_gemm(int32_t type, const float* x, const void* w, float* y, int64_t n
         interleave_group(type, w, j0, cols, blocks, local.data());
         group = local.data();
       }
-      if (q4) group_rows<true>(xq, blocks, n, group, j0, cols, y, m);
-      else group_rows<false>(xq, blocks, n, group, j0, cols, y, m);
+      for_each_tile(n, [&](auto rows, int64_t i0) {
+        if (q4) group_tile<true, decltype(rows)::value>(xq, blocks, i0, group, j0, cols, y, m);
+        else group_tile<false, decltype(rows)::value>(xq, blocks, i0, group, j0, cols, y, m);
+      });
     }
   });
 }

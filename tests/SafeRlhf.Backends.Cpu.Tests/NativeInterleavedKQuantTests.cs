@@ -108,30 +108,7 @@ public sealed class NativeInterleavedKQuantTests
         int n = 5, m = 32, k = 1280;  // the backward's panels: 1024 columns, then 256
         var rng = new Rng(13);
         var file = NativeKQuantTests.RandomBlocks(rng, dtype, m * k / 256);
-        var dy = Random(rng, n * m);
-        var x = Random(rng, n * k);
-        foreach (var dev in new[] { NativeDevice, ReferenceDevice })
-        {
-            using var w = Tensor.FromBytes(dev, dtype, file, m, k);
-            using var packed = Ops.InterleaveRows(w);
-            using var dense = Ops.Dequantize(w);
-            using var densePacked = Ops.Dequantize(packed);
-            Assert.Equal(dense.ToFloatArray(), densePacked.ToFloatArray());
-            Assert.Equal(Product(dev, w, dy, m, k, backward: true), Product(dev, packed, dy, m, k, backward: true));
-            if (dev == ReferenceDevice)
-                Assert.Equal(Product(dev, w, x, k, m, backward: false), Product(dev, packed, x, k, m, backward: false));
-        }
-
-        // input [n, inCols] → QuantizedMatMul (y = x·wᵀ) or its backward (dx = dy·w), [n, outCols]
-        static float[] Product(Device dev, Tensor weight, float[] input, int inCols, int outCols, bool backward)
-        {
-            int rows = input.Length / inCols;
-            using var a = On(dev, input, rows, inCols);
-            using var result = Zeros(dev, rows, outCols);
-            if (backward) dev.Backend.QuantizedMatMulBackward(a, weight, result);
-            else dev.Backend.QuantizedMatMul(a, weight, result);
-            return result.ToFloatArray();
-        }
+        NativeInterleavedTests.AssertMatchesTheFileLayout(dtype, file, rng, n, m, k);
     }
 
     [Fact]

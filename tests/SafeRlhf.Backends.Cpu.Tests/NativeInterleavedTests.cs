@@ -101,7 +101,13 @@ public sealed class NativeInterleavedTests
     {
         int n = 6, m = 32, k = 64;
         var rng = new Rng(11);
-        var file = Blocks(dtype, Random(rng, m * k));
+        AssertMatchesTheFileLayout(dtype, Blocks(dtype, Random(rng, m * k)), rng, n, m, k);
+    }
+
+    /// <summary>On the native and the reference backend: Dequantize of the interleaved weights equals the file layout's,
+    /// so does the backward, and the reference's product (exact decode, double sums) too, bit for bit.</summary>
+    internal static void AssertMatchesTheFileLayout(DType dtype, byte[] file, Rng rng, int n, int m, int k)
+    {
         var dy = Random(rng, n * m);
         var x = Random(rng, n * k);
         foreach (var dev in new[] { NativeDevice, ReferenceDevice })
