@@ -40,7 +40,7 @@ public sealed class Sampler
         if (_options.RepetitionPenalty != 1.0 && previous is not null)
             foreach (int id in previous.Distinct())
                 if (id >= 0 && id < l.Length) l[id] = l[id] > 0 ? l[id] / _options.RepetitionPenalty : l[id] * _options.RepetitionPenalty;
-        if (_options.Temperature == 0) return ArgMax(l);
+        if (_options.Temperature == 0) return ArgMax<double>(l);
 
         double max = l.Max();
         var probs = l.Select(v => Math.Exp((v - max) / _options.Temperature)).ToArray();
@@ -104,7 +104,8 @@ public sealed class Sampler
         return result;
     }
 
-    public static int ArgMax(ReadOnlySpan<double> values)
+    /// <summary>The index of the largest value (the first of equals).</summary>
+    public static int ArgMax<T>(ReadOnlySpan<T> values) where T : System.Numerics.INumber<T>
     {
         int best = 0;
         for (int i = 1; i < values.Length; i++)

@@ -42,7 +42,7 @@ public static class Throughput
         {
             using var scope = new TensorScope();
             var h = model.Forward(Tensor.FromArray(device, [next], 1, 1), Tensor.FromArray(device, [cache.Length], 1, 1), null, cache);
-            next = Sampler.ArgMax(model.Logits(h).ToDoubleArray());
+            next = Sampler.ArgMax<float>(model.Logits(h).ToFloatArray());
         }
         return watch.Elapsed.TotalSeconds;
     }

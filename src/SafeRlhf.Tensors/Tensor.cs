@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using SafeRlhf.Tensors.Autograd;
 
@@ -145,7 +146,7 @@ public sealed partial class Tensor : IDisposable
         using var c = want == DType && IsContiguous ? null : CastContiguous(want);
         Tensor src = c ?? this;
         var result = new T[src.Numel];
-        int size = Marshal.SizeOf<T>();
+        int size = Unsafe.SizeOf<T>();
         src.Backend.Read(src.Storage, src.Offset * size, MemoryMarshal.AsBytes(result.AsSpan()));
         return result;
     }
