@@ -24,7 +24,10 @@
 namespace sr {
 namespace {
 
-constexpr int64_t kPrefetchBlocks = 4;  // blocks ahead that decode prefetches
+// Decode (R ≤ 2) prefetches the group's values in bursts of 2 KiB, 4 KiB ahead: too little arithmetic per byte for the
+// loads to run ahead on their own. Measured on 1 and 2 threads streaming the 110M and 7B shapes (docs/PERF.md): one
+// line per line read, 1 KiB ahead, streamed 19–21 GB/s on one thread, these bursts 24–30.
+constexpr int64_t kPrefetchBurst = 2048, kPrefetchAhead = 4096;
 
 /** Bytes of the quantized values of one block for a whole group (the scales follow all blocks). */
 constexpr int64_t group_block_bytes(bool q4) { return q4 ? 16 * kGroupRows : 32 * kGroupRows; }
@@ -50,9 +53,10 @@ void group_tile(const QuantizedActivations& x, int64_t blocks, int64_t i0, const
   const __m512i low = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* p = group + b * qbytes;
-    if constexpr (R <= 2) {  // few rows: too little arithmetic per byte for the loads to run ahead on their own
-      #pragma GCC unroll 8
-      for (int64_t c = 0; c < qbytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBlocks * qbytes + c), _MM_HINT_T0);
+    if constexpr (R <= 2) {
+      if (b % (kPrefetchBurst / qbytes) == 0)
+        #pragma GCC unroll 32
+        for (int64_t c = 0; c < kPrefetchBurst; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + c), _MM_HINT_T0);
     }
     __m512i wv[QK / 4];  // wv[g]: weights 4g .. 4g+3 of the block for the 16 rows
     if constexpr (kQ4) {
