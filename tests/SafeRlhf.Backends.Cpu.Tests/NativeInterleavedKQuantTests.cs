@@ -16,16 +16,7 @@ public sealed class NativeInterleavedKQuantTests
     {
         int m = 48, k = 512, supers = k / 256, size = dtype.BlockBytes();
         var file = NativeKQuantTests.RandomBlocks(new Rng(3), dtype, m * supers);
-        using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
-        using var packed = Ops.InterleaveRows(w);
-        Assert.Equal(dtype.Interleaved(), packed.DType);
-        var bytes = packed.ToBytes();
-        var expected = new byte[file.Length];
-        QuantBlocks.InterleaveRows(dtype.Interleaved(), file, expected, m, k);
-        Assert.Equal(expected, bytes);
-        var back = new byte[file.Length];
-        QuantBlocks.DeinterleaveRows(dtype.Interleaved(), bytes, back, m, k);
-        Assert.Equal(file, back);
+        var bytes = NativeInterleavedTests.AssertLayoutIsTheDefinition(dtype, file, m, k);
 
         // A spot check read from the layout's description: row 17 (group 1, lane 1), super-block 1, word 3 (bytes 12–15).
         int row = 17, s = 1, t = 3;
@@ -52,19 +43,7 @@ public sealed class NativeInterleavedKQuantTests
         var rng = new Rng((ulong)(n * 31 + m + k) + (ulong)dtype);
         var x = NativeQuantTests.Activations(rng, n, k, ties: true);
         var file = NativeKQuantTests.RandomBlocks(rng, dtype, m * k / 256);
-        using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
-        using var packed = Ops.InterleaveRows(w);
-        using var xt = On(NativeDevice, x, n, k);
-        using var y = Zeros(NativeDevice, n, m);
-        NativeDevice.Backend.QuantizedMatMul(xt, packed, y);
-        var actual = y.ToFloatArray();
-        NativeQuantTests.AssertInt8Model(NativeKQuantTests.Int8Model(dtype, file, x, n, m, k), actual, m, k);
-        if (n >= 64)
-        {
-            using var yFile = Zeros(NativeDevice, n, m);
-            NativeDevice.Backend.QuantizedMatMul(xt, w, yFile);
-            Assert.Equal(yFile.ToFloatArray(), actual);
-        }
+        NativeInterleavedTests.AssertInterleavedProduct(dtype, file, x, n, m, k, NativeKQuantTests.Int8Model(dtype, file, x, n, m, k), sameBitsFrom: 64);
     }
 
     /// <summary>Without AVX-512 VNNI each group goes back to the file layout: the file layout's fp32 product.</summary>

@@ -18,6 +18,22 @@ public sealed class NativeInterleavedTests
     {
         int m = 48, k = 96, blocks = k / 32;
         var file = Blocks(dtype, Random(new Rng(3), m * k));
+        var bytes = AssertLayoutIsTheDefinition(dtype, file, m, k);
+
+        // Spot checks read from the layout's description: row 17 (group 1, lane 1), block 2.
+        int size = dtype.BlockBytes(), valueBytes = size - 2, group = 16 * blocks * size, row = 17, b = 2, r = row % 16;
+        int fileBlock = (row * blocks + b) * size;
+        int scaleAt = group + blocks * 16 * valueBytes + 2 * (b * 16 + r);
+        Assert.Equal(file[fileBlock..(fileBlock + 2)], bytes[scaleAt..(scaleAt + 2)]);
+        int chunk1 = group + b * 16 * valueBytes + 64 + 4 * r;  // chunk 1: value bytes 4 .. 7
+        for (int t = 0; t < 4; t++)
+            Assert.Equal((byte)(file[fileBlock + 2 + 4 + t] ^ (dtype == DType.Q8_0 ? 0x80 : 0)), bytes[chunk1 + t]);
+    }
+
+    /// <summary>The native backend's InterleaveRows of file-layout blocks [m, k] equals the C# definition byte for byte,
+    /// and the definition's inverse gives the file back; returns the interleaved bytes.</summary>
+    internal static byte[] AssertLayoutIsTheDefinition(DType dtype, byte[] file, int m, int k)
+    {
         using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
         using var packed = Ops.InterleaveRows(w);
         Assert.Equal(dtype.Interleaved(), packed.DType);
@@ -28,15 +44,7 @@ public sealed class NativeInterleavedTests
         var back = new byte[file.Length];
         QuantBlocks.DeinterleaveRows(dtype.Interleaved(), bytes, back, m, k);
         Assert.Equal(file, back);
-
-        // Spot checks read from the layout's description: row 17 (group 1, lane 1), block 2.
-        int size = dtype.BlockBytes(), valueBytes = size - 2, group = 16 * blocks * size, row = 17, b = 2, r = row % 16;
-        int fileBlock = (row * blocks + b) * size;
-        int scaleAt = group + blocks * 16 * valueBytes + 2 * (b * 16 + r);
-        Assert.Equal(file[fileBlock..(fileBlock + 2)], bytes[scaleAt..(scaleAt + 2)]);
-        int chunk1 = group + b * 16 * valueBytes + 64 + 4 * r;  // chunk 1: value bytes 4 .. 7
-        for (int t = 0; t < 4; t++)
-            Assert.Equal((byte)(file[fileBlock + 2 + 4 + t] ^ (dtype == DType.Q8_0 ? 0x80 : 0)), bytes[chunk1 + t]);
+        return bytes;
     }
 
     /// <summary>Decode (1 row), the small-batch tiles, the 8-row tiles with a remainder and the prefill sizes: the int8
@@ -50,14 +58,21 @@ public sealed class NativeInterleavedTests
         var rng = new Rng((ulong)(n * 31 + m + k));
         var x = NativeQuantTests.Activations(rng, n, k, ties);
         var file = Blocks(dtype, Random(rng, m * k));
+        AssertInterleavedProduct(dtype, file, x, n, m, k, NativeQuantTests.Int8Model(dtype, x, file, n, m, k), sameBitsFrom: 32);
+    }
+
+    /// <summary>The native product x [n, k] · wᵀ through the interleaved layout of the file-layout blocks: the int8
+    /// model's <paramref name="expected"/>, and from <paramref name="sameBitsFrom"/> rows the file layout's bits.</summary>
+    internal static void AssertInterleavedProduct(DType dtype, byte[] file, float[] x, int n, int m, int k, float[] expected, int sameBitsFrom)
+    {
         using var w = Tensor.FromBytes(NativeDevice, dtype, file, m, k);
         using var packed = Ops.InterleaveRows(w);
         using var xt = On(NativeDevice, x, n, k);
         using var y = Zeros(NativeDevice, n, m);
         NativeDevice.Backend.QuantizedMatMul(xt, packed, y);
         var actual = y.ToFloatArray();
-        NativeQuantTests.AssertInt8Model(NativeQuantTests.Int8Model(dtype, x, file, n, m, k), actual, m, k);
-        if (n >= 32)
+        NativeQuantTests.AssertInt8Model(expected, actual, m, k);
+        if (n >= sameBitsFrom)
         {
             using var yFile = Zeros(NativeDevice, n, m);
             NativeDevice.Backend.QuantizedMatMul(xt, w, yFile);
