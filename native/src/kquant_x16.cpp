@@ -265,9 +265,7 @@ void kquant_x16_matmul(int32_t type, const float* x, const void* w, float* y, in
     Buffer<uint8_t> rows(static_cast<size_t>(group_bytes));
     Buffer<float> out(static_cast<size_t>(n * kLanes));
     for (int64_t g = 0; g < groups; ++g) {
-      const uint8_t* group = static_cast<const uint8_t*>(w) + g * group_bytes;
-      for (int r = 0; r < kLanes; ++r)
-        for (int64_t s = 0; s < supers; ++s) gather(group, kquant_block_bytes(file), s, r, rows.data() + (r * supers + s) * kquant_block_bytes(file));
+      for (int r = 0; r < kLanes; ++r) kquant_x16_row(type, w, k, g * kLanes + r, rows.data() + r * (group_bytes / kLanes));
       kquant_matmul(file, x, rows.data(), out.data(), n, kLanes, k);
       for (int64_t i = 0; i < n; ++i) std::memcpy(y + i * m + g * kLanes, out.data() + i * kLanes, kLanes * sizeof(float));
     }

@@ -62,6 +62,7 @@ void dequantize_row(int32_t type, const void* w, int64_t blocks, float* x) {
 }
 
 int64_t block_bytes(int32_t type) {
+  if (is_kquant_x16(type)) return kquant_block_bytes(kquant_x16_file_type(type));
   return is_kquant(type) ? kquant_block_bytes(type) : type == SR_Q8_0 || type == SR_Q8_0_X16 ? 34 : 18;
 }
 

@@ -31,7 +31,6 @@ namespace {
 
 // ---------------- int8 block dot products: up to 4 activation rows against one weight row ----------------
 
-
 /** Expands weight block b to 32 int8 values and its scale. */
 inline float weight_block(int32_t type, const void* w, int64_t b, int8_t* out) {
   if (type == SR_Q8_0) {
